@@ -1,0 +1,487 @@
+// Test harness: start the OpenAI mock and the aigw gateway on free loopback ports, capture the
+// gateway's output (JSON access-log lines on stdout), and stop every process it started, by PID.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { before as nodeBefore, after as nodeAfter } from 'node:test';
+import OpenAI from 'openai';
+
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(HERE, '..', '..', '..');
+export const MOCK_SCRIPT = path.join(REPO_ROOT, 'tests', 'mock', 'openai_mock.mjs');
+export const MOCK_KEY = 'sk-mock';
+export const ADMIN_TOKEN = 't0k';
+
+const resolveFromRoot = (p) => (path.isAbsolute(p) ? p : path.resolve(REPO_ROOT, p));
+export const AIGW_BIN = resolveFromRoot(process.env.AIGW_BIN || 'build/aigw');
+export const AIGW_PLUGIN_DIR = resolveFromRoot(process.env.AIGW_PLUGIN_DIR || 'build/plugins');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// process bookkeeping: every child is killed by PID in after() hooks, and on exit as a last resort
+// ---------------------------------------------------------------------------------------------
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) {
+    try { process.kill(c.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Stop a child by PID: SIGTERM, then SIGKILL after graceMs. Resolves when it has exited. */
+export async function stopProcess(child, graceMs = 3000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  try { process.kill(child.pid, 'SIGTERM'); } catch { return; }
+  const t = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }, graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ports
+// ---------------------------------------------------------------------------------------------
+/** A currently free loopback TCP port (bind to 0, read, close). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A port on which nothing listens (for "connection refused"). */
+export const closedPort = freePort;
+
+// ---------------------------------------------------------------------------------------------
+// mock
+// ---------------------------------------------------------------------------------------------
+/**
+ * Start tests/mock/openai_mock.mjs on a free port.
+ * Returns { port, url, baseURL, child, requests(), clearRequests(), stats(), resetStats(), stop() }.
+ */
+export async function startMock({ key = MOCK_KEY, args = [] } = {}) {
+  const child = track(spawn(process.execPath, [MOCK_SCRIPT, '--port', '0', '--key', key, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }));
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        child.stdout.off('data', onData);
+        try { resolve(JSON.parse(out.slice(0, nl)).port); } catch (e) { reject(e); }
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`mock exited (${code}) before listening: ${stderr}`)));
+    setTimeout(() => reject(new Error(`mock did not start within 10s: ${stderr}`)), 10000).unref();
+  });
+  child.stdout.resume();
+  const url = `http://127.0.0.1:${port}`;
+  const j = async (method, p) => {
+    const r = await fetch(url + p, { method });
+    return r.json();
+  };
+  return {
+    port,
+    url,
+    baseURL: `${url}/v1`,
+    child,
+    get stderr() { return stderr; },
+    requests: () => j('GET', '/__requests'),
+    clearRequests: () => j('DELETE', '/__requests'),
+    stats: () => j('GET', '/__stats'),
+    resetStats: () => j('DELETE', '/__stats'),
+    stop: () => stopProcess(child),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// gateway
+// ---------------------------------------------------------------------------------------------
+/** { ok: true } when the gateway binary exists, else { ok: false, reason } for a clean skip. */
+export function gatewayAvailability() {
+  try {
+    fs.accessSync(AIGW_BIN, fs.constants.X_OK);
+  } catch {
+    return {
+      ok: false,
+      reason: `aigw binary not found at ${AIGW_BIN} (build it, or set AIGW_BIN / AIGW_PLUGIN_DIR) — gateway tests skipped`,
+    };
+  }
+  return { ok: true, reason: '' };
+}
+
+/** The skip option for describe()/test(): false when the gateway is available, else the reason. */
+export function skipUnlessGateway() {
+  const a = gatewayAvailability();
+  return a.ok ? false : a.reason;
+}
+
+/** Default test configuration (see conf/aigw.json); `timeouts` apply to the chat route. */
+export function defaultConfig({ port, adminPort, mockPort, upstreamKey = MOCK_KEY, maxBodyBytes = 1048576, timeouts } = {}) {
+  return {
+    listen: [{ address: '127.0.0.1', port }],
+    workers: 2,
+    admin: { address: '127.0.0.1', port: adminPort, token: ADMIN_TOKEN },
+    plugin_paths: [AIGW_PLUGIN_DIR],
+    access_log: { path: '-' },
+    limits: { max_body_bytes: maxBodyBytes },
+    providers: {
+      up: { plugin: 'openai', config: { base_url: `http://127.0.0.1:${mockPort}/v1`, api_key: upstreamKey } },
+      local: { plugin: 'mock', config: {} },
+    },
+    routes: [
+      {
+        name: 'chat',
+        match: { methods: ['POST'], path: '/v1/chat/completions' },
+        api: 'chat',
+        targets: [{ provider: 'up' }],
+        timeouts: timeouts || { connect_ms: 2000, first_byte_ms: 1500, idle_ms: 1500, total_ms: 0 },
+      },
+      { name: 'embeddings', match: { methods: ['POST'], path: '/v1/embeddings' }, api: 'embeddings', targets: [{ provider: 'up' }] },
+      { name: 'models', match: { methods: ['GET'], path: '/v1/models' }, api: 'models', targets: [{ provider: 'up' }] },
+    ],
+  };
+}
+
+function httpGet(url, headers = {}, timeoutMs = 1000) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Start the gateway.
+ *   mockPort     port of the OpenAI mock the "up" provider points at (required unless `config` given)
+ *   config       a full config object, or a function (cfg) => cfg to edit the default one
+ *   env          extra environment
+ * Returns a handle: { port, adminPort, url, baseURL, adminURL, child, stdout, stderr, logs(),
+ *   accessLogs(), waitForLog(pred, ms), admin(path, opts), stop() }.
+ * Retries with new ports when the gateway fails to start (port races between parallel test files).
+ */
+export async function startGateway(opts = {}) {
+  let lastErr;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startGatewayOnce(opts);
+    } catch (e) {
+      lastErr = e;
+      if (!/EADDRINUSE|address already in use|bind/i.test(String(e && e.message))) break;
+    }
+  }
+  throw lastErr;
+}
+
+async function startGatewayOnce({ mockPort, config, env = {}, configOverrides, startTimeoutMs = 10000 } = {}) {
+  const port = await freePort();
+  let adminPort = await freePort();
+  while (adminPort === port) adminPort = await freePort();
+  let cfg = defaultConfig({ port, adminPort, mockPort, ...(configOverrides || {}) });
+  if (typeof config === 'function') cfg = config(cfg) || cfg;
+  else if (config && typeof config === 'object') cfg = config;
+  const actualPort = cfg.listen?.[0]?.port ?? port;
+  const actualAdmin = cfg.admin?.port ?? adminPort;
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-it-'));
+  const cfgPath = path.join(dir, 'aigw.json');
+  fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+
+  const child = track(spawn(AIGW_BIN, ['-c', cfgPath], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }));
+  const state = { stdout: '', stderr: '', lines: [], waiters: new Set(), exited: null };
+  let pending = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d) => {
+    state.stdout += d;
+    pending += d;
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      let obj = null;
+      try { obj = JSON.parse(line); } catch { /* not JSON */ }
+      if (obj && typeof obj === 'object') state.lines.push(obj);
+    }
+    for (const w of state.waiters) w();
+  });
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => { state.stderr += d; });
+  child.once('exit', (code, sig) => { state.exited = { code, sig }; for (const w of state.waiters) w(); });
+
+  const url = `http://127.0.0.1:${actualPort}`;
+  const adminURL = `http://127.0.0.1:${actualAdmin}`;
+  const handle = {
+    port: actualPort,
+    adminPort: actualAdmin,
+    url,
+    baseURL: `${url}/v1`,
+    adminURL,
+    adminToken: cfg.admin?.token,
+    config: cfg,
+    configPath: cfgPath,
+    child,
+    get stdout() { return state.stdout; },
+    get stderr() { return state.stderr; },
+    get exited() { return state.exited; },
+    /** every JSON object printed on stdout */
+    logs: () => state.lines.slice(),
+    /** access-log records (JSON lines that carry a request_id) */
+    accessLogs: () => state.lines.filter((l) => l && l.request_id !== undefined),
+    /** wait for a JSON stdout line matching pred */
+    waitForLog(pred, timeoutMs = 3000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = state.lines.find((l) => { try { return pred(l); } catch { return false; } });
+          if (hit) { done(); resolve(hit); }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no matching log line within ${timeoutMs}ms; stdout so far:\n${state.stdout.slice(-4000)}`));
+        }, timeoutMs);
+        const done = () => { clearTimeout(timer); state.waiters.delete(check); };
+        state.waiters.add(check);
+        check();
+      });
+    },
+    /** fetch on the admin listener; token: true = configured token, string = that token, false = none */
+    admin(p, { method = 'GET', token = true, body } = {}) {
+      const headers = {};
+      if (token) headers.authorization = `Bearer ${token === true ? cfg.admin?.token : token}`;
+      return fetch(adminURL + p, { method, headers, body });
+    },
+    async stop() {
+      await stopProcess(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  // wait for admin /health
+  const deadline = Date.now() + startTimeoutMs;
+  for (;;) {
+    if (state.exited) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new Error(`aigw exited (code ${state.exited.code}, signal ${state.exited.sig}) during startup.\nstderr:\n${state.stderr}\nstdout:\n${state.stdout}`);
+    }
+    try {
+      const r = await httpGet(`${adminURL}/health`);
+      if (r.status === 200) break;
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) {
+      await stopProcess(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new Error(`aigw admin /health did not answer within ${startTimeoutMs}ms.\nstderr:\n${state.stderr}\nstdout:\n${state.stdout}`);
+    }
+    await sleep(50);
+  }
+  // the data listener should be up as well; give it a moment if not
+  for (let i = 0; i < 40; i++) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(actualPort, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) break;
+    await sleep(50);
+  }
+  return handle;
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw HTTP helpers
+// ---------------------------------------------------------------------------------------------
+/**
+ * A raw HTTP request with node:http that tolerates the server answering (and closing) before the
+ * request body is fully sent (413 cases). body: string|Buffer; chunked: send without content-length
+ * in pieces of chunkSize.
+ */
+export function rawRequest(url, { method = 'POST', headers = {}, body, chunked = false, chunkSize = 16384, timeoutMs = 10000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const h = { ...headers };
+    const buf = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(body);
+    if (buf && !chunked) h['content-length'] = buf.length;
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: h, agent: false });
+    let settled = false;
+    const timer = setTimeout(() => { req.destroy(); if (!settled) { settled = true; reject(new Error('rawRequest timeout')); } }, timeoutMs);
+    req.on('response', (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      const fin = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        let json = null;
+        try { json = JSON.parse(data); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, body: data, json });
+      };
+      res.on('end', fin);
+      res.on('close', fin);
+      res.on('error', fin);
+    });
+    req.on('error', (e) => {
+      if (settled) return;
+      // the server may have answered and closed while we were still writing: wait briefly for it
+      setTimeout(() => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } }, 300);
+    });
+    if (buf) {
+      if (chunked) {
+        let off = 0;
+        const pump = () => {
+          while (off < buf.length) {
+            if (req.destroyed) return;
+            const ok = req.write(buf.subarray(off, off + chunkSize));
+            off += chunkSize;
+            if (!ok) { req.once('drain', pump); return; }
+          }
+          req.end();
+        };
+        pump();
+      } else {
+        req.end(buf);
+      }
+    } else {
+      req.end();
+    }
+  });
+}
+
+/** Parse an SSE text into events [{event, data, raw}]. */
+export function parseSSE(text) {
+  const out = [];
+  for (const block of text.replace(/\r\n/g, '\n').split('\n\n')) {
+    if (!block.trim()) continue;
+    let event = null;
+    const data = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':')) continue;
+      const i = line.indexOf(':');
+      const field = i < 0 ? line : line.slice(0, i);
+      let value = i < 0 ? '' : line.slice(i + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+    }
+    out.push({ event, data: data.join('\n'), raw: block });
+  }
+  return out;
+}
+
+/**
+ * POST a streaming request with fetch and read the whole SSE body (until the server ends it, or
+ * timeoutMs). Returns { status, headers, text, events, ended, error, elapsedMs }.
+ */
+export async function readStream(url, body, { headers = {}, timeoutMs = 15000 } = {}) {
+  const t0 = Date.now();
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  let res;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-client', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      signal: ac.signal,
+    });
+  } catch (e) {
+    clearTimeout(timer);
+    return { status: 0, headers: null, text: '', events: [], ended: false, error: e, elapsedMs: Date.now() - t0 };
+  }
+  let text = '';
+  let ended = false;
+  let error = null;
+  const dec = new TextDecoder();
+  try {
+    for await (const chunk of res.body) text += dec.decode(chunk, { stream: true });
+    ended = true;
+  } catch (e) {
+    error = e; // socket reset / abort by timeout
+  }
+  clearTimeout(timer);
+  return { status: res.status, headers: res.headers, text, events: parseSSE(text), ended, error, timedOut: ac.signal.aborted, elapsedMs: Date.now() - t0 };
+}
+
+/** Poll fn() until it returns truthy or timeoutMs passes; returns the last value. */
+export async function until(fn, timeoutMs = 2000, stepMs = 25) {
+  const deadline = Date.now() + timeoutMs;
+  let v;
+  for (;;) {
+    v = await fn();
+    if (v || Date.now() > deadline) return v;
+    await sleep(stepMs);
+  }
+}
+
+/** Assert-friendly check of OpenAI's error shape; returns the inner error object. */
+export function openAIError(json) {
+  if (!json || typeof json !== 'object' || !json.error || typeof json.error !== 'object') {
+    throw new Error(`not an OpenAI-style error body: ${JSON.stringify(json)}`);
+  }
+  if (typeof json.error.message !== 'string' || !json.error.message) throw new Error(`error.message missing: ${JSON.stringify(json)}`);
+  if (typeof json.error.type !== 'string' || !json.error.type) throw new Error(`error.type missing: ${JSON.stringify(json)}`);
+  return json.error;
+}
+
+// ---------------------------------------------------------------------------------------------
+// suite fixture
+// ---------------------------------------------------------------------------------------------
+
+/** The key test clients send to the gateway; it must never reach the upstream. */
+export const CLIENT_KEY = 'sk-client-secret-must-not-leak';
+
+/**
+ * Call inside describe(): starts a mock and a gateway pointed at it in before(), stops both by PID
+ * in after(). Returns a context filled in before(): { mock, gw, client }.
+ * gatewayOptions go to startGateway (config editor, env, configOverrides).
+ * Set AIGW_TEST_VERBOSE=1 to print the gateway's stderr when the suite ends.
+ */
+export function useGateway(gatewayOptions = {}) {
+  const ctx = { mock: null, gw: null, client: null };
+  nodeBefore(async () => {
+    ctx.mock = await startMock();
+    ctx.gw = await startGateway({ mockPort: ctx.mock.port, ...gatewayOptions });
+    ctx.client = new OpenAI({ baseURL: ctx.gw.baseURL, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 15000 });
+  });
+  nodeAfter(async () => {
+    if (ctx.gw && process.env.AIGW_TEST_VERBOSE) {
+      process.stderr.write(`---- aigw stderr ----\n${ctx.gw.stderr}\n---- aigw exit: ${JSON.stringify(ctx.gw.exited)}\n`);
+    }
+    await ctx.gw?.stop();
+    await ctx.mock?.stop();
+  });
+  return ctx;
+}
+
+/** Wait for the access-log record of a request id. */
+export function accessLogFor(gw, requestId, timeoutMs = 3000) {
+  return gw.waitForLog((l) => l.request_id === requestId, timeoutMs);
+}
