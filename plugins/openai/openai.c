@@ -1,0 +1,514 @@
+/* openai.c - provider adapter for OpenAI and any OpenAI-compatible server (vLLM, Ollama, LM Studio,
+ * llama.cpp, Together, Groq, ...).
+ *
+ * The upstream speaks the same wire format as an OpenAI client, so this adapter never translates:
+ * it points the request at base_url, adds credentials, applies the route's model, and reads token
+ * usage out of responses and stream chunks. The only body edit is on streamed chat requests, where
+ * it asks for stream_options.include_usage so that every stream is metered; the extra usage chunk
+ * is removed again when the client had not asked for it itself.
+ *
+ * The instance is built once in create and never written afterwards (shared by all workers). The
+ * API key lives only in the instance and in the upstream Authorization header; it is never logged. */
+#include <aigw/plugin.h>
+
+#include <stdio.h>
+#include <string.h>
+
+/* The host table, set once by the entry (main thread) before anything else runs. */
+static const aigw_host *H;
+
+typedef struct oa_inst {
+  char *base_url; /* normalized: no trailing '/' */
+  size_t base_len;
+  char *auth; /* "Bearer <api_key>", NULL when api_key is empty */
+  aigw_str *hdrs; /* name, value pairs: OpenAI-Organization, OpenAI-Project, config "headers" */
+  size_t nhdrs;
+  int stream_usage; /* inject stream_options.include_usage into streamed chat requests */
+} oa_inst;
+
+/* Per-request state (h->req_alloc, freed by the host): only streamed chat requests have one. */
+typedef struct oa_rctx {
+  int client_usage; /* the client asked for the usage chunk itself */
+} oa_rctx;
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static char *dup_str(aigw_str s) {
+  char *p = H->alloc(s.n + 1);
+  if (p) {
+    memcpy(p, s.p, s.n);
+    p[s.n] = '\0';
+  }
+  return p;
+}
+
+static int str_eq(aigw_str s, const char *lit) {
+  size_t n = strlen(lit);
+  return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+static int str_ieq(aigw_str s, const char *lit) {
+  size_t n = strlen(lit);
+  if (s.n != n) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char a = s.p[i], b = lit[i];
+    if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z') b = (char)(b - 'A' + 'a');
+    if (a != b) return 0;
+  }
+  return 1;
+}
+
+/* RFC 7230 token characters, for header names. */
+static int is_tchar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
+  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int has_ctl(aigw_str s) {
+  for (size_t i = 0; i < s.n; i++) {
+    unsigned char c = (unsigned char)s.p[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return 1;
+  }
+  return 0;
+}
+
+/* Writes a JSON pointer "/headers/<name>" with RFC 6901 escaping (~ -> ~0, / -> ~1). */
+static void header_ptr(char *out, size_t cap, aigw_str name) {
+  size_t o = 0;
+  const char *pre = "/headers/";
+  for (const char *p = pre; *p && o + 1 < cap; p++) out[o++] = *p;
+  for (size_t i = 0; i < name.n && o + 3 < cap; i++) {
+    if (name.p[i] == '~' || name.p[i] == '/') {
+      out[o++] = '~';
+      out[o++] = name.p[i] == '~' ? '0' : '1';
+    } else {
+      out[o++] = name.p[i];
+    }
+  }
+  out[o] = '\0';
+}
+
+/* The value of the i-th member of an object (json_at is specified for arrays only). */
+static const aigw_json *member_at(const aigw_json *obj, size_t i, aigw_str *name) {
+  char key[256];
+  if (H->json_key_at(obj, i, name) != AIGW_OK || name->n >= sizeof key) return NULL;
+  memcpy(key, name->p, name->n);
+  key[name->n] = '\0';
+  return H->json_get(obj, key);
+}
+
+static void oa_destroy(void *vi) {
+  oa_inst *in = vi;
+  if (!in) return;
+  for (size_t i = 0; i < in->nhdrs * 2; i++) H->free((void *)in->hdrs[i].p);
+  H->free(in->hdrs);
+  H->free(in->base_url);
+  H->free(in->auth);
+  H->free(in);
+}
+
+/* ---- create: validate the whole config, report every problem ------------------------------- */
+
+static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
+  (void)h;
+  int bad = 0;
+  aigw_str base = {0}, key = {0}, org = {0}, proj = {0};
+  const aigw_json *hdrs = NULL, *v;
+
+  if (!cfg || H->json_type(cfg) != AIGW_JSON_OBJECT) {
+    H->diag_error(d, "", "provider openai needs a config object with at least \"base_url\"");
+    return NULL;
+  }
+  for (size_t i = 0; i < H->json_len(cfg); i++) {
+    aigw_str k;
+    if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
+    if (!str_eq(k, "base_url") && !str_eq(k, "api_key") && !str_eq(k, "organization") &&
+        !str_eq(k, "project") && !str_eq(k, "headers") && !str_eq(k, "stream_usage")) {
+      char ptr[128];
+      snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
+      H->diag_error(d, ptr, "unknown option (known: base_url, api_key, organization, project, "
+                            "headers, stream_usage)");
+      bad = 1;
+    }
+  }
+
+  v = H->json_get(cfg, "base_url");
+  if (!v) {
+    H->diag_error(d, "/base_url", "is required (e.g. \"https://api.openai.com/v1\")");
+    bad = 1;
+  } else if (H->json_str(v, &base) != AIGW_OK) {
+    H->diag_error(d, "/base_url", "must be a string");
+    bad = 1;
+  } else {
+    size_t skip = 0;
+    if (base.n >= 8 && memcmp(base.p, "https://", 8) == 0) skip = 8;
+    else if (base.n >= 7 && memcmp(base.p, "http://", 7) == 0) skip = 7;
+    while (base.n > skip && base.p[base.n - 1] == '/') base.n--; /* normalize trailing slashes */
+    if (!skip) {
+      H->diag_error(d, "/base_url", "must start with http:// or https://, got \"%.*s\"",
+                    (int)(base.n > 200 ? 200 : base.n), base.p);
+      bad = 1;
+    } else if (base.n == skip || base.p[skip] == '/') {
+      H->diag_error(d, "/base_url", "has no host name");
+      bad = 1;
+    } else {
+      for (size_t i = 0; i < base.n; i++) {
+        unsigned char c = (unsigned char)base.p[i];
+        if (c <= 0x20 || c == 0x7f || c == '?' || c == '#') {
+          H->diag_error(d, "/base_url", "must not contain spaces, control characters, a query "
+                                        "or a fragment");
+          bad = 1;
+          break;
+        }
+      }
+    }
+  }
+
+  v = H->json_get(cfg, "api_key");
+  if (v && H->json_str(v, &key) != AIGW_OK) {
+    H->diag_error(d, "/api_key", "must be a string (\"\" for servers without authentication)");
+    bad = 1;
+  } else if (has_ctl(key)) {
+    H->diag_error(d, "/api_key", "contains control characters"); /* never echo the key */
+    bad = 1;
+  }
+  v = H->json_get(cfg, "organization");
+  if (v && (H->json_str(v, &org) != AIGW_OK || has_ctl(org))) {
+    H->diag_error(d, "/organization", "must be a string without control characters");
+    bad = 1;
+  }
+  v = H->json_get(cfg, "project");
+  if (v && (H->json_str(v, &proj) != AIGW_OK || has_ctl(proj))) {
+    H->diag_error(d, "/project", "must be a string without control characters");
+    bad = 1;
+  }
+  int stream_usage = 1;
+  v = H->json_get(cfg, "stream_usage");
+  if (v && H->json_bool(v, &stream_usage) != AIGW_OK) {
+    H->diag_error(d, "/stream_usage", "must be true or false");
+    bad = 1;
+  }
+
+  hdrs = H->json_get(cfg, "headers");
+  if (hdrs && H->json_type(hdrs) != AIGW_JSON_OBJECT) {
+    H->diag_error(d, "/headers", "must be an object of header name -> string value");
+    bad = 1;
+    hdrs = NULL;
+  }
+  for (size_t i = 0; hdrs && i < H->json_len(hdrs); i++) {
+    aigw_str name = {0}, val;
+    char ptr[160];
+    const aigw_json *hv = member_at(hdrs, i, &name);
+    header_ptr(ptr, sizeof ptr, name);
+    int tok = name.n > 0 && name.n < 256;
+    for (size_t j = 0; j < name.n; j++) tok = tok && is_tchar((unsigned char)name.p[j]);
+    if (!tok) {
+      H->diag_error(d, ptr, "is not a valid header name");
+      bad = 1;
+    } else if (str_ieq(name, "host") || str_ieq(name, "content-length") ||
+               str_ieq(name, "transfer-encoding") || str_ieq(name, "connection") ||
+               str_ieq(name, "te") || str_ieq(name, "upgrade") || str_ieq(name, "keep-alive")) {
+      H->diag_error(d, ptr, "is managed by the gateway and cannot be set");
+      bad = 1;
+    } else if (str_ieq(name, "authorization") && key.n > 0) {
+      H->diag_error(d, ptr, "conflicts with \"api_key\": set one of them");
+      bad = 1;
+    }
+    if (!hv || H->json_str(hv, &val) != AIGW_OK || has_ctl(val)) {
+      H->diag_error(d, ptr, "must be a string without control characters");
+      bad = 1;
+    }
+  }
+  if (bad) return NULL;
+
+  oa_inst *in = H->alloc(sizeof *in);
+  if (!in) goto nomem;
+  memset(in, 0, sizeof *in);
+  in->stream_usage = stream_usage;
+  in->base_url = dup_str(base);
+  in->base_len = base.n;
+  if (!in->base_url) goto nomem;
+  if (key.n) {
+    in->auth = H->alloc(key.n + 8);
+    if (!in->auth) goto nomem;
+    memcpy(in->auth, "Bearer ", 7);
+    memcpy(in->auth + 7, key.p, key.n);
+    in->auth[7 + key.n] = '\0';
+  }
+  size_t cap = 2 + (hdrs ? H->json_len(hdrs) : 0);
+  in->hdrs = H->alloc(cap * 2 * sizeof *in->hdrs);
+  if (!in->hdrs) goto nomem;
+  memset(in->hdrs, 0, cap * 2 * sizeof *in->hdrs);
+  /* Config headers first, then the named ones, so organization/project win over a duplicate. */
+  for (size_t i = 0; hdrs && i < H->json_len(hdrs); i++) {
+    aigw_str name, val;
+    const aigw_json *hv = member_at(hdrs, i, &name);
+    if (!hv || H->json_str(hv, &val) != AIGW_OK) continue;
+    aigw_str *pair = &in->hdrs[in->nhdrs * 2];
+    in->nhdrs++;
+    pair[0] = (aigw_str){dup_str(name), name.n};
+    pair[1] = (aigw_str){dup_str(val), val.n};
+    if (!pair[0].p || !pair[1].p) goto nomem;
+  }
+  const aigw_str named[2][2] = {{AIGW_STR("OpenAI-Organization"), org},
+                                {AIGW_STR("OpenAI-Project"), proj}};
+  for (size_t i = 0; i < 2; i++) {
+    if (named[i][1].n == 0) continue; /* "" (e.g. an unset ${ENV:-}) means not set */
+    aigw_str *pair = &in->hdrs[in->nhdrs * 2];
+    in->nhdrs++;
+    pair[0] = (aigw_str){dup_str(named[i][0]), named[i][0].n};
+    pair[1] = (aigw_str){dup_str(named[i][1]), named[i][1].n};
+    if (!pair[0].p || !pair[1].p) goto nomem;
+  }
+  return in;
+
+nomem:
+  H->diag_error(d, "", "out of memory");
+  oa_destroy(in);
+  return NULL;
+}
+
+/* ---- usage -------------------------------------------------------------------------------- */
+
+static int64_t num_at(const aigw_json *obj, const char *key) {
+  double v;
+  const aigw_json *n = obj ? H->json_get(obj, key) : NULL;
+  if (!n || H->json_num(n, &v) != AIGW_OK || v < 0 || v > 9e15) return -1;
+  return (int64_t)v;
+}
+
+static int64_t first_of(int64_t a, int64_t b) { return a >= 0 ? a : b; }
+
+/* Reports a usage object. Chat/embeddings name the fields prompt_/completion_tokens, the
+ * Responses API input_/output_tokens; both are read. Returns 1 when something was reported. */
+static int report_usage(aigw_req *r, const aigw_json *u, aigw_api api) {
+  if (!u || H->json_type(u) != AIGW_JSON_OBJECT) return 0;
+  aigw_usage us = {sizeof(aigw_usage), -1, -1, -1, -1, -1};
+  const aigw_json *pd = H->json_get(u, "prompt_tokens_details");
+  const aigw_json *cd = H->json_get(u, "completion_tokens_details");
+  if (!pd) pd = H->json_get(u, "input_tokens_details");
+  if (!cd) cd = H->json_get(u, "output_tokens_details");
+  us.input_tokens = first_of(num_at(u, "prompt_tokens"), num_at(u, "input_tokens"));
+  us.output_tokens = first_of(num_at(u, "completion_tokens"), num_at(u, "output_tokens"));
+  if (api == AIGW_API_EMBEDDINGS && us.output_tokens < 0) us.output_tokens = 0;
+  us.cached_tokens = num_at(pd, "cached_tokens");
+  us.reasoning_tokens = num_at(cd, "reasoning_tokens");
+  if (us.input_tokens < 0 && us.output_tokens < 0) return 0;
+  H->set_usage(r, &us);
+  return 1;
+}
+
+/* ---- prepare ------------------------------------------------------------------------------ */
+
+static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
+  oa_inst *in = vi;
+  const char *suffix;
+  aigw_api api = H->api(r);
+  int has_body = 1;
+
+  switch (api) {
+  case AIGW_API_CHAT: suffix = "/chat/completions"; break;
+  case AIGW_API_EMBEDDINGS: suffix = "/embeddings"; break;
+  case AIGW_API_MODELS: suffix = "/models"; has_body = 0; break;
+  case AIGW_API_RESPONSES: suffix = "/responses"; break;
+  default:
+    H->respond_error(r, 400, "invalid_request_error", "this API is not supported by provider openai");
+    return AIGW_ERROR;
+  }
+
+  size_t sl = strlen(suffix);
+  char *url = H->req_alloc(r, in->base_len + sl + 1);
+  if (!url) return AIGW_ERROR;
+  memcpy(url, in->base_url, in->base_len);
+  memcpy(url + in->base_len, suffix, sl + 1);
+  if (H->set_upstream_url(r, (aigw_str){url, in->base_len + sl}) != AIGW_OK) return AIGW_ERROR;
+
+  for (size_t i = 0; i < in->nhdrs; i++)
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
+  if (in->auth)
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("Authorization"),
+                  (aigw_str){in->auth, strlen(in->auth)});
+
+  if (!has_body) {
+    aigw_str raw;
+    if (H->body_raw(r, AIGW_UPSTREAM_REQUEST, &raw) == AIGW_OK && raw.n > 0)
+      H->set_body(r, AIGW_UPSTREAM_REQUEST, (aigw_str){"", 0});
+    return AIGW_CONTINUE;
+  }
+
+  aigw_str target = {0};
+  int want_model = H->meta_get(r, "aigw.target_model", &target) == AIGW_OK && target.n > 0;
+  int want_usage = api == AIGW_API_CHAT && in->stream_usage && H->is_stream(r);
+  if (!want_model && !want_usage) return AIGW_CONTINUE; /* forwarded byte for byte */
+
+  aigw_json *body = H->body(r, AIGW_UPSTREAM_REQUEST);
+  if (!body || H->json_type(body) != AIGW_JSON_OBJECT) {
+    if (!want_model) return AIGW_CONTINUE; /* let the upstream judge a body we do not need */
+    H->respond_error(r, 400, "invalid_request_error", "the request body must be a JSON object");
+    return AIGW_STOP;
+  }
+
+  int changed = 0;
+  if (want_model) {
+    aigw_str cur;
+    const aigw_json *m = H->json_get(body, "model");
+    if (!m || H->json_str(m, &cur) != AIGW_OK || cur.n != target.n ||
+        memcmp(cur.p, target.p, cur.n) != 0) {
+      if (H->json_set_str(body, "model", target) != AIGW_OK) return AIGW_ERROR;
+      changed = 1;
+    }
+  }
+  if (want_usage) {
+    oa_rctx *ctx = H->req_alloc(r, sizeof *ctx);
+    if (!ctx) return AIGW_ERROR;
+    const aigw_json *so = H->json_get(body, "stream_options");
+    const aigw_json *iu = so ? H->json_get(so, "include_usage") : NULL;
+    ctx->client_usage = iu && H->json_type(iu) == AIGW_JSON_TRUE;
+    if (!ctx->client_usage) {
+      aigw_json *mso = so && H->json_type(so) == AIGW_JSON_OBJECT
+                           ? H->json_mut(body, "/stream_options") : NULL;
+      int rc = mso ? H->json_set_bool(mso, "include_usage", 1)
+                   : H->json_set_raw(body, "stream_options", AIGW_STR("{\"include_usage\":true}"));
+      if (rc != AIGW_OK) return AIGW_ERROR;
+      changed = 1;
+    }
+    *rctx = ctx;
+  }
+  if (changed) H->body_changed(r, AIGW_UPSTREAM_REQUEST);
+  return AIGW_CONTINUE;
+}
+
+/* ---- non-stream responses: usage only, the body is never touched ---------------------------- */
+
+static aigw_status oa_on_response(void *vi, aigw_req *r, void **rctx) {
+  (void)vi;
+  (void)rctx;
+  aigw_api api = H->api(r);
+  int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
+  if (st < 200 || st > 299 || api == AIGW_API_MODELS) return AIGW_CONTINUE;
+  aigw_json *b = H->body(r, AIGW_UPSTREAM_RESPONSE);
+  if (b && H->json_type(b) == AIGW_JSON_OBJECT) report_usage(r, H->json_get(b, "usage"), api);
+  return AIGW_CONTINUE;
+}
+
+/* ---- stream events ------------------------------------------------------------------------ */
+
+static int nonempty_str(const aigw_json *j) {
+  aigw_str s;
+  return j && H->json_str(j, &s) == AIGW_OK && s.n > 0;
+}
+
+static int nonempty_arr(const aigw_json *j) {
+  return j && H->json_type(j) == AIGW_JSON_ARRAY && H->json_len(j) > 0;
+}
+
+/* Responses API events carry their type in "type" (and the SSE event name). */
+static aigw_status classify_responses(aigw_req *r, aigw_event *ev, const aigw_json *j) {
+  aigw_str t = {0};
+  const aigw_json *tj = H->json_get(j, "type");
+  if (tj) H->json_str(tj, &t);
+  aigw_event_kind k = AIGW_EV_OTHER;
+  if (str_eq(t, "response.output_text.delta")) {
+    k = AIGW_EV_DELTA;
+  } else if (str_eq(t, "response.function_call_arguments.delta")) {
+    k = AIGW_EV_TOOL_DELTA;
+  } else if (str_eq(t, "error") || str_eq(t, "response.failed")) {
+    k = AIGW_EV_ERROR;
+  } else if (str_eq(t, "response.completed") || str_eq(t, "response.incomplete")) {
+    const aigw_json *resp = H->json_get(j, "response");
+    if (resp) report_usage(r, H->json_get(resp, "usage"), AIGW_API_RESPONSES);
+    k = AIGW_EV_DONE; /* the last event of a Responses stream; there is no [DONE] */
+  }
+  H->event_set_kind(ev, k);
+  return AIGW_CONTINUE;
+}
+
+/* Classifies one chat.completion.chunk. When a chunk is several things at once, the kind is the
+ * first of DELTA, TOOL_DELTA, STOP, USAGE (usage is reported regardless). */
+static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
+  (void)vi;
+  aigw_str data = {0}, name = {0};
+  H->event_data(ev, &data);
+  while (data.n && (data.p[0] == ' ' || data.p[0] == '\t')) data.p++, data.n--;
+  while (data.n && (data.p[data.n - 1] == ' ' || data.p[data.n - 1] == '\r' ||
+                    data.p[data.n - 1] == '\n'))
+    data.n--;
+  if (str_eq(data, "[DONE]")) {
+    H->event_set_kind(ev, AIGW_EV_DONE);
+    return AIGW_CONTINUE;
+  }
+  H->event_name(ev, &name);
+  aigw_json *j = H->event_json(ev);
+  if (str_eq(name, "error") ||
+      (j && H->json_type(j) == AIGW_JSON_OBJECT && H->json_get(j, "error") &&
+       H->json_type(H->json_get(j, "error")) != AIGW_JSON_NULL)) {
+    H->event_set_kind(ev, AIGW_EV_ERROR);
+    return AIGW_CONTINUE;
+  }
+  if (!j || H->json_type(j) != AIGW_JSON_OBJECT) return AIGW_CONTINUE; /* stays OTHER */
+  if (H->api(r) == AIGW_API_RESPONSES) return classify_responses(r, ev, j);
+
+  aigw_event_kind k = AIGW_EV_OTHER;
+  const aigw_json *choices = H->json_get(j, "choices");
+  size_t nchoices = choices && H->json_type(choices) == AIGW_JSON_ARRAY ? H->json_len(choices) : 0;
+  const aigw_json *c0 = nchoices ? H->json_at(choices, 0) : NULL;
+  if (c0) {
+    const aigw_json *delta = H->json_get(c0, "delta");
+    const aigw_json *fr = H->json_get(c0, "finish_reason");
+    if (delta && nonempty_str(H->json_get(delta, "content")))
+      k = AIGW_EV_DELTA;
+    else if (delta && (nonempty_arr(H->json_get(delta, "tool_calls")) ||
+                       (H->json_get(delta, "function_call") &&
+                        H->json_type(H->json_get(delta, "function_call")) == AIGW_JSON_OBJECT)))
+      k = AIGW_EV_TOOL_DELTA;
+    else if (fr && H->json_type(fr) != AIGW_JSON_NULL)
+      k = AIGW_EV_STOP;
+  }
+  const aigw_json *u = H->json_get(j, "usage");
+  int has_usage = u && H->json_type(u) == AIGW_JSON_OBJECT;
+  if (has_usage) {
+    report_usage(r, u, AIGW_API_CHAT);
+    if (k == AIGW_EV_OTHER) k = AIGW_EV_USAGE;
+  }
+  H->event_set_kind(ev, k);
+
+  /* We asked for the usage chunk; the client did not: hide it. */
+  oa_rctx *ctx = rctx ? *rctx : NULL;
+  if (has_usage && ctx && !ctx->client_usage) {
+    if (nchoices == 0) return AIGW_DROP;
+    if (H->json_remove(j, "usage") == AIGW_OK) H->event_changed(ev);
+  }
+  return AIGW_CONTINUE;
+}
+
+/* ---- descriptor --------------------------------------------------------------------------- */
+
+static const aigw_provider oa_provider = {
+    sizeof(aigw_provider), "openai", oa_prepare, oa_on_response, oa_on_event,
+};
+
+static const aigw_plugin oa_plugin = {
+    AIGW_PLUGIN_HEADER,
+    "openai",
+    "0.1.0",
+    0,
+    AIGW_IS_PROVIDER,
+    oa_create,
+    oa_destroy,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    &oa_provider,
+};
+
+AIGW_EXPORT const aigw_plugin *aigw_plugin_entry(const aigw_host *h, char *err, size_t errlen) {
+  if (!h || h->abi_major != AIGW_ABI_MAJOR) {
+    snprintf(err, errlen, "openai: host ABI major %u, plugin built for %d",
+             h ? (unsigned)h->abi_major : 0u, AIGW_ABI_MAJOR);
+    return NULL;
+  }
+  H = h;
+  return &oa_plugin;
+}
