@@ -1,0 +1,351 @@
+/* core.h - the proxy core's internal types: server, workers, connections, requests.
+ *
+ * Threads: the main thread owns the server, the admin listener, signals and config generations.
+ * Each worker thread owns one event_base, one libcurl multi handle, its listening sockets, and
+ * every connection and request accepted on it; nothing here is shared between workers except the
+ * server (read-only after start, plus the atomic current generation) and the registries
+ * (metrics, store, plugin libraries), which are thread-safe. */
+#ifndef AIGW_CORE_H
+#define AIGW_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "aigw/plugin.h"
+#include "config.h"
+#include "http1.h"
+#include "sse.h"
+
+struct cJSON;
+struct evbuffer;
+struct evconnlistener;
+struct evhttp;
+typedef struct worker worker;
+typedef struct conn conn;
+typedef struct server server;
+
+/* ---- small utilities (util.c) ---- */
+uint64_t now_us(void); /* CLOCK_MONOTONIC in microseconds */
+uint64_t now_ms(void);
+int str_ieq(const char *a, size_t an, const char *b, size_t bn);
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int log_level_enabled(int level);
+void log_set_level(int level);
+
+/* ---- request arena (arena.c): bump allocator freed at once ---- */
+typedef struct arena_chunk arena_chunk;
+typedef struct arena {
+  arena_chunk *head;
+  char *p, *end;
+} arena;
+void arena_init(arena *a);
+void *arena_alloc(arena *a, size_t n);  /* zeroed, 16-byte aligned; NULL on ENOMEM */
+char *arena_strndup(arena *a, const char *s, size_t n); /* NUL-terminated copy */
+void arena_free(arena *a);
+
+/* ---- header lists: name/value pairs in arena memory ---- */
+typedef struct hdr {
+  aigw_str name, value;
+} hdr;
+typedef struct hdr_list {
+  hdr *v;
+  size_t n, cap;
+} hdr_list;
+int hdrs_add(arena *a, hdr_list *l, const char *n, size_t nn, const char *v, size_t vn);
+int hdrs_set(arena *a, hdr_list *l, const char *n, size_t nn, const char *v, size_t vn); /* v NULL removes */
+const hdr *hdrs_get(const hdr_list *l, const char *n, size_t nn);
+
+/* ---- async calls started by plugins (calls.c) ---- */
+typedef enum { CALL_HTTP, CALL_TIMER, CALL_STORE } call_kind;
+struct aigw_call {
+  uint32_t magic;
+  call_kind kind;
+  struct aigw_req *r;
+  aigw_done_fn done;
+  void *ud;
+  const cfg_plugin *plugin;  /* whose call (for logs) */
+  int finished;              /* done has run or is scheduled */
+  aigw_call_status st;
+  struct event ev;           /* timer / deferred completion */
+  CURL *easy;                /* CALL_HTTP */
+  struct curl_slist *hdrs;
+  char *req_body;
+  struct evbuffer *resp;     /* response body */
+  hdr_list resp_hdrs;
+  arena *resp_arena;         /* = &r->pool */
+  long http_status;
+  uint32_t max_bytes;
+  char errbuf[CURL_ERROR_SIZE];
+  int64_t int_result;
+  char *str_result; size_t str_len;
+  struct aigw_call *next, *prev; /* r->calls */
+};
+
+/* ---- stream events ---- */
+struct aigw_event {
+  uint32_t magic;
+  struct aigw_req *r;
+  aigw_event_kind kind;
+  aigw_str name;         /* event: field */
+  aigw_str data;         /* data (borrowed from parser or arena) */
+  aigw_str raw;          /* the bytes as received; sent as-is when nothing changed */
+  int modified;          /* name/data replaced: re-encode */
+  int dropped;
+  struct cJSON *json;    /* parsed lazily */
+  int json_tried;
+  int changed;           /* json edited: reserialize */
+};
+
+/* ---- requests ---- */
+enum req_phase {
+  PH_READ = 0,     /* head parsed, reading body */
+  PH_REQUEST,      /* request hooks */
+  PH_UPSTREAM,     /* provider prepare + transfer */
+  PH_RESPONSE,     /* response hooks */
+  PH_STREAM,       /* streaming to client */
+  PH_SENDING,      /* final bytes queued */
+  PH_DONE
+};
+
+typedef struct meta_kv {
+  char *key;
+  aigw_str v;
+  struct meta_kv *next;
+} meta_kv;
+
+typedef struct msg_t {
+  /* One side of an exchange: headers, body bytes, parsed JSON (lazy). */
+  hdr_list hdrs;
+  char *body; size_t body_len; /* arena or malloc (body_owned) */
+  int body_owned;
+  struct cJSON *json;
+  int json_tried, dirty;
+  int status;
+} msg_t;
+
+struct aigw_req {
+  uint32_t magic;
+  worker *w;
+  conn *c;                  /* NULL once the client has gone */
+  cfg_gen *gen;             /* referenced for the request's lifetime */
+  const cfg_route *route;
+  const cfg_provider *provider;
+  const cfg_target *target;
+  arena pool;
+  uint64_t serial;
+  char id[72];              /* request id: the client's x-request-id if sane, else generated */
+
+  aigw_str method, target_uri, path;
+  int is_stream;            /* client asked "stream": true */
+  int http10, keep_alive;
+
+  msg_t creq;                /* client request */
+  msg_t ureq;                /* upstream request */
+  msg_t uresp;               /* upstream response */
+  msg_t cresp;               /* client response */
+  char *upstream_url;
+
+  /* pipeline state */
+  enum req_phase phase;
+  size_t hook_i;            /* next plugin index in the current phase */
+  size_t hooks_reached;     /* plugins whose on_request was (or would have been) called */
+  void **rctx;              /* one slot per route plugin */
+  void *provider_rctx;
+  int in_hook;              /* a plugin hook is running: defer actions */
+  int in_curl_cb;           /* inside a libcurl callback: no multi calls, no teardown */
+  int client_gone;
+  int up_step;              /* 0: provider prepare not run; 1: running/paused; 2: transfer started */
+  int up_active;            /* easy handle added to the multi */
+  int paused;               /* waiting for resume */
+  int resume_pending;       /* resume() called, continuation scheduled */
+  aigw_status resume_st;
+  int responded;            /* respond()/respond_error() recorded a response */
+  int local_reply;          /* provider_reply supplied the upstream response */
+  int ended;                /* finalize ran */
+  int error_logged;
+  const char *error;        /* error text for the log (static or arena) */
+  struct event defer_ev;    /* runs req_continue on the next loop turn */
+  int defer_added;
+  const cfg_plugin *cur_plugin; /* plugin whose hook runs now (log tagging) */
+
+  /* upstream transfer */
+  CURL *easy;
+  struct curl_slist *curl_hdrs;
+  struct event up_timer;    /* first-byte / idle deadline */
+  int up_timer_set;
+  int up_got_first_byte;
+  int up_streaming;         /* upstream answered text/event-stream 2xx */
+  int up_paused;            /* CURLPAUSE_RECV because the client is slow */
+  int up_failed;
+  int timeout_kind;         /* 0 none, 1 first byte, 2 idle, 3 total */
+  long curl_result;
+  sse_parser sse;
+  int sse_init;
+  int saw_done;             /* stream ended with its terminal event */
+  int client_wants_stream_usage;
+  struct evbuffer *chunk;   /* events produced by the current read, sent in one write */
+
+  /* client side of a stream */
+  int head_sent;
+  int stream_ended;
+
+  /* accounting */
+  uint64_t t_start, t_up_start, t_up_first, t_up_end, t_first_token, t_end;
+  aigw_usage usage;
+  meta_kv *meta;
+  meta_kv *log_fields;      /* plugin log fields: key -> JSON text */
+
+  aigw_call *calls;          /* pending async calls */
+  struct aigw_req *next_live, *prev_live; /* worker's live list */
+};
+
+#define REQ_MAGIC 0x52514157u
+#define CALL_MAGIC 0x4c4c4143u
+#define EVENT_MAGIC 0x544e5645u
+
+/* ---- connections (server.c) ---- */
+enum conn_state { CS_HEAD, CS_BODY, CS_BUSY, CS_CLOSING };
+
+struct conn {
+  worker *w;
+  int fd;
+  struct event rev, wev;
+  int rev_added, wev_added;
+  struct evbuffer *in, *out;
+  enum conn_state state;
+  struct aigw_req *req;
+  h1_request h1;
+  size_t head_len;
+  uint64_t body_need;       /* content-length bytes still to read */
+  int chunked;
+  h1_chunked chk;
+  char *body; size_t body_len, body_cap;
+  int keep_alive;
+  int peer_closed;
+  int close_after_write;
+  int write_blocked;        /* waiting for EPOLLOUT */
+  uint64_t last_write_progress;
+  struct conn *next, *prev;
+};
+
+/* ---- workers ---- */
+typedef struct post_item {
+  void (*fn)(void *a, void *b);
+  void *a, *b;
+  struct post_item *next;
+} post_item;
+
+struct worker {
+  uint32_t id;
+  server *srv;
+  pthread_t thread;
+  struct event_base *base;
+  struct evconnlistener **listeners; size_t nlisteners;
+  CURLM *multi;
+  struct event curl_timer;
+  int still_running;
+  /* cross-thread queue */
+  pthread_mutex_t post_mu;
+  post_item *post_head, *post_tail;
+  int post_fd;             /* eventfd */
+  struct event post_ev;
+  /* live objects */
+  conn *conns;
+  size_t nconns;
+  struct aigw_req *live;
+  atomic_long active_requests;
+  atomic_long active_streams;
+  int draining;
+  CURL **easy_pool; size_t neasy;
+};
+
+struct server {
+  atomic_uintptr_t current;  /* cfg_gen * */
+  const char *config_path;
+  struct event_base *main_base;
+  worker *workers; size_t nworkers;
+  struct evhttp *admin;
+  int access_log_fd;         /* -1 = off */
+  int access_log_owned;
+  atomic_int draining;
+  atomic_ullong next_serial;
+  uint64_t started_ms;
+  cfg_gen **retired; size_t nretired, cap_retired;
+  pthread_mutex_t retired_mu;
+  struct event *sig_term, *sig_int, *sig_hup, *gc_timer, *drain_timer;
+  uint64_t drain_deadline_ms;
+  atomic_long total_active;
+};
+
+/* server.c */
+int server_run(server *s);
+cfg_gen *server_gen_acquire(server *s); /* current generation, referenced */
+void server_gen_release(server *s, cfg_gen *g);
+int server_reload(server *s, char *msg, size_t msglen); /* main thread */
+int worker_post(worker *w, void (*fn)(void *, void *), void *a, void *b); /* any thread */
+void conn_write_response_head(conn *c, int status, const hdr_list *hdrs, int chunked, uint64_t clen, const char *reqid);
+void conn_send(conn *c, struct evbuffer *buf); /* queue + try to write now */
+void conn_request_done(conn *c); /* request finished: keep-alive or close */
+size_t conn_out_pending(conn *c);
+void conn_abort(conn *c);
+
+/* pipeline.c */
+struct aigw_req *req_new(conn *c, worker *w);
+void req_start(struct aigw_req *r);        /* body complete: route and run */
+void req_client_gone(struct aigw_req *r);  /* client disconnected */
+void req_continue(struct aigw_req *r);     /* run the pipeline from its current state */
+void req_schedule(struct aigw_req *r);     /* req_continue on the next loop turn */
+void req_finish(struct aigw_req *r);       /* log, on_done, free */
+void req_respond_error(struct aigw_req *r, int status, const char *type, const char *code, const char *msg);
+void req_out_drained(struct aigw_req *r);  /* client output fell below the watermark */
+void req_upstream_response(struct aigw_req *r); /* non-stream answer complete */
+const char *status_reason(int status);
+
+/* upstream.c */
+int upstream_init(worker *w);
+void upstream_shutdown(worker *w);
+int upstream_start(struct aigw_req *r);    /* 0 started; -1 answered with an error */
+void upstream_abort(struct aigw_req *r);   /* cancel the transfer, no callbacks */
+void upstream_unpause(struct aigw_req *r);
+void stream_emit(struct aigw_req *r, const char *name, size_t nlen, const char *data, size_t dlen);
+void stream_flush(struct aigw_req *r);
+void stream_end_error(struct aigw_req *r, const char *type, const char *msg);
+void stream_end_ok(struct aigw_req *r);
+int stream_process_bytes(struct aigw_req *r, const char *p, size_t n); /* SSE bytes from upstream or provider_reply */
+CURL *upstream_easy_get(worker *w);
+void upstream_easy_put(worker *w, CURL *e);
+
+/* calls.c */
+void calls_cancel_all(struct aigw_req *r);
+void call_http_done(aigw_call *c, CURLcode rc); /* from upstream.c multi loop */
+
+/* host.c */
+struct cJSON *msg_json(struct aigw_req *r, msg_t *m); /* parse once */
+int msg_serialize(struct aigw_req *r, msg_t *m);     /* re-serialize a dirty JSON body */
+void event_init(aigw_event *ev, struct aigw_req *r, const char *name, size_t nl, const char *data, size_t dl);
+void event_release(aigw_event *ev);
+int event_text_get(aigw_event *ev, aigw_str *out);
+
+/* access log + metrics (observe.c) */
+int observe_init(void);
+void observe_request(struct aigw_req *r);
+void observe_stream_delta(int d);
+void observe_plugin_error(const char *plugin);
+struct met_registry *core_metrics(void);
+int observe_metric_nlabels(uint32_t id);
+void observe_metric_set_nlabels(int id, int n);
+struct store *core_store(void);
+
+/* admin.c */
+int admin_start(server *s, cfg_gen *g);
+void admin_stop(server *s);
+
+extern server *g_server; /* the process's server (registry: set once in main before workers) */
+
+#endif

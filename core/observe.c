@@ -1,0 +1,151 @@
+/* observe.c - the access log and the core's metrics.
+ *
+ * Registries (process-wide, documented here): the metrics registry and the in-process store, both
+ * created once by observe_init() before workers start and thread-safe by construction; a table of
+ * label counts for plugin-defined metrics (written at create, read on the hot path).
+ *
+ * Label values are bounded: routes and providers come from the config, statuses are numbers, and
+ * every metric has a series cap with an overflow series, so client input cannot mint series. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+
+#include "core.h"
+#include "jsonw.h"
+#include "metrics.h"
+#include "plugin_loader.h"
+#include "store.h"
+
+static met_registry *g_metrics;
+static store *g_store;
+static _Atomic unsigned char g_plugin_nlabels[MET_MAX_METRICS];
+
+static int m_requests, m_duration, m_upstream, m_ttft, m_tokens, m_streams, m_plugin_errors, m_cost_unknown;
+
+met_registry *core_metrics(void) { return g_metrics; }
+store *core_store(void) { return g_store; }
+
+int observe_metric_nlabels(uint32_t id) { return id < MET_MAX_METRICS ? atomic_load(&g_plugin_nlabels[id]) : 0; }
+void observe_metric_set_nlabels(int id, int n) {
+  if (id >= 0 && id < MET_MAX_METRICS) atomic_store(&g_plugin_nlabels[id], (unsigned char)n);
+}
+
+int observe_init(void) {
+  if (g_metrics) return 0;
+  g_metrics = met_new();
+  g_store = store_new(1u << 20);
+  if (!g_metrics || !g_store) return -1;
+  static const char *const route_status[] = {"route", "status", NULL};
+  static const char *const route[] = {"route", NULL};
+  static const char *const route_provider[] = {"route", "provider", NULL};
+  static const char *const tokens[] = {"route", "provider", "direction", NULL};
+  static const char *const plugin[] = {"plugin", NULL};
+  m_requests = met_define(g_metrics, MET_COUNTER, "aigw_requests_total", "Requests by route and status", route_status, NULL, 0, 2000);
+  m_duration = met_define(g_metrics, MET_HISTOGRAM, "aigw_request_duration_seconds", "Request latency, first byte in to last byte out", route, NULL, 0, 500);
+  m_upstream = met_define(g_metrics, MET_HISTOGRAM, "aigw_upstream_duration_seconds", "Upstream exchange latency", route_provider, NULL, 0, 1000);
+  m_ttft = met_define(g_metrics, MET_HISTOGRAM, "aigw_time_to_first_token_seconds", "Streams: request start to first content delta", route, NULL, 0, 500);
+  m_tokens = met_define(g_metrics, MET_COUNTER, "aigw_tokens_total", "Tokens by route, provider and direction (input/output/cached/reasoning)", tokens, NULL, 0, 4000);
+  m_streams = met_define(g_metrics, MET_GAUGE, "aigw_active_streams", "Streams in flight", NULL, NULL, 0, 0);
+  m_plugin_errors = met_define(g_metrics, MET_COUNTER, "aigw_plugin_errors_total", "Plugin hook failures", plugin, NULL, 0, 500);
+  m_cost_unknown = met_define(g_metrics, MET_COUNTER, "aigw_requests_unpriced_total", "Requests whose model has no price in the catalog", route, NULL, 0, 500);
+  (void)m_cost_unknown;
+  return m_requests < 0 || m_duration < 0 || m_upstream < 0 || m_ttft < 0 || m_tokens < 0 || m_streams < 0 ||
+                 m_plugin_errors < 0
+             ? -1
+             : 0;
+}
+
+void observe_stream_delta(int d) { met_add(g_metrics, m_streams, NULL, (double)d); }
+
+void observe_plugin_error(const char *plugin) {
+  const char *v[] = {plugin};
+  met_add(g_metrics, m_plugin_errors, v, 1);
+}
+
+static void add_tokens(const char *route, const char *prov, const char *dir, int64_t n) {
+  if (n <= 0) return;
+  const char *v[] = {route, prov, dir};
+  met_add(g_metrics, m_tokens, v, (double)n);
+}
+
+void observe_request(struct aigw_req *r) {
+  int status = r->cresp.status ? r->cresp.status : 200;
+  const char *route = r->route ? r->route->name : "_none";
+  const char *prov = r->provider ? r->provider->name : "";
+  char st[8];
+  snprintf(st, sizeof st, "%d", status);
+  const char *rs[] = {route, st};
+  met_add(g_metrics, m_requests, rs, 1);
+  double lat = (double)(r->t_end - r->t_start) / 1e6;
+  const char *rv[] = {route};
+  met_observe(g_metrics, m_duration, rv, lat);
+  double up = r->t_up_end > r->t_up_start ? (double)(r->t_up_end - r->t_up_start) / 1e6 : -1;
+  if (up >= 0 && r->t_up_start) {
+    const char *rp[] = {route, prov};
+    met_observe(g_metrics, m_upstream, rp, up);
+  }
+  double ttft = r->t_first_token ? (double)(r->t_first_token - r->t_start) / 1e6 : -1;
+  if (ttft >= 0) met_observe(g_metrics, m_ttft, rv, ttft);
+  add_tokens(route, prov, "input", r->usage.input_tokens);
+  add_tokens(route, prov, "output", r->usage.output_tokens);
+  add_tokens(route, prov, "cached", r->usage.cached_tokens);
+  add_tokens(route, prov, "reasoning", r->usage.reasoning_tokens);
+
+  server *s = r->w->srv;
+  if (s->access_log_fd < 0) return;
+  char stackbuf[1024];
+  jsonw w;
+  jw_init(&w, stackbuf, sizeof stackbuf);
+  jw_obj_begin(&w);
+  {
+    /* wall-clock time of the request's end */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    jw_knum(&w, "ts", (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0);
+  }
+  jw_kcstr(&w, "request_id", r->id);
+  jw_kstr(&w, "method", r->method.p, r->method.n);
+  jw_kstr(&w, "path", r->path.p, r->path.n > 512 ? 512 : r->path.n);
+  jw_kcstr(&w, "route", r->route ? r->route->name : NULL);
+  jw_kcstr(&w, "provider", r->provider ? r->provider->name : NULL);
+  const cJSON *mj = r->creq.json ? cJSON_GetObjectItemCaseSensitive(r->creq.json, "model") : NULL;
+  if (r->target && r->target->model) jw_kcstr(&w, "model", r->target->model);
+  else if (cJSON_IsString(mj)) jw_kstr(&w, "model", mj->valuestring, strnlen(mj->valuestring, 200));
+  else jw_kcstr(&w, "model", NULL);
+  jw_kint(&w, "status", status);
+  jw_kbool(&w, "stream", r->is_stream);
+  jw_knum(&w, "latency_ms", (double)((r->t_end - r->t_start) / 1000) + (double)((r->t_end - r->t_start) % 1000) / 1000.0);
+  if (up >= 0 && r->t_up_start) jw_knum(&w, "upstream_latency_ms", up * 1000.0);
+  else jw_kcstr(&w, "upstream_latency_ms", NULL);
+  if (ttft >= 0) jw_knum(&w, "ttft_ms", ttft * 1000.0);
+  else jw_kcstr(&w, "ttft_ms", NULL);
+#define TOK(k, v) \
+  if ((v) >= 0) jw_kint(&w, k, (long long)(v)); \
+  else jw_kcstr(&w, k, NULL)
+  TOK("tokens_in", r->usage.input_tokens);
+  TOK("tokens_out", r->usage.output_tokens);
+  TOK("tokens_cached", r->usage.cached_tokens);
+  TOK("tokens_reasoning", r->usage.reasoning_tokens);
+#undef TOK
+  jw_kcstr(&w, "error", r->error);
+  for (meta_kv *m = r->meta; m; m = m->next)
+    if (!strncmp(m->key, "log.", 4)) jw_kstr(&w, m->key + 4, m->v.p, m->v.n);
+  for (meta_kv *f = r->log_fields; f; f = f->next) {
+    jw_key(&w, f->key);
+    jw_raw(&w, f->v.p, f->v.n);
+  }
+  jw_obj_end(&w);
+  if (!w.err) {
+    struct iovec iov[2] = {{w.buf, w.len}, {"\n", 1}};
+    ssize_t n = writev(s->access_log_fd, iov, 2); /* one syscall: lines never interleave */
+    (void)n;
+  }
+  jw_free(&w);
+}

@@ -1,0 +1,533 @@
+/* upstream.c - upstream transfers through the worker's libcurl multi handle, driven by the
+ * worker's event loop (multi-socket API), and the streaming path to the client.
+ *
+ * Deadlines: connect (CURLOPT_CONNECTTIMEOUT_MS), first byte and idle (one timer per request,
+ * re-armed on every read; a timer re-arm touches only libevent's heap, no syscall), total
+ * (CURLOPT_TIMEOUT_MS, 0 = none so that long reasoning streams are not cut).
+ *
+ * Streams: each upstream read is parsed into SSE events; every event runs through the provider's
+ * and the plugins' event hooks and is appended to r->chunk; at the end of the read the chunk goes
+ * to the client in one write (one HTTP chunk). A stream that ends without its terminal event, or
+ * with a transfer error or timeout, ends with an error event in the client's format, never with
+ * [DONE]. libcurl forbids multi calls inside its callbacks, so teardown requested inside one is
+ * deferred: the callback returns an abort and the completion path finishes the request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+
+#include "core.h"
+
+typedef struct sock_ctx {
+  struct event ev;
+  worker *w;
+  curl_socket_t fd;
+} sock_ctx;
+
+static void check_multi_info(worker *w);
+
+/* ---- multi-socket plumbing ---- */
+
+static void on_sock_event(evutil_socket_t fd, short what, void *arg) {
+  sock_ctx *sc = arg;
+  worker *w = sc->w;
+  int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+  curl_multi_socket_action(w->multi, fd, action, &w->still_running);
+  check_multi_info(w);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
+  (void)e;
+  worker *w = userp;
+  sock_ctx *sc = socketp;
+  if (what == CURL_POLL_REMOVE) {
+    if (sc) {
+      event_del(&sc->ev);
+      free(sc);
+      curl_multi_assign(w->multi, s, NULL);
+    }
+    return 0;
+  }
+  if (!sc) {
+    sc = calloc(1, sizeof *sc);
+    if (!sc) return -1;
+    sc->w = w;
+    sc->fd = s;
+    curl_multi_assign(w->multi, s, sc);
+  } else {
+    event_del(&sc->ev);
+  }
+  short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
+  event_assign(&sc->ev, w->base, s, kind, on_sock_event, sc);
+  event_add(&sc->ev, NULL);
+  return 0;
+}
+
+static void on_curl_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  worker *w = arg;
+  curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &w->still_running);
+  check_multi_info(w);
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp) {
+  (void)m;
+  worker *w = userp;
+  if (timeout_ms < 0) {
+    evtimer_del(&w->curl_timer);
+    return 0;
+  }
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  evtimer_add(&w->curl_timer, &tv);
+  return 0;
+}
+
+int upstream_init(worker *w) {
+  w->multi = curl_multi_init();
+  if (!w->multi) return -1;
+  curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+  curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+  curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+  curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 1024L);
+  evtimer_assign(&w->curl_timer, w->base, on_curl_timer, w);
+  w->easy_pool = calloc(64, sizeof(CURL *));
+  return w->easy_pool ? 0 : -1;
+}
+
+void upstream_shutdown(worker *w) {
+  if (!w->multi) return;
+  for (size_t i = 0; i < w->neasy; i++) curl_easy_cleanup(w->easy_pool[i]);
+  free(w->easy_pool);
+  w->easy_pool = NULL;
+  w->neasy = 0;
+  evtimer_del(&w->curl_timer);
+  curl_multi_cleanup(w->multi);
+  w->multi = NULL;
+}
+
+CURL *upstream_easy_get(worker *w) {
+  if (w->neasy) return w->easy_pool[--w->neasy];
+  return curl_easy_init();
+}
+
+void upstream_easy_put(worker *w, CURL *e) {
+  curl_easy_reset(e);
+  if (w->easy_pool && w->neasy < 64) w->easy_pool[w->neasy++] = e;
+  else curl_easy_cleanup(e);
+}
+
+/* ---- deadlines ---- */
+
+static void arm_timer(struct aigw_req *r, uint32_t ms) {
+  if (!ms) {
+    if (r->up_timer_set) evtimer_del(&r->up_timer);
+    r->up_timer_set = 0;
+    return;
+  }
+  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+  evtimer_add(&r->up_timer, &tv);
+  r->up_timer_set = 1;
+}
+
+static void finish_transfer(struct aigw_req *r, CURLcode rc);
+
+static void on_up_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct aigw_req *r = arg;
+  r->up_timer_set = 0;
+  r->timeout_kind = r->up_got_first_byte ? 2 : 1;
+  finish_transfer(r, CURLE_OPERATION_TIMEDOUT);
+}
+
+/* ---- streaming to the client ---- */
+
+static void stream_send_head(struct aigw_req *r) {
+  if (r->head_sent) return;
+  r->head_sent = 1;
+  atomic_fetch_add(&r->w->active_streams, 1);
+  observe_stream_delta(1);
+  if (!r->c) return;
+  hdr_list *h = &r->cresp.hdrs;
+  r->cresp.status = r->uresp.status ? r->uresp.status : 200;
+  if (!hdrs_get(h, "content-type", 12)) hdrs_add(&r->pool, h, "content-type", 12, "text/event-stream", 17);
+  hdrs_add(&r->pool, h, "cache-control", 13, "no-cache", 8);
+  conn_write_response_head(r->c, r->cresp.status, h, 1, 0, r->id);
+}
+
+void stream_flush(struct aigw_req *r) {
+  if (!r->chunk) return;
+  size_t n = evbuffer_get_length(r->chunk);
+  if (!n) return;
+  if (!r->c) {
+    evbuffer_drain(r->chunk, n);
+    return;
+  }
+  stream_send_head(r);
+  char hx[24];
+  int hn = snprintf(hx, sizeof hx, "%zx\r\n", n);
+  evbuffer_add(r->c->out, hx, (size_t)hn);
+  evbuffer_add_buffer(r->c->out, r->chunk);
+  evbuffer_add(r->c->out, "\r\n", 2);
+  conn_send(r->c, NULL); /* may discover the client is gone: see req_client_gone */
+}
+
+static int ensure_chunk(struct aigw_req *r) {
+  if (!r->chunk) r->chunk = evbuffer_new();
+  return r->chunk ? 0 : -1;
+}
+
+static void append_sse(struct evbuffer *b, const char *name, size_t nlen, const char *data, size_t dlen) {
+  if (nlen) {
+    evbuffer_add(b, "event: ", 7);
+    evbuffer_add(b, name, nlen);
+    evbuffer_add(b, "\n", 1);
+  }
+  /* one data: line per line of data */
+  const char *p = data, *end = data + dlen;
+  do {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    evbuffer_add(b, "data: ", 6);
+    evbuffer_add(b, p, (size_t)(le - p));
+    evbuffer_add(b, "\n", 1);
+    p = nl ? nl + 1 : end;
+  } while (p < end);
+  evbuffer_add(b, "\n", 1);
+}
+
+void stream_emit(struct aigw_req *r, const char *name, size_t nlen, const char *data, size_t dlen) {
+  if (ensure_chunk(r) < 0) return;
+  append_sse(r->chunk, name, nlen, data, dlen);
+}
+
+static void stream_terminate(struct aigw_req *r) {
+  if (r->stream_ended) return;
+  r->stream_ended = 1;
+  stream_flush(r);
+  if (r->c) {
+    stream_send_head(r);
+    evbuffer_add(r->c->out, "0\r\n\r\n", 5);
+    conn_send(r->c, NULL);
+  }
+}
+
+void stream_end_ok(struct aigw_req *r) {
+  stream_terminate(r);
+  if (!r->in_curl_cb) req_finish(r);
+}
+
+void stream_end_error(struct aigw_req *r, const char *type, const char *msg) {
+  if (r->stream_ended) return;
+  if (!r->error) r->error = arena_strndup(&r->pool, msg, strlen(msg));
+  if (!type) type = "upstream_error";
+  cJSON *root = cJSON_CreateObject();
+  cJSON *e = cJSON_AddObjectToObject(root, "error");
+  cJSON_AddStringToObject(e, "message", msg);
+  cJSON_AddStringToObject(e, "type", type);
+  cJSON_AddNullToObject(e, "param");
+  cJSON_AddStringToObject(e, "code", "stream_interrupted");
+  char *txt = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  if (txt) {
+    stream_emit(r, NULL, 0, txt, strlen(txt));
+    free(txt);
+  }
+  if (r->cresp.status < 400 && !r->head_sent) r->cresp.status = 502;
+  stream_terminate(r);
+  if (!r->in_curl_cb && !r->in_hook) req_finish(r);
+}
+
+typedef struct feed_ctx {
+  struct aigw_req *r;
+} feed_ctx;
+
+static int on_sse_event(void *ud, const sse_event *sev) {
+  struct aigw_req *r = ud;
+  aigw_event ev;
+  event_init(&ev, r, sev->event, sev->event_len, sev->data, sev->data_len);
+  ev.raw = (aigw_str){sev->raw, sev->raw_len};
+  aigw_status st = AIGW_CONTINUE;
+  const aigw_provider *pv = r->provider->plugin.desc->provider;
+  if (pv->on_event) {
+    r->in_hook = 1;
+    r->cur_plugin = &r->provider->plugin;
+    st = pv->on_event(r->provider->plugin.inst, r, &r->provider_rctx, &ev);
+    r->cur_plugin = NULL;
+    r->in_hook = 0;
+  }
+  if (ev.kind == AIGW_EV_DONE) r->saw_done = 1;
+  if (ev.kind == AIGW_EV_DELTA && !r->t_first_token) r->t_first_token = now_us();
+  if (st != AIGW_DROP && st != AIGW_ERROR) {
+    const cfg_route *rt = r->route;
+    for (size_t i = r->hooks_reached; i-- > 0;) {
+      const cfg_plugin *p = rt->plugins[i];
+      if (!p->desc->on_event) continue;
+      r->in_hook = 1;
+      r->cur_plugin = p;
+      st = p->desc->on_event(p->inst, r, &r->rctx[p->index], &ev);
+      r->cur_plugin = NULL;
+      r->in_hook = 0;
+      if (st == AIGW_ERROR) {
+        observe_plugin_error(p->name);
+        log_msg(AIGW_LOG_ERROR, "request %s: plugin '%s' failed in its event hook", r->id, p->name);
+        stream_end_error(r, "server_error", "a gateway plugin failed while streaming");
+        break;
+      }
+      if (st == AIGW_DROP || r->stream_ended) break;
+    }
+  }
+  if (st != AIGW_DROP && st != AIGW_ERROR && !r->stream_ended && ensure_chunk(r) == 0) {
+    if (ev.json && ev.changed) {
+      char *txt = cJSON_PrintUnformatted(ev.json);
+      if (txt) {
+        append_sse(r->chunk, ev.name.p, ev.name.n, txt, strlen(txt));
+        free(txt);
+      }
+    } else if (ev.modified) {
+      append_sse(r->chunk, ev.name.p, ev.name.n, ev.data.p, ev.data.n);
+    } else {
+      evbuffer_add(r->chunk, ev.raw.p, ev.raw.n);
+    }
+  }
+  event_release(&ev);
+  return r->stream_ended ? 1 : 0;
+}
+
+int stream_process_bytes(struct aigw_req *r, const char *p, size_t n) {
+  if (!r->sse_init) {
+    sse_init(&r->sse, 4u << 20);
+    r->sse_init = 1;
+  }
+  int rc = sse_feed(&r->sse, p, n, on_sse_event, r);
+  if (rc < 0) {
+    stream_end_error(r, "upstream_error", sse_error(&r->sse));
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- libcurl callbacks ---- */
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
+  struct aigw_req *r = ud;
+  size_t n = size * nitems;
+  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+    /* a new response (after 100 Continue or a redirect): start over */
+    r->uresp.hdrs.n = 0;
+    long code = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+    const char *sp = memchr(buf, ' ', n);
+    r->uresp.status = sp ? atoi(sp + 1) : (int)code;
+    return n;
+  }
+  const char *colon = memchr(buf, ':', n);
+  if (!colon) return n;
+  const char *v = colon + 1, *end = buf + n;
+  while (v < end && (*v == ' ' || *v == '\t')) v++;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+  hdrs_add(&r->pool, &r->uresp.hdrs, buf, (size_t)(colon - buf), v, (size_t)(end - v));
+  return n;
+}
+
+static int is_event_stream(struct aigw_req *r) {
+  const hdr *ct = hdrs_get(&r->uresp.hdrs, "content-type", 12);
+  return ct && ct->value.n >= 17 && str_ieq(ct->value.p, 17, "text/event-stream", 17);
+}
+
+static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud) {
+  struct aigw_req *r = ud;
+  size_t n = size * nmemb;
+  if (r->client_gone || r->ended) return 0; /* abort the transfer */
+  if (!r->up_got_first_byte) {
+    r->up_got_first_byte = 1;
+    r->t_up_first = now_us();
+    r->up_streaming = r->uresp.status >= 200 && r->uresp.status < 300 && is_event_stream(r);
+  }
+  const cfg_timeouts *to = &r->route->timeouts;
+  arm_timer(r, to->idle_ms);
+  if (!r->up_streaming) {
+    /* Buffer the whole answer (bounded). */
+    size_t need = r->uresp.body_len + n;
+    if (need > (64u << 20)) {
+      r->error = "upstream response larger than 64 MiB";
+      return 0;
+    }
+    char *nb = realloc(r->uresp.body_owned ? r->uresp.body : NULL, need + 1);
+    if (!nb) return 0;
+    if (!r->uresp.body_owned && r->uresp.body_len) memcpy(nb, r->uresp.body, r->uresp.body_len);
+    memcpy(nb + r->uresp.body_len, buf, n);
+    nb[need] = 0;
+    r->uresp.body = nb;
+    r->uresp.body_len = need;
+    r->uresp.body_owned = 1;
+    return n;
+  }
+  r->in_curl_cb = 1;
+  stream_process_bytes(r, buf, n);
+  stream_flush(r);
+  r->in_curl_cb = 0;
+  if (r->client_gone || r->stream_ended) return 0;
+  /* back-pressure: a slow client pauses the upstream instead of growing our buffer */
+  if (r->c && conn_out_pending(r->c) > r->gen->limits.max_stream_buffer_bytes) {
+    r->up_paused = 1;
+    curl_easy_pause(r->easy, CURLPAUSE_RECV); /* allowed inside the callback; this data is consumed */
+  }
+  return n;
+}
+
+void upstream_unpause(struct aigw_req *r) {
+  if (!r->up_paused || !r->easy) return;
+  r->up_paused = 0;
+  curl_easy_pause(r->easy, CURLPAUSE_CONT);
+}
+
+/* ---- start, abort, finish ---- */
+
+int upstream_start(struct aigw_req *r) {
+  worker *w = r->w;
+  if (!r->upstream_url) {
+    req_respond_error(r, 502, "upstream_error", NULL, "the provider adapter did not set an upstream URL");
+    return -1;
+  }
+  CURL *e = upstream_easy_get(w);
+  if (!e) {
+    req_respond_error(r, 500, "server_error", NULL, "out of memory");
+    return -1;
+  }
+  r->easy = e;
+  for (size_t i = 0; i < r->ureq.hdrs.n; i++) {
+    const hdr *h = &r->ureq.hdrs.v[i];
+    char *line = arena_alloc(&r->pool, h->name.n + h->value.n + 3);
+    if (!line) break;
+    memcpy(line, h->name.p, h->name.n);
+    memcpy(line + h->name.n, ": ", 2);
+    memcpy(line + h->name.n + 2, h->value.p, h->value.n);
+    struct curl_slist *nl = curl_slist_append(r->curl_hdrs, line);
+    if (nl) r->curl_hdrs = nl;
+  }
+  struct curl_slist *nl = curl_slist_append(r->curl_hdrs, "Expect:");
+  if (nl) r->curl_hdrs = nl;
+  const cfg_timeouts *to = &r->route->timeouts;
+  curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->curl_hdrs);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(to->connect_ms ? to->connect_ms : 10000));
+  if (to->total_ms) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);
+  if (strncmp(r->upstream_url, "http://", 7) == 0) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  int is_get = str_ieq(r->method.p, r->method.n, "GET", 3) || r->route->api == AIGW_API_MODELS;
+  if (is_get) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->ureq.body ? r->ureq.body : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->ureq.body_len);
+    if (!str_ieq(r->method.p, r->method.n, "POST", 4)) {
+      char *m = arena_strndup(&r->pool, r->method.p, r->method.n);
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    }
+  }
+  evtimer_assign(&r->up_timer, w->base, on_up_timer, r);
+  arm_timer(r, to->first_byte_ms);
+  r->t_up_start = now_us();
+  if (curl_multi_add_handle(w->multi, e) != CURLM_OK) {
+    upstream_abort(r);
+    req_respond_error(r, 500, "server_error", NULL, "could not start the upstream transfer");
+    return -1;
+  }
+  r->up_active = 1;
+  return 0;
+}
+
+void upstream_abort(struct aigw_req *r) {
+  if (r->up_timer_set) {
+    evtimer_del(&r->up_timer);
+    r->up_timer_set = 0;
+  }
+  if (r->easy) {
+    if (r->up_active) curl_multi_remove_handle(r->w->multi, r->easy);
+    r->up_active = 0;
+    upstream_easy_put(r->w, r->easy);
+    r->easy = NULL;
+  }
+  if (r->curl_hdrs) {
+    curl_slist_free_all(r->curl_hdrs);
+    r->curl_hdrs = NULL;
+  }
+}
+
+static void finish_transfer(struct aigw_req *r, CURLcode rc) {
+  r->t_up_end = now_us();
+  r->curl_result = rc;
+  char cerr[CURL_ERROR_SIZE + 64];
+  if (rc != CURLE_OK) {
+    const char *what = curl_easy_strerror(rc);
+    if (r->timeout_kind == 1)
+      snprintf(cerr, sizeof cerr, "upstream did not answer within first_byte_ms=%u", r->route->timeouts.first_byte_ms);
+    else if (r->timeout_kind == 2)
+      snprintf(cerr, sizeof cerr, "upstream stalled: no data for idle_ms=%u", r->route->timeouts.idle_ms);
+    else
+      snprintf(cerr, sizeof cerr, "upstream %s: %s", r->provider ? r->provider->name : "", what);
+  }
+  upstream_abort(r);
+  if (r->client_gone) {
+    req_finish(r);
+    return;
+  }
+  if (r->up_streaming) {
+    if (rc == CURLE_OK && r->saw_done && !sse_pending(&r->sse)) {
+      stream_end_ok(r);
+    } else if (!r->stream_ended) {
+      stream_end_error(r, "upstream_error",
+                       rc != CURLE_OK ? cerr : "upstream ended the stream before its terminal event");
+    } else {
+      req_finish(r);
+    }
+    if (!r->ended) req_finish(r);
+    return;
+  }
+  if (rc != CURLE_OK) {
+    int timeout = rc == CURLE_OPERATION_TIMEDOUT || r->timeout_kind;
+    if (r->error && strstr(r->error, "64 MiB")) {
+      req_respond_error(r, 502, "upstream_error", "upstream_too_large", r->error);
+      return;
+    }
+    r->error = arena_strndup(&r->pool, cerr, strlen(cerr));
+    req_respond_error(r, timeout ? 504 : 502, "upstream_error", timeout ? "upstream_timeout" : "upstream_unavailable", cerr);
+    return;
+  }
+  if (!r->uresp.body) {
+    r->uresp.body = "";
+    r->uresp.body_owned = 0;
+  }
+  req_upstream_response(r);
+}
+
+static void check_multi_info(worker *w) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(w->multi, &left))) {
+    if (m->msg != CURLMSG_DONE) continue;
+    CURL *e = m->easy_handle;
+    CURLcode rc = m->data.result;
+    void *priv = NULL;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&priv);
+    if (!priv) continue;
+    if (*(uint32_t *)priv == CALL_MAGIC) {
+      call_http_done(priv, rc);
+      continue;
+    }
+    struct aigw_req *r = priv;
+    finish_transfer(r, rc);
+  }
+}
