@@ -1,0 +1,1511 @@
+/* config.c - loads one JSON file into a validated, immutable, refcounted generation (config.h).
+ *
+ * The load runs in passes over the parsed tree, each collecting every error it finds:
+ *   1. parse (a syntax error is reported with line and column and ends the load: nothing to check);
+ *   2. find the providers disabled by enabled_if_env, then expand ${ENV} in every string value
+ *      outside them;
+ *   3. check the scalar sections (listen, workers, admin, plugin_paths, access_log, limits, ...);
+ *   4. providers: load each enabled provider's plugin and create its instance;
+ *   5. global plugins: load and create once each;
+ *   6. routes: match, api, targets (dropping disabled providers), timeouts, route plugins, and the
+ *      effective plugin list (globals not overridden + route instances, priority desc, name asc).
+ * Any error -> every instance already created is destroyed and NULL is returned.
+ *
+ * Instances and slots.  Every instance lives once in g->plugins (providers in g->providers) and is
+ * destroyed from there. A route's plugins[] point at per-route COPIES of those cfg_plugin records
+ * (same lib, desc, inst and name, borrowed), allocated in one block with the pointer array, because
+ * a global instance shared by several routes has a different rctx index in each of them. */
+#include "config.h"
+#include "plugin_loader.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#ifndef AIGW_PLUGIN_DIR
+#define AIGW_PLUGIN_DIR "/usr/local/lib/aigw/plugins"
+#endif
+
+#define PMAX 1024 /* longest JSON pointer kept; longer ones are cut (messages only) */
+
+static atomic_ullong cfg_next_id = 1;
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+void cfg_errors_add(cfg_errors *errs, const char *path, const char *fmt, ...)
+{
+    if (!errs)
+        return;
+    cfg_error *e = calloc(1, sizeof *e);
+    if (!e)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&e->message, fmt, ap) < 0)
+        e->message = NULL;
+    va_end(ap);
+    e->path = strdup(path ? path : "");
+    if (!e->message || !e->path) {
+        free(e->message);
+        free(e->path);
+        free(e);
+        return;
+    }
+    if (errs->tail)
+        errs->tail->next = e;
+    else
+        errs->head = e;
+    errs->tail = e;
+    errs->count++;
+}
+
+void cfg_errors_clear(cfg_errors *errs)
+{
+    if (!errs)
+        return;
+    cfg_error *e = errs->head;
+    while (e) {
+        cfg_error *n = e->next;
+        free(e->path);
+        free(e->message);
+        free(e);
+        e = n;
+    }
+    errs->head = errs->tail = NULL;
+    errs->count = 0;
+}
+
+/* ---- ${ENV} expansion --------------------------------------------------------------------- */
+
+static int is_var_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
+static int is_var_char(char c) { return is_var_start(c) || (c >= '0' && c <= '9'); }
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+/* A reference is "${NAME}" or "${NAME:-default}" (default: any text up to the first '}'); the
+ * default applies when NAME is unset or empty, as in the shell. "$${" is a literal "${". Text that
+ * does not form a reference (no closing brace, bad name) is kept as it is. */
+char *cfg_expand_env(const char *s, char **missing)
+{
+    sbuf b = {0};
+    if (missing)
+        *missing = NULL;
+    sb_add(&b, "", 0);
+    while (*s) {
+        if (s[0] == '$' && s[1] == '$' && s[2] == '{') {
+            sb_add(&b, "${", 2);
+            s += 3;
+            continue;
+        }
+        if (s[0] == '$' && s[1] == '{' && is_var_start(s[2])) {
+            const char *name = s + 2, *q = name;
+            while (is_var_char(*q))
+                q++;
+            size_t nlen = (size_t)(q - name);
+            const char *def = NULL, *end = NULL;
+            if (*q == '}') {
+                end = q;
+            } else if (q[0] == ':' && q[1] == '-') {
+                def = q + 2;
+                end = strchr(def, '}');
+            }
+            if (end) {
+                char vname[256];
+                if (nlen >= sizeof vname)
+                    nlen = sizeof vname - 1;
+                memcpy(vname, name, nlen);
+                vname[nlen] = '\0';
+                const char *v = getenv(vname);
+                if (def && (!v || !*v)) {
+                    sb_add(&b, def, (size_t)(end - def));
+                } else if (v) {
+                    sb_add(&b, v, strlen(v));
+                } else {
+                    if (missing)
+                        *missing = strdup(vname);
+                    free(b.p);
+                    return NULL;
+                }
+                s = end + 1;
+                continue;
+            }
+        }
+        sb_add(&b, s, 1);
+        s++;
+    }
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+typedef struct ld {
+    cfg_errors *errs;
+    cfg_gen *g;
+    size_t plug_cap;      /* capacity of g->plugins (counted up front: pointers into it are kept) */
+    char **disabled;      /* names of providers disabled by enabled_if_env (borrowed from root) */
+    size_t ndisabled;
+} ld;
+
+#define ERR(L, path, ...) cfg_errors_add((L)->errs, (path), __VA_ARGS__)
+
+/* base + "/" + escaped key (RFC 6901: "~" -> "~0", "/" -> "~1"). */
+static void pkey(char *out, const char *base, const char *key)
+{
+    size_t n = (size_t)snprintf(out, PMAX, "%s/", base);
+    if (n >= PMAX)
+        return;
+    for (; key && *key && n + 3 < PMAX; key++) {
+        if (*key == '~') {
+            out[n++] = '~';
+            out[n++] = '0';
+        } else if (*key == '/') {
+            out[n++] = '~';
+            out[n++] = '1';
+        } else {
+            out[n++] = *key;
+        }
+    }
+    out[n] = '\0';
+}
+
+static void pidx(char *out, const char *base, size_t i)
+{
+    if (snprintf(out, PMAX, "%s/%zu", base, i) >= PMAX)
+        out[PMAX - 1] = '\0'; /* cut: messages only */
+}
+
+static const char *jtype(const cJSON *j)
+{
+    if (!j)
+        return "nothing";
+    if (cJSON_IsString(j))
+        return "a string";
+    if (cJSON_IsNumber(j))
+        return "a number";
+    if (cJSON_IsBool(j))
+        return "a boolean";
+    if (cJSON_IsNull(j))
+        return "null";
+    if (cJSON_IsArray(j))
+        return "an array";
+    if (cJSON_IsObject(j))
+        return "an object";
+    return "invalid";
+}
+
+static size_t lev(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 99;
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t c = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            if (d[i - 1][j] + 1 < c)
+                c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c)
+                c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    }
+    return d[la][lb];
+}
+
+/* The closest of cands to s, or NULL when none is close enough to be a likely typo. */
+static const char *suggest(const char *s, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    size_t bd = 99, sl = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = lev(s, cands[i]);
+        size_t cl = strlen(cands[i]);
+        size_t lim = (sl < cl ? sl : cl) <= 4 ? 1 : 2;
+        if (d <= lim && d < bd) {
+            bd = d;
+            best = cands[i];
+        } else if (!best && cl > sl && sl >= 2 && s[0] == cands[i][0]) {
+            /* an abbreviation: s's letters appear in order in the candidate ("cfg" -> "config") */
+            const char *c = cands[i], *q = s;
+            for (; *c && *q; c++)
+                if (*c == *q)
+                    q++;
+            if (!*q) {
+                best = cands[i];
+                bd = 99;
+            }
+        }
+    }
+    return best;
+}
+
+/* Checks that obj is an object whose keys are all in allowed[], with no key twice. Returns 0 when
+ * obj is not an object (error reported), else 1. what names the thing for messages. */
+static int check_obj(ld *L, const cJSON *obj, const char *path, const char *what,
+                     const char *const *allowed, size_t nallowed)
+{
+    char p[PMAX];
+    if (!cJSON_IsObject(obj)) {
+        ERR(L, path, "%s must be an object, got %s", what, jtype(obj));
+        return 0;
+    }
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        pkey(p, path, c->string);
+        for (const cJSON *d = obj->child; d != c; d = d->next) {
+            if (strcmp(d->string, c->string) == 0) {
+                ERR(L, p, "duplicate key '%s' (each key may appear once)", c->string);
+                break;
+            }
+        }
+        if (!allowed)
+            continue;
+        size_t i;
+        for (i = 0; i < nallowed; i++)
+            if (strcmp(c->string, allowed[i]) == 0)
+                break;
+        if (i < nallowed)
+            continue;
+        const char *sug = suggest(c->string, allowed, nallowed);
+        if (sug) {
+            ERR(L, p, "unknown key '%s' in %s, did you mean '%s'?", c->string, what, sug);
+        } else {
+            char list[512];
+            size_t off = 0;
+            list[0] = '\0';
+            for (i = 0; i < nallowed && off < sizeof list; i++)
+                off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "", allowed[i]);
+            ERR(L, p, "unknown key '%s' in %s (known keys: %s)", c->string, what, list);
+        }
+    }
+    return 1;
+}
+
+#define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Reads an optional string member; returns its value (borrowed), or NULL when absent or wrong
+ * (error reported unless absent). required: a missing key is an error. */
+static const char *get_str(ld *L, const cJSON *obj, const char *key, const char *path, int required,
+                           int allow_empty)
+{
+    char p[PMAX];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j) {
+        if (required)
+            ERR(L, path, "missing required key '%s'", key);
+        return NULL;
+    }
+    pkey(p, path, key);
+    if (!cJSON_IsString(j)) {
+        ERR(L, p, "must be a string, got %s", jtype(j));
+        return NULL;
+    }
+    if (!allow_empty && !*j->valuestring) {
+        ERR(L, p, "must not be empty");
+        return NULL;
+    }
+    return j->valuestring;
+}
+
+/* Reads an optional integer in [min, max] into *out (left unchanged when absent or wrong).
+ * Returns 1 when read, 0 when absent, -1 on error. */
+static int get_int(ld *L, const cJSON *obj, const char *key, const char *path, double min, double max,
+                   double *out)
+{
+    char p[PMAX];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j)
+        return 0;
+    pkey(p, path, key);
+    if (!cJSON_IsNumber(j)) {
+        ERR(L, p, "must be an integer, got %s", jtype(j));
+        return -1;
+    }
+    double v = j->valuedouble;
+    if (!isfinite(v) || floor(v) != v) {
+        ERR(L, p, "must be an integer, got %g", v);
+        return -1;
+    }
+    if (v < min || v > max) {
+        if (max < 4294967295.0)
+            ERR(L, p, "must be between %.0f and %.0f, got %.0f", min, max, v);
+        else if (v < min)
+            ERR(L, p, "must be >= %.0f, got %.0f", min, v);
+        else
+            ERR(L, p, "must be <= %.0f, got %.0f", max, v);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+static int get_u32(ld *L, const cJSON *obj, const char *key, const char *path, uint32_t min,
+                   uint32_t *out)
+{
+    double v;
+    int r = get_int(L, obj, key, path, min, 4294967295.0, &v);
+    if (r == 1)
+        *out = (uint32_t)v;
+    return r;
+}
+
+static int get_bool(ld *L, const cJSON *obj, const char *key, const char *path, int *out)
+{
+    char p[PMAX];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j)
+        return 0;
+    if (!cJSON_IsBool(j)) {
+        pkey(p, path, key);
+        ERR(L, p, "must be true or false, got %s", jtype(j));
+        return -1;
+    }
+    *out = cJSON_IsTrue(j);
+    return 1;
+}
+
+static char *xstrdup(ld *L, const char *s)
+{
+    if (!s)
+        return NULL;
+    char *r = strdup(s);
+    if (!r)
+        ERR(L, "", "out of memory");
+    return r;
+}
+
+static int is_disabled(const ld *L, const char *provider)
+{
+    for (size_t i = 0; i < L->ndisabled; i++)
+        if (strcmp(L->disabled[i], provider) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- pass 2: ${ENV} ------------------------------------------------------------------------ */
+
+static void expand_tree(ld *L, cJSON *j, const char *path)
+{
+    char p[PMAX];
+    if (cJSON_IsString(j)) {
+        if (!strchr(j->valuestring, '$'))
+            return;
+        char *missing = NULL;
+        char *v = cfg_expand_env(j->valuestring, &missing);
+        if (!v) {
+            if (missing)
+                ERR(L, path,
+                    "environment variable %s is not set (set it, or give a default: ${%s:-value})",
+                    missing, missing);
+            else
+                ERR(L, path, "out of memory expanding environment variables");
+            free(missing);
+            return;
+        }
+        if (strcmp(v, j->valuestring) != 0 && !cJSON_SetValuestring(j, v))
+            ERR(L, path, "out of memory");
+        free(v);
+        return;
+    }
+    size_t i = 0;
+    for (cJSON *c = j->child; c; c = c->next, i++) {
+        if (cJSON_IsObject(j))
+            pkey(p, path, c->string);
+        else
+            pidx(p, path, i);
+        expand_tree(L, c, p);
+    }
+}
+
+static void find_disabled(ld *L, const cJSON *root)
+{
+    const cJSON *provs = cJSON_GetObjectItemCaseSensitive(root, "providers");
+    if (!cJSON_IsObject(provs))
+        return;
+    size_t n = (size_t)cJSON_GetArraySize(provs);
+    L->disabled = calloc(n ? n : 1, sizeof *L->disabled);
+    if (!L->disabled)
+        return;
+    for (const cJSON *p = provs->child; p; p = p->next) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(p, "enabled_if_env");
+        if (!cJSON_IsString(e))
+            continue; /* a wrong type is reported by the providers pass */
+        const char *v = getenv(e->valuestring);
+        if (!v || !*v)
+            L->disabled[L->ndisabled++] = p->string;
+    }
+}
+
+/* ---- pass 3: the plain sections ----------------------------------------------------------- */
+
+static int readable(ld *L, const cJSON *obj, const char *key, const char *path, const char *what,
+                    char **out)
+{
+    char p[PMAX];
+    const char *f = get_str(L, obj, key, path, 1, 0);
+    if (!f)
+        return -1;
+    pkey(p, path, key);
+    if (access(f, R_OK) != 0) {
+        ERR(L, p, "cannot read the TLS %s file '%s': %s (paths are relative to the working directory)",
+            what, f, strerror(errno));
+        return -1;
+    }
+    *out = xstrdup(L, f);
+    return 0;
+}
+
+static void load_listen(ld *L, const cJSON *root)
+{
+    static const char *const lkeys[] = {"address", "port", "tls"};
+    static const char *const tkeys[] = {"cert", "key"};
+    cfg_gen *g = L->g;
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "listen");
+    char p[PMAX], tp[PMAX];
+    if (!ls) {
+        g->listen = calloc(1, sizeof *g->listen);
+        if (!g->listen) {
+            ERR(L, "", "out of memory");
+            return;
+        }
+        g->nlisten = 1;
+        g->listen[0].address = xstrdup(L, "127.0.0.1");
+        g->listen[0].port = 8080;
+        return;
+    }
+    if (!cJSON_IsArray(ls)) {
+        ERR(L, "/listen", "must be an array of {\"address\", \"port\"} objects, got %s", jtype(ls));
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(ls);
+    if (n == 0) {
+        ERR(L, "/listen", "needs at least one listener, e.g. [{\"port\": 8080}]");
+        return;
+    }
+    g->listen = calloc(n, sizeof *g->listen);
+    if (!g->listen) {
+        ERR(L, "", "out of memory");
+        return;
+    }
+    size_t i = 0;
+    for (const cJSON *e = ls->child; e; e = e->next, i++) {
+        cfg_listen *l = &g->listen[g->nlisten++];
+        pidx(p, "/listen", i);
+        if (!check_obj(L, e, p, "listener", lkeys, NKEYS(lkeys)))
+            continue;
+        const char *addr = get_str(L, e, "address", p, 0, 0);
+        l->address = xstrdup(L, addr ? addr : "127.0.0.1");
+        double port;
+        int r = get_int(L, e, "port", p, 1, 65535, &port);
+        if (r == 0)
+            ERR(L, p, "missing required key 'port' (1-65535)");
+        else if (r == 1)
+            l->port = (uint16_t)port;
+        const cJSON *tls = cJSON_GetObjectItemCaseSensitive(e, "tls");
+        if (tls) {
+            pkey(tp, p, "tls");
+            if (check_obj(L, tls, tp, "tls", tkeys, NKEYS(tkeys))) {
+                readable(L, tls, "cert", tp, "certificate", &l->tls_cert);
+                readable(L, tls, "key", tp, "key", &l->tls_key);
+            }
+        }
+    }
+}
+
+static int is_loopback(const char *a)
+{
+    return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 || strcmp(a, "[::1]") == 0 ||
+           strcasecmp(a, "localhost") == 0;
+}
+
+static void load_admin(ld *L, const cJSON *root)
+{
+    static const char *const akeys[] = {"address", "port", "token"};
+    cfg_gen *g = L->g;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "admin");
+    g->admin.address = xstrdup(L, "127.0.0.1");
+    if (!a || !check_obj(L, a, "/admin", "admin", akeys, NKEYS(akeys)))
+        return;
+    const char *addr = get_str(L, a, "address", "/admin", 0, 0);
+    if (addr) {
+        free(g->admin.address);
+        g->admin.address = xstrdup(L, addr);
+    }
+    double port;
+    if (get_int(L, a, "port", "/admin", 0, 65535, &port) == 1)
+        g->admin.port = (uint16_t)port;
+    const char *tok = get_str(L, a, "token", "/admin", 0, 1);
+    if (tok && *tok)
+        g->admin_token = xstrdup(L, tok);
+    if (g->admin.port && !g->admin_token && addr && !is_loopback(addr))
+        ERR(L, "/admin/address",
+            "the admin API on non-loopback address '%s' needs a token: set /admin/token (e.g. "
+            "\"${AIGW_ADMIN_TOKEN}\") or bind it to 127.0.0.1",
+            addr);
+}
+
+static void load_misc(ld *L, const cJSON *root)
+{
+    cfg_gen *g = L->g;
+    char p[PMAX];
+
+    /* workers */
+    uint32_t w = 0;
+    get_u32(L, root, "workers", "", 0, &w);
+    if (w > 1024) {
+        ERR(L, "/workers", "must be at most 1024 (0 = one per CPU), got %u", (unsigned)w);
+        w = 0;
+    }
+    if (w == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        w = n > 0 ? (uint32_t)n : 1;
+    }
+    g->workers = w;
+
+    /* plugin_paths */
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "plugin_paths");
+    if (!pp) {
+        g->plugin_paths = calloc(2, sizeof(char *));
+        if (g->plugin_paths) {
+            g->plugin_paths[0] = xstrdup(L, AIGW_PLUGIN_DIR);
+            g->plugin_paths[1] = xstrdup(L, "build/plugins");
+            g->nplugin_paths = 2;
+        }
+    } else if (!cJSON_IsArray(pp)) {
+        ERR(L, "/plugin_paths", "must be an array of directory names, got %s", jtype(pp));
+    } else {
+        size_t n = (size_t)cJSON_GetArraySize(pp), i = 0;
+        g->plugin_paths = calloc(n ? n : 1, sizeof(char *));
+        for (const cJSON *e = pp->child; e && g->plugin_paths; e = e->next, i++) {
+            pidx(p, "/plugin_paths", i);
+            if (!cJSON_IsString(e) || !*e->valuestring)
+                ERR(L, p, "must be a non-empty directory name, got %s", jtype(e));
+            else
+                g->plugin_paths[g->nplugin_paths++] = xstrdup(L, e->valuestring);
+        }
+    }
+
+    /* access_log */
+    static const char *const alkeys[] = {"path"};
+    const cJSON *al = cJSON_GetObjectItemCaseSensitive(root, "access_log");
+    if (!al) {
+        g->access_log_path = xstrdup(L, "-");
+    } else if (cJSON_IsNull(al)) {
+        g->access_log_path = NULL;
+    } else if (check_obj(L, al, "/access_log", "access_log", alkeys, NKEYS(alkeys))) {
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(al, "path");
+        if (!path)
+            g->access_log_path = xstrdup(L, "-");
+        else if (cJSON_IsNull(path))
+            g->access_log_path = NULL;
+        else if (!cJSON_IsString(path) || !*path->valuestring)
+            ERR(L, "/access_log/path", "must be \"-\" (stdout), a file path, or null (off); got %s",
+                jtype(path));
+        else
+            g->access_log_path = xstrdup(L, path->valuestring);
+    }
+
+    /* limits */
+    static const char *const lkeys[] = {"max_header_bytes", "max_body_bytes",
+                                        "client_header_timeout_ms", "client_body_timeout_ms",
+                                        "keepalive_timeout_ms", "send_timeout_ms",
+                                        "max_concurrent_requests", "max_stream_buffer_bytes"};
+    cfg_limits *lm = &g->limits;
+    lm->max_header_bytes = 16384;
+    lm->max_body_bytes = 10u << 20;
+    lm->client_header_timeout_ms = 10000;
+    lm->client_body_timeout_ms = 30000;
+    lm->keepalive_timeout_ms = 60000;
+    lm->send_timeout_ms = 60000;
+    lm->max_concurrent_requests = 10000;
+    lm->max_stream_buffer_bytes = 1u << 20;
+    const cJSON *li = cJSON_GetObjectItemCaseSensitive(root, "limits");
+    if (li && check_obj(L, li, "/limits", "limits", lkeys, NKEYS(lkeys))) {
+        double v;
+        get_u32(L, li, "max_header_bytes", "/limits", 1, &lm->max_header_bytes);
+        if (get_int(L, li, "max_body_bytes", "/limits", 1, 9007199254740992.0, &v) == 1)
+            lm->max_body_bytes = (uint64_t)v;
+        get_u32(L, li, "client_header_timeout_ms", "/limits", 1, &lm->client_header_timeout_ms);
+        get_u32(L, li, "client_body_timeout_ms", "/limits", 1, &lm->client_body_timeout_ms);
+        get_u32(L, li, "keepalive_timeout_ms", "/limits", 1, &lm->keepalive_timeout_ms);
+        get_u32(L, li, "send_timeout_ms", "/limits", 1, &lm->send_timeout_ms);
+        get_u32(L, li, "max_concurrent_requests", "/limits", 1, &lm->max_concurrent_requests);
+        if (get_int(L, li, "max_stream_buffer_bytes", "/limits", 1, 9007199254740992.0, &v) == 1)
+            lm->max_stream_buffer_bytes = (uint64_t)v;
+    }
+
+    g->drain_timeout_ms = 30000;
+    get_u32(L, root, "drain_timeout_ms", "", 0, &g->drain_timeout_ms);
+}
+
+/* ---- plugin instances ---------------------------------------------------------------------- */
+
+/* Creates an instance of lib's plugin into *out. cfg_path is the pointer of the "config" value
+ * (where diag errors are anchored). Returns 0, or -1 with errors added. */
+static int make_instance(ld *L, cfg_plugin *out, const plug_lib *lib, const char *name,
+                         const cJSON *cfg, const char *cfg_path, int32_t priority)
+{
+    const aigw_plugin *d = lib->desc;
+    memset(out, 0, sizeof *out);
+    out->lib = lib;
+    out->desc = d;
+    out->priority = priority;
+    out->name = xstrdup(L, name);
+    if (!d->create)
+        return out->name ? 0 : -1;
+    struct aigw_diag diag = {L->errs, cfg_path, name, 0};
+    size_t before = L->errs->count;
+    void *inst = d->create(host_table(), (const aigw_json *)cfg, &diag);
+    if (L->errs->count > before || diag.nerrors > 0) {
+        if (inst && d->destroy)
+            d->destroy(inst);
+        return -1;
+    }
+    if (!inst) {
+        ERR(L, cfg_path, "plugin '%s' refused its configuration (it reported no reason)", name);
+        return -1;
+    }
+    out->inst = inst;
+    return 0;
+}
+
+static void destroy_instance(cfg_plugin *p)
+{
+    if (p->inst && p->desc && p->desc->destroy)
+        p->desc->destroy(p->inst);
+    p->inst = NULL;
+    free(p->name);
+    p->name = NULL;
+}
+
+/* Loads a plugin library, reporting the loader's message at path. */
+static const plug_lib *load_lib(ld *L, const char *name, const char *path)
+{
+    char err[1024];
+    const plug_lib *lib = plug_load(name, L->g->plugin_paths, L->g->nplugin_paths, err, sizeof err);
+    if (!lib)
+        ERR(L, path, "%s", err);
+    return lib;
+}
+
+/* ---- pass 4: providers --------------------------------------------------------------------- */
+
+static void load_providers(ld *L, const cJSON *root)
+{
+    static const char *const pkeys[] = {"plugin", "config", "enabled_if_env"};
+    cfg_gen *g = L->g;
+    const cJSON *provs = cJSON_GetObjectItemCaseSensitive(root, "providers");
+    char p[PMAX], q[PMAX];
+    if (!provs)
+        return;
+    if (!check_obj(L, provs, "/providers", "providers", NULL, 0))
+        return;
+    size_t n = (size_t)cJSON_GetArraySize(provs);
+    g->providers = calloc(n ? n : 1, sizeof *g->providers);
+    if (!g->providers) {
+        ERR(L, "", "out of memory");
+        return;
+    }
+    for (const cJSON *e = provs->child; e; e = e->next) {
+        pkey(p, "/providers", e->string);
+        if (!*e->string) {
+            ERR(L, p, "provider names must not be empty");
+            continue;
+        }
+        int ok = check_obj(L, e, p, "provider", pkeys, NKEYS(pkeys));
+        cfg_provider *pv = &g->providers[g->nproviders++];
+        pv->name = xstrdup(L, e->string);
+        pv->enabled = !is_disabled(L, e->string);
+        if (!ok)
+            continue;
+        get_str(L, e, "enabled_if_env", p, 0, 0);
+        const char *plugin = get_str(L, e, "plugin", p, 1, 0);
+        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(e, "config");
+        pkey(q, p, "config");
+        if (cfg && !cJSON_IsObject(cfg) && !cJSON_IsNull(cfg)) {
+            ERR(L, q, "must be an object, got %s", jtype(cfg));
+            continue;
+        }
+        if (cJSON_IsNull(cfg))
+            cfg = NULL;
+        if (!plugin || !pv->enabled)
+            continue;
+        pkey(q, p, "plugin");
+        const plug_lib *lib = load_lib(L, plugin, q);
+        if (!lib)
+            continue;
+        if (!lib->desc->provider || !(lib->desc->flags & AIGW_IS_PROVIDER)) {
+            ERR(L, q, "plugin '%s' (%s) is not a provider adapter; use it under \"plugins\" instead",
+                plugin, lib->path);
+            continue;
+        }
+        pkey(q, p, "config");
+        make_instance(L, &pv->plugin, lib, plugin, cfg, q, lib->desc->priority);
+    }
+}
+
+static cfg_provider *find_provider(cfg_gen *g, const char *name)
+{
+    for (size_t i = 0; i < g->nproviders; i++)
+        if (g->providers[i].name && strcmp(g->providers[i].name, name) == 0)
+            return &g->providers[i];
+    return NULL;
+}
+
+/* ---- pass 5/6: plugin entries -------------------------------------------------------------- */
+
+/* One parsed plugin entry of a list ("plugins" or a route's "plugins"). */
+typedef struct pentry {
+    const char *name;     /* borrowed from the tree; NULL when the entry is broken */
+    int enabled;
+    cfg_plugin *inst;     /* created instance in g->plugins, or NULL */
+} pentry;
+
+/* Parses and (when enabled) creates every entry of a plugin list at path. out has one slot per
+ * array element. Returns the number of elements, or 0 (with an error) when arr is not an array. */
+static size_t load_plugin_list(ld *L, const cJSON *arr, const char *path, pentry *out,
+                               const char *what)
+{
+    static const char *const ekeys[] = {"name", "config", "priority", "enabled"};
+    char p[PMAX], q[PMAX];
+    size_t i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        pentry *pe = &out[i];
+        pe->enabled = 1;
+        pidx(p, path, i);
+        if (!check_obj(L, e, p, what, ekeys, NKEYS(ekeys)))
+            continue;
+        const char *name = get_str(L, e, "name", p, 1, 0);
+        double prio = 0;
+        int has_prio = get_int(L, e, "priority", p, -2147483648.0, 2147483647.0, &prio);
+        get_bool(L, e, "enabled", p, &pe->enabled);
+        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(e, "config");
+        if (cfg && !cJSON_IsObject(cfg) && !cJSON_IsNull(cfg)) {
+            pkey(q, p, "config");
+            ERR(L, q, "must be an object, got %s", jtype(cfg));
+            name = NULL;
+        }
+        if (cJSON_IsNull(cfg))
+            cfg = NULL;
+        if (!name)
+            continue;
+        for (size_t k = 0; k < i; k++) {
+            if (out[k].name && strcmp(out[k].name, name) == 0) {
+                pkey(q, p, "name");
+                ERR(L, q, "plugin '%s' is listed twice in %s (also at %s/%zu)", name, path, path, k);
+                name = NULL;
+                break;
+            }
+        }
+        if (!name)
+            continue;
+        pe->name = name;
+        if (!pe->enabled || has_prio < 0)
+            continue;
+        pkey(q, p, "name");
+        const plug_lib *lib = load_lib(L, name, q);
+        if (!lib)
+            continue;
+        if (lib->desc->provider) {
+            ERR(L, q, "plugin '%s' is a provider adapter: declare it under /providers and use it as a "
+                      "route target", name);
+            continue;
+        }
+        if (L->g->nplugins >= L->plug_cap) {
+            ERR(L, p, "internal error: plugin slots exhausted");
+            continue;
+        }
+        cfg_plugin *cp = &L->g->plugins[L->g->nplugins];
+        pkey(q, p, "config");
+        if (make_instance(L, cp, lib, name, cfg, q,
+                          has_prio == 1 ? (int32_t)prio : lib->desc->priority) == 0) {
+            L->g->nplugins++;
+            pe->inst = cp;
+        } else {
+            destroy_instance(cp);
+        }
+    }
+    return i;
+}
+
+static int cmp_plugin(const void *a, const void *b)
+{
+    const cfg_plugin *x = *(cfg_plugin *const *)a, *y = *(cfg_plugin *const *)b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* ---- pass 6: routes ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} methods[] = {{"GET", CFG_M_GET},       {"POST", CFG_M_POST}, {"PUT", CFG_M_PUT},
+               {"DELETE", CFG_M_DELETE}, {"PATCH", CFG_M_PATCH}, {"HEAD", CFG_M_HEAD},
+               {"OPTIONS", CFG_M_OPTIONS}};
+
+static const struct {
+    const char *name;
+    aigw_api api;
+} apis[] = {{"chat", AIGW_API_CHAT},           {"embeddings", AIGW_API_EMBEDDINGS},
+            {"models", AIGW_API_MODELS},       {"messages", AIGW_API_MESSAGES},
+            {"responses", AIGW_API_RESPONSES}, {"passthrough", AIGW_API_PASSTHROUGH}};
+
+static void load_match(ld *L, cfg_route *r, const cJSON *m, const char *path)
+{
+    static const char *const mkeys[] = {"methods", "path", "path_prefix", "host", "headers"};
+    char p[PMAX], q[PMAX];
+    r->methods = CFG_M_ANY;
+    if (!m) {
+        ERR(L, path, "missing required key 'match' (e.g. {\"path\": \"/v1/chat/completions\"})");
+        return;
+    }
+    pkey(p, path, "match");
+    if (!check_obj(L, m, p, "match", mkeys, NKEYS(mkeys)))
+        return;
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(m, "methods");
+    if (ms) {
+        pkey(q, p, "methods");
+        if (!cJSON_IsArray(ms) || cJSON_GetArraySize(ms) == 0) {
+            ERR(L, q, "must be a non-empty array of method names (e.g. [\"POST\"]); omit it to match "
+                      "any method");
+        } else {
+            r->methods = 0;
+            size_t i = 0;
+            char ip[PMAX];
+            for (const cJSON *e = ms->child; e; e = e->next, i++) {
+                pidx(ip, q, i);
+                size_t k = NKEYS(methods);
+                if (cJSON_IsString(e))
+                    for (k = 0; k < NKEYS(methods); k++)
+                        if (strcasecmp(e->valuestring, methods[k].name) == 0)
+                            break;
+                if (k == NKEYS(methods))
+                    ERR(L, ip, "unknown method %s%s%s (use GET, POST, PUT, DELETE, PATCH, HEAD or OPTIONS)",
+                        cJSON_IsString(e) ? "'" : "", cJSON_IsString(e) ? e->valuestring : jtype(e),
+                        cJSON_IsString(e) ? "'" : "");
+                else
+                    r->methods |= methods[k].bit;
+            }
+            if (!r->methods)
+                r->methods = CFG_M_ANY;
+        }
+    }
+    const char *path_ = get_str(L, m, "path", p, 0, 0);
+    const char *prefix = get_str(L, m, "path_prefix", p, 0, 0);
+    int has_path = cJSON_HasObjectItem(m, "path"), has_prefix = cJSON_HasObjectItem(m, "path_prefix");
+    if (has_path && has_prefix)
+        ERR(L, p, "give either 'path' (exact) or 'path_prefix', not both");
+    else if (!has_path && !has_prefix)
+        ERR(L, p, "missing 'path' (exact match) or 'path_prefix'");
+    if (path_ && path_[0] != '/') {
+        pkey(q, p, "path");
+        ERR(L, q, "must start with '/', got '%s'", path_);
+    } else if (path_ && !has_prefix) {
+        r->path = xstrdup(L, path_);
+    }
+    if (prefix && prefix[0] != '/') {
+        pkey(q, p, "path_prefix");
+        ERR(L, q, "must start with '/', got '%s'", prefix);
+    } else if (prefix && !has_path) {
+        r->path_prefix = xstrdup(L, prefix);
+    }
+    const char *host = get_str(L, m, "host", p, 0, 0);
+    if (host)
+        r->host = xstrdup(L, host);
+    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(m, "headers");
+    if (hs) {
+        pkey(q, p, "headers");
+        if (check_obj(L, hs, q, "headers", NULL, 0)) {
+            size_t n = (size_t)cJSON_GetArraySize(hs);
+            r->headers = calloc(n ? n : 1, sizeof *r->headers);
+            char hp[PMAX];
+            for (const cJSON *e = hs->child; e && r->headers; e = e->next) {
+                pkey(hp, q, e->string);
+                if (!*e->string)
+                    ERR(L, hp, "header names must not be empty");
+                else if (!cJSON_IsString(e))
+                    ERR(L, hp, "must be a string (the exact header value), got %s", jtype(e));
+                else {
+                    cfg_header_match *h = &r->headers[r->nheaders++];
+                    h->name = xstrdup(L, e->string);
+                    h->value = xstrdup(L, e->valuestring);
+                }
+            }
+        }
+    }
+}
+
+static void load_targets(ld *L, cfg_route *r, const cJSON *ts, const char *path)
+{
+    static const char *const tkeys[] = {"provider", "model"};
+    char p[PMAX], q[PMAX];
+    if (!ts) {
+        ERR(L, path, "missing required key 'targets' (e.g. [{\"provider\": \"openai\"}])");
+        return;
+    }
+    pkey(p, path, "targets");
+    if (!cJSON_IsArray(ts) || cJSON_GetArraySize(ts) == 0) {
+        ERR(L, p, "must be a non-empty array of {\"provider\", \"model\"} objects, got %s",
+            cJSON_IsArray(ts) ? "an empty array" : jtype(ts));
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(ts), i = 0, nerr = L->errs->count;
+    r->targets = calloc(n, sizeof *r->targets);
+    if (!r->targets) {
+        ERR(L, "", "out of memory");
+        return;
+    }
+    char dis[512];
+    size_t doff = 0;
+    dis[0] = '\0';
+    for (const cJSON *e = ts->child; e; e = e->next, i++) {
+        pidx(q, p, i);
+        if (!check_obj(L, e, q, "target", tkeys, NKEYS(tkeys)))
+            continue;
+        const char *prov = get_str(L, e, "provider", q, 1, 0);
+        const char *model = get_str(L, e, "model", q, 0, 0);
+        if (!prov)
+            continue;
+        cfg_provider *pv = find_provider(L->g, prov);
+        if (!pv) {
+            const char *names[64];
+            size_t nn = 0;
+            for (size_t k = 0; k < L->g->nproviders && nn < 64; k++)
+                if (L->g->providers[k].name)
+                    names[nn++] = L->g->providers[k].name;
+            const char *sug = suggest(prov, names, nn);
+            char tp[PMAX];
+            pkey(tp, q, "provider");
+            if (sug)
+                ERR(L, tp, "unknown provider '%s', did you mean '%s'?", prov, sug);
+            else
+                ERR(L, tp, "unknown provider '%s': declare it under /providers", prov);
+            continue;
+        }
+        if (!pv->enabled) {
+            if (doff < sizeof dis && !strstr(dis, prov)) {
+                const char *envn = "";
+                const cJSON *pj = cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(L->g->root, "providers"), prov);
+                const cJSON *ev = cJSON_GetObjectItemCaseSensitive(pj, "enabled_if_env");
+                if (cJSON_IsString(ev))
+                    envn = ev->valuestring;
+                doff += (size_t)snprintf(dis + doff, sizeof dis - doff, "%s'%s' (%s is not set)",
+                                         doff ? ", " : "", prov, envn);
+            }
+            continue;
+        }
+        cfg_target *t = &r->targets[r->ntargets++];
+        t->provider = pv;
+        t->model = xstrdup(L, model);
+    }
+    if (r->ntargets == 0 && L->errs->count == nerr)
+        ERR(L, p, "route '%s' has no enabled target: disabled provider%s %s", r->name ? r->name : "?",
+            strchr(dis, ',') ? "s" : "", dis);
+}
+
+static void load_timeouts(ld *L, cfg_route *r, const cJSON *t, const char *path)
+{
+    static const char *const tkeys[] = {"connect_ms", "first_byte_ms", "idle_ms", "total_ms"};
+    char p[PMAX];
+    r->timeouts.connect_ms = 10000;
+    r->timeouts.first_byte_ms = 120000;
+    r->timeouts.idle_ms = 60000;
+    r->timeouts.total_ms = 0;
+    if (!t)
+        return;
+    pkey(p, path, "timeouts");
+    if (!check_obj(L, t, p, "timeouts", tkeys, NKEYS(tkeys)))
+        return;
+    get_u32(L, t, "connect_ms", p, 1, &r->timeouts.connect_ms);
+    get_u32(L, t, "first_byte_ms", p, 1, &r->timeouts.first_byte_ms);
+    get_u32(L, t, "idle_ms", p, 1, &r->timeouts.idle_ms);
+    get_u32(L, t, "total_ms", p, 0, &r->timeouts.total_ms);
+}
+
+/* Builds r->plugins: global instances not overridden by a route entry, plus the route's own
+ * instances, as per-route copies with their index, sorted by priority desc then name. */
+static void build_route_plugins(ld *L, cfg_route *r, const pentry *glob, size_t nglob,
+                                const pentry *own, size_t nown)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nglob; i++) {
+        if (!glob[i].inst)
+            continue;
+        size_t k;
+        for (k = 0; k < nown; k++)
+            if (own[k].name && strcmp(own[k].name, glob[i].name) == 0)
+                break;
+        if (k == nown)
+            n++;
+    }
+    for (size_t k = 0; k < nown; k++)
+        if (own[k].inst)
+            n++;
+    if (n == 0)
+        return;
+    /* one block: n pointers, then n records (pointers first keeps the records aligned enough) */
+    cfg_plugin **ptrs = calloc(1, n * sizeof(cfg_plugin *) + n * sizeof(cfg_plugin));
+    if (!ptrs) {
+        ERR(L, "", "out of memory");
+        return;
+    }
+    cfg_plugin *recs = (cfg_plugin *)(void *)(ptrs + n);
+    size_t m = 0;
+    for (size_t i = 0; i < nglob; i++) {
+        if (!glob[i].inst)
+            continue;
+        size_t k;
+        for (k = 0; k < nown; k++)
+            if (own[k].name && strcmp(own[k].name, glob[i].name) == 0)
+                break;
+        if (k == nown) {
+            recs[m] = *glob[i].inst;
+            ptrs[m] = &recs[m];
+            m++;
+        }
+    }
+    for (size_t k = 0; k < nown; k++) {
+        if (own[k].inst) {
+            recs[m] = *own[k].inst;
+            ptrs[m] = &recs[m];
+            m++;
+        }
+    }
+    qsort(ptrs, n, sizeof *ptrs, cmp_plugin);
+    for (size_t i = 0; i < n; i++)
+        ptrs[i]->index = (uint32_t)i;
+    r->plugins = ptrs;
+    r->nplugins = n;
+}
+
+static size_t count_plugin_entries(const cJSON *root)
+{
+    size_t n = 0;
+    const cJSON *gp = cJSON_GetObjectItemCaseSensitive(root, "plugins");
+    if (cJSON_IsArray(gp))
+        n += (size_t)cJSON_GetArraySize(gp);
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "routes");
+    if (cJSON_IsArray(rs)) {
+        for (const cJSON *r = rs->child; r; r = r->next) {
+            const cJSON *rp = cJSON_GetObjectItemCaseSensitive(r, "plugins");
+            if (cJSON_IsArray(rp))
+                n += (size_t)cJSON_GetArraySize(rp);
+        }
+    }
+    return n;
+}
+
+static void load_routes(ld *L, const cJSON *root)
+{
+    static const char *const rkeys[] = {"name", "match", "api", "targets", "timeouts", "plugins"};
+    cfg_gen *g = L->g;
+    char p[PMAX], q[PMAX];
+
+    /* global plugins first: routes refer to them */
+    const cJSON *gp = cJSON_GetObjectItemCaseSensitive(root, "plugins");
+    pentry *glob = NULL;
+    size_t nglob = 0;
+    if (gp && !cJSON_IsArray(gp)) {
+        ERR(L, "/plugins", "must be an array of {\"name\", \"config\"} objects, got %s", jtype(gp));
+    } else if (gp) {
+        size_t n = (size_t)cJSON_GetArraySize(gp);
+        glob = calloc(n ? n : 1, sizeof *glob);
+        if (glob)
+            nglob = load_plugin_list(L, gp, "/plugins", glob, "plugin entry");
+    }
+
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "routes");
+    if (!rs) {
+        ERR(L, "", "missing required key 'routes' (an array of routes, e.g. [{\"name\": \"chat\", "
+                   "\"match\": {\"path\": \"/v1/chat/completions\"}, \"api\": \"chat\", \"targets\": "
+                   "[{\"provider\": \"openai\"}]}])");
+        goto done;
+    }
+    if (!cJSON_IsArray(rs) || cJSON_GetArraySize(rs) == 0) {
+        ERR(L, "/routes", "must be a non-empty array of routes, got %s",
+            cJSON_IsArray(rs) ? "an empty array" : jtype(rs));
+        goto done;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(rs), i = 0;
+    g->routes = calloc(n, sizeof *g->routes);
+    if (!g->routes) {
+        ERR(L, "", "out of memory");
+        goto done;
+    }
+    for (const cJSON *e = rs->child; e; e = e->next, i++) {
+        cfg_route *r = &g->routes[g->nroutes++];
+        r->route_index = i;
+        r->methods = CFG_M_ANY;
+        pidx(p, "/routes", i);
+        if (!check_obj(L, e, p, "route", rkeys, NKEYS(rkeys)))
+            continue;
+        const char *name = get_str(L, e, "name", p, 1, 0);
+        if (name) {
+            for (size_t k = 0; k < i; k++) {
+                if (g->routes[k].name && strcmp(g->routes[k].name, name) == 0) {
+                    pkey(q, p, "name");
+                    ERR(L, q, "route name '%s' is already used by /routes/%zu; names must be unique",
+                        name, k);
+                    break;
+                }
+            }
+            r->name = xstrdup(L, name);
+        }
+        load_match(L, r, cJSON_GetObjectItemCaseSensitive(e, "match"), p);
+        const char *api = get_str(L, e, "api", p, 1, 0);
+        if (api) {
+            size_t k;
+            for (k = 0; k < NKEYS(apis); k++)
+                if (strcmp(api, apis[k].name) == 0)
+                    break;
+            if (k < NKEYS(apis)) {
+                r->api = apis[k].api;
+            } else {
+                const char *names[NKEYS(apis)];
+                for (k = 0; k < NKEYS(apis); k++)
+                    names[k] = apis[k].name;
+                const char *sug = suggest(api, names, NKEYS(apis));
+                pkey(q, p, "api");
+                ERR(L, q, "unknown api '%s'%s%s%s (use chat, embeddings, models, messages, responses "
+                          "or passthrough)",
+                    api, sug ? ", did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
+            }
+        }
+        load_targets(L, r, cJSON_GetObjectItemCaseSensitive(e, "targets"), p);
+        load_timeouts(L, r, cJSON_GetObjectItemCaseSensitive(e, "timeouts"), p);
+
+        const cJSON *rp = cJSON_GetObjectItemCaseSensitive(e, "plugins");
+        pentry *own = NULL;
+        size_t nown = 0;
+        pkey(q, p, "plugins");
+        if (rp && !cJSON_IsArray(rp)) {
+            ERR(L, q, "must be an array of {\"name\", \"config\"} objects, got %s", jtype(rp));
+        } else if (rp) {
+            size_t m = (size_t)cJSON_GetArraySize(rp);
+            own = calloc(m ? m : 1, sizeof *own);
+            if (own)
+                nown = load_plugin_list(L, rp, q, own, "plugin entry");
+            /* enabled:false must name a global plugin, or it is likely a typo */
+            for (size_t k = 0; k < nown; k++) {
+                if (!own[k].name || own[k].enabled)
+                    continue;
+                size_t j;
+                for (j = 0; j < nglob; j++)
+                    if (glob[j].name && strcmp(glob[j].name, own[k].name) == 0)
+                        break;
+                if (j == nglob) {
+                    char kp[PMAX], np[PMAX];
+                    pidx(kp, q, k);
+                    pkey(np, kp, "name");
+                    ERR(L, np, "\"enabled\": false disables a global plugin on this route, but no "
+                               "global plugin is named '%s'", own[k].name);
+                }
+            }
+        }
+        build_route_plugins(L, r, glob, nglob, own, nown);
+        free(own);
+    }
+done:
+    free(glob);
+}
+
+/* ---- load ---------------------------------------------------------------------------------- */
+
+static void json_syntax_error(ld *L, const char *text, size_t len, const char *at)
+{
+    size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : len;
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    char near[24];
+    size_t k = 0;
+    for (size_t i = off; i < len && k < 16 && text[i] != '\n'; i++)
+        near[k++] = text[i];
+    near[k] = '\0';
+    if (off >= len)
+        ERR(L, "", "invalid JSON at line %zu, column %zu: unexpected end of file (missing '}' or ']'?)",
+            line, col);
+    else
+        ERR(L, "", "invalid JSON at line %zu, column %zu, near '%s'", line, col, near);
+}
+
+cfg_gen *cfg_load_text(const char *text, size_t len, const char *base_dir, cfg_errors *errs)
+{
+    static const char *const topkeys[] = {"listen",     "workers", "admin",     "plugin_paths",
+                                          "access_log", "limits",  "drain_timeout_ms",
+                                          "providers",  "routes",  "plugins"};
+    (void)base_dir; /* relative paths are relative to the working directory, not the file */
+    cfg_errors local = {0};
+    if (!errs)
+        errs = &local;
+    size_t nerr0 = errs->count;
+    ld L = {.errs = errs};
+
+    char *buf = malloc(len + 1);
+    if (!buf) {
+        ERR(&L, "", "out of memory");
+        return NULL;
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(buf, &end, 1);
+    if (!root) {
+        json_syntax_error(&L, buf, len, end);
+        free(buf);
+        cfg_errors_clear(&local);
+        return NULL;
+    }
+    free(buf);
+
+    cfg_gen *g = calloc(1, sizeof *g);
+    if (!g) {
+        cJSON_Delete(root);
+        ERR(&L, "", "out of memory");
+        return NULL;
+    }
+    g->root = root;
+    atomic_init(&g->refs, 1);
+    L.g = g;
+
+    if (check_obj(&L, root, "", "the top level", topkeys, NKEYS(topkeys))) {
+        find_disabled(&L, root);
+        for (cJSON *c = root->child; c; c = c->next) {
+            char p[PMAX];
+            pkey(p, "", c->string);
+            if (strcmp(c->string, "providers") == 0 && cJSON_IsObject(c)) {
+                for (cJSON *pv = c->child; pv; pv = pv->next) {
+                    if (is_disabled(&L, pv->string))
+                        continue;
+                    char pp[PMAX];
+                    pkey(pp, p, pv->string);
+                    expand_tree(&L, pv, pp);
+                }
+            } else {
+                expand_tree(&L, c, p);
+            }
+        }
+        load_listen(&L, root);
+        load_admin(&L, root);
+        load_misc(&L, root);
+        L.plug_cap = count_plugin_entries(root);
+        g->plugins = calloc(L.plug_cap ? L.plug_cap : 1, sizeof *g->plugins);
+        if (!g->plugins)
+            ERR(&L, "", "out of memory");
+        else {
+            load_providers(&L, root);
+            load_routes(&L, root);
+        }
+    }
+    free(L.disabled);
+
+    int failed = errs->count > nerr0;
+    cfg_errors_clear(&local);
+    if (failed) {
+        cfg_free(g);
+        return NULL;
+    }
+    g->id = atomic_fetch_add(&cfg_next_id, 1);
+    return g;
+}
+
+cfg_gen *cfg_load(const char *path, cfg_errors *errs)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cfg_errors_add(errs, "", "cannot open config file '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 65536 > cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *t = realloc(text, cap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                cfg_errors_add(errs, "", "out of memory reading '%s'", path);
+                return NULL;
+            }
+            text = t;
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr) {
+        free(text);
+        cfg_errors_add(errs, "", "cannot read config file '%s'", path);
+        return NULL;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    cfg_gen *g = cfg_load_text(text, len, dir, errs);
+    free(text);
+    return g;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------ */
+
+void gen_ref(cfg_gen *g) { atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed); }
+
+int gen_unref(cfg_gen *g) { return atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1; }
+
+void cfg_free(cfg_gen *g)
+{
+    if (!g)
+        return;
+    /* instances first, in reverse creation order (routes' plugins, globals, then providers) */
+    for (size_t i = g->nplugins; i-- > 0;)
+        destroy_instance(&g->plugins[i]);
+    for (size_t i = g->nproviders; i-- > 0;) {
+        destroy_instance(&g->providers[i].plugin);
+        free(g->providers[i].name);
+    }
+    free(g->plugins);
+    free(g->providers);
+    for (size_t i = 0; i < g->nroutes; i++) {
+        cfg_route *r = &g->routes[i];
+        free(r->name);
+        free(r->path);
+        free(r->path_prefix);
+        free(r->host);
+        for (size_t k = 0; k < r->nheaders; k++) {
+            free(r->headers[k].name);
+            free(r->headers[k].value);
+        }
+        free(r->headers);
+        for (size_t k = 0; k < r->ntargets; k++)
+            free(r->targets[k].model);
+        free(r->targets);
+        free(r->plugins); /* one block with the per-route records */
+    }
+    free(g->routes);
+    for (size_t i = 0; i < g->nlisten; i++) {
+        free(g->listen[i].address);
+        free(g->listen[i].tls_cert);
+        free(g->listen[i].tls_key);
+    }
+    free(g->listen);
+    free(g->admin.address);
+    free(g->admin_token);
+    for (size_t i = 0; i < g->nplugin_paths; i++)
+        free(g->plugin_paths[i]);
+    free(g->plugin_paths);
+    free(g->access_log_path);
+    cJSON_Delete(g->root);
+    free(g);
+}
+
+/* ---- matching ------------------------------------------------------------------------------ */
+
+static uint32_t method_bit(const char *m, size_t n)
+{
+    for (size_t k = 0; k < NKEYS(methods); k++)
+        if (strlen(methods[k].name) == n && memcmp(methods[k].name, m, n) == 0)
+            return methods[k].bit;
+    return 0;
+}
+
+const cfg_route *cfg_match(const cfg_gen *g, const char *method, size_t mlen, const char *path,
+                           size_t plen, const char *host, size_t hlen,
+                           int (*get_header)(void *ud, const char *name, const char **v, size_t *vn),
+                           void *ud)
+{
+    uint32_t mb = method ? method_bit(method, mlen) : 0;
+    /* Host without its port: "[::1]:8080" -> "[::1]", "example.com:443" -> "example.com" */
+    size_t hn = host ? hlen : 0;
+    if (hn && host[0] == '[') {
+        const char *rb = memchr(host, ']', hn);
+        if (rb)
+            hn = (size_t)(rb - host) + 1;
+    } else if (hn) {
+        const char *c = memchr(host, ':', hn);
+        if (c)
+            hn = (size_t)(c - host);
+    }
+    for (size_t i = 0; i < g->nroutes; i++) {
+        const cfg_route *r = &g->routes[i];
+        if (r->methods != CFG_M_ANY && !(r->methods & mb))
+            continue;
+        if (r->path && (strlen(r->path) != plen || memcmp(r->path, path, plen) != 0))
+            continue;
+        if (r->path_prefix) {
+            size_t n = strlen(r->path_prefix);
+            if (plen < n || memcmp(r->path_prefix, path, n) != 0)
+                continue;
+        }
+        if (r->host && (strlen(r->host) != hn || strncasecmp(r->host, host, hn) != 0))
+            continue;
+        size_t k;
+        for (k = 0; k < r->nheaders; k++) {
+            const char *v = NULL;
+            size_t vn = 0;
+            if (!get_header || get_header(ud, r->headers[k].name, &v, &vn) != 0 || !v)
+                break;
+            if (vn != strlen(r->headers[k].value) || memcmp(v, r->headers[k].value, vn) != 0)
+                break;
+        }
+        if (k < r->nheaders)
+            continue;
+        return r;
+    }
+    return NULL;
+}
