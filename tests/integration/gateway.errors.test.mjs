@@ -80,14 +80,15 @@ describe('gateway: upstream errors as seen by the openai SDK (maxRetries 0)', { 
 
   test('body over max_body_bytes → 413 (content-length)', async () => {
     const big = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'a'.repeat(2 * 1024 * 1024) }] });
-    const r = await rawRequest(`${ctx.gw.baseURL}/chat/completions`, { headers: { 'content-type': 'application/json' }, body: big });
+    // pause after the head: a gateway can (and should) reject on Content-Length before reading the body
+    const r = await rawRequest(`${ctx.gw.baseURL}/chat/completions`, { headers: { 'content-type': 'application/json' }, body: big, headerPauseMs: 200 });
     assert.equal(r.status, 413);
     openAIError(r.json);
   });
 
   test('body over max_body_bytes → 413 (chunked, no content-length)', async () => {
     const big = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'a'.repeat(2 * 1024 * 1024) }] });
-    const r = await rawRequest(`${ctx.gw.baseURL}/chat/completions`, { headers: { 'content-type': 'application/json' }, body: big, chunked: true });
+    const r = await rawRequest(`${ctx.gw.baseURL}/chat/completions`, { headers: { 'content-type': 'application/json' }, body: big, chunked: true, slowAfterBytes: 1048576 });
     assert.equal(r.status, 413);
   });
 

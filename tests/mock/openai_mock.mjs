@@ -528,15 +528,16 @@ export function createMock(opts = {}) {
   const server = http.createServer((req, res) => {
     const ctx = { closed: false, done: false, stream: false, stalled: false, selfDestroyed: false };
     res.__ctx = ctx;
-    stats.requests_in_flight++;
+    const introspect = String(req.url).startsWith('/__');
+    if (!introspect) stats.requests_in_flight++;
     res.on('close', () => {
-      stats.requests_in_flight--;
+      if (!introspect) stats.requests_in_flight--;
       ctx.closed = true;
       if (ctx.stalled) stats.streams_stalled--;
       const finished = res.writableFinished || ctx.done;
       if (!finished && !ctx.selfDestroyed) {
         if (ctx.stream) stats.streams_aborted++;
-        else if (!String(req.url).startsWith('/__')) stats.requests_aborted++;
+        else if (!introspect) stats.requests_aborted++;
       }
     });
     const chunks = [];

@@ -318,60 +318,111 @@ async function startGatewayOnce({ mockPort, config, env = {}, configOverrides, s
 // ---------------------------------------------------------------------------------------------
 // raw HTTP helpers
 // ---------------------------------------------------------------------------------------------
+/** Decode a chunked transfer-encoded body (tolerates a missing final chunk). */
+function dechunk(buf) {
+  const out = [];
+  let off = 0;
+  while (off < buf.length) {
+    const nl = buf.indexOf('\r\n', off);
+    if (nl < 0) break;
+    const size = parseInt(buf.subarray(off, nl).toString('latin1'), 16);
+    if (!Number.isFinite(size) || size === 0) break;
+    out.push(buf.subarray(nl + 2, nl + 2 + size));
+    off = nl + 2 + size + 2;
+  }
+  return Buffer.concat(out);
+}
+
 /**
- * A raw HTTP request with node:http that tolerates the server answering (and closing) before the
- * request body is fully sent (413 cases). body: string|Buffer; chunked: send without content-length
- * in pieces of chunkSize.
+ * A raw HTTP/1.1 request over node:net ("connection: close"). It tolerates the server answering
+ * (and closing) before the request body is fully sent (413 cases): the body goes out in paced
+ * pieces and sending stops as soon as response bytes arrive. body: string|Buffer; chunked: send
+ * with transfer-encoding: chunked instead of content-length. headerPauseMs: wait that long after
+ * the request head before sending the body (lets a server reject on Content-Length alone).
+ * slowAfterBytes: past that many body bytes, pause 20 ms between pieces (lets a 413 arrive before
+ * the client writes into a closed socket and loses the response to a reset).
+ * Resolves { status, headers (lower-case), body, json } or rejects when no response came at all.
  */
-export function rawRequest(url, { method = 'POST', headers = {}, body, chunked = false, chunkSize = 16384, timeoutMs = 10000 } = {}) {
+export function rawRequest(url, { method = 'POST', headers = {}, body, chunked = false, chunkSize = 16384, timeoutMs = 10000, headerPauseMs = 0, slowAfterBytes = Infinity } = {}) {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const h = { ...headers };
     const buf = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(body);
-    if (buf && !chunked) h['content-length'] = buf.length;
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: h, agent: false });
+    const h = { host: `${u.hostname}:${u.port}`, connection: 'close', ...headers };
+    if (buf && !chunked) h['content-length'] = String(buf.length);
+    if (buf && chunked) h['transfer-encoding'] = 'chunked';
+    if (!buf && ['POST', 'PUT', 'PATCH'].includes(method)) h['content-length'] = '0';
+    let head = `${method} ${u.pathname}${u.search} HTTP/1.1\r\n`;
+    for (const [k, v] of Object.entries(h)) head += `${k}: ${v}\r\n`;
+    head += '\r\n';
+
+    const sock = net.connect(Number(u.port), u.hostname);
+    const got = [];
+    let gotAny = false;
     let settled = false;
-    const timer = setTimeout(() => { req.destroy(); if (!settled) { settled = true; reject(new Error('rawRequest timeout')); } }, timeoutMs);
-    req.on('response', (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { data += d; });
-      const fin = () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        let json = null;
-        try { json = JSON.parse(data); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, body: data, json });
-      };
-      res.on('end', fin);
-      res.on('close', fin);
-      res.on('error', fin);
-    });
-    req.on('error', (e) => {
-      if (settled) return;
-      // the server may have answered and closed while we were still writing: wait briefly for it
-      setTimeout(() => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } }, 300);
-    });
-    if (buf) {
-      if (chunked) {
-        let off = 0;
-        const pump = () => {
-          while (off < buf.length) {
-            if (req.destroyed) return;
-            const ok = req.write(buf.subarray(off, off + chunkSize));
-            off += chunkSize;
-            if (!ok) { req.once('drain', pump); return; }
-          }
-          req.end();
-        };
-        pump();
-      } else {
-        req.end(buf);
+    let sockErr = null;
+    const timer = setTimeout(() => finish(new Error(`rawRequest timeout after ${timeoutMs} ms`)), timeoutMs);
+
+    function parse() {
+      const all = Buffer.concat(got);
+      const he = all.indexOf('\r\n\r\n');
+      if (he < 0) return null;
+      const lines = all.subarray(0, he).toString('latin1').split('\r\n');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+      if (!m) return null;
+      const hdrs = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        if (i > 0) hdrs[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
       }
-    } else {
-      req.end();
+      let rest = all.subarray(he + 4);
+      if (/chunked/i.test(hdrs['transfer-encoding'] || '')) rest = dechunk(rest);
+      else if (hdrs['content-length'] !== undefined) rest = rest.subarray(0, Number(hdrs['content-length']));
+      const text = rest.toString('utf8');
+      let json = null;
+      try { json = JSON.parse(text); } catch { /* not JSON */ }
+      return { status: Number(m[1]), headers: hdrs, body: text, json };
     }
+    function complete() {
+      // complete once headers are in and the body is complete by content-length (or on close)
+      const r = parse();
+      if (!r) return false;
+      const all = Buffer.concat(got);
+      const he = all.indexOf('\r\n\r\n');
+      const cl = r.headers['content-length'];
+      return cl !== undefined && all.length - he - 4 >= Number(cl);
+    }
+    function finish(err) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const r = parse();
+      if (r) resolve(r);
+      else reject(err || sockErr || new Error(`no HTTP response (${Buffer.concat(got).length} bytes received)`));
+    }
+    sock.on('data', (d) => {
+      got.push(d);
+      gotAny = true;
+      if (complete()) finish();
+    });
+    sock.on('end', () => finish());
+    sock.on('close', () => finish());
+    sock.on('error', (e) => { sockErr = e; setTimeout(() => finish(e), 50); });
+    sock.on('connect', async () => {
+      sock.setNoDelay(true);
+      sock.write(head);
+      if (!buf) return;
+      if (headerPauseMs) await sleep(headerPauseMs);
+      for (let off = 0; off < buf.length; off += chunkSize) {
+        if (gotAny || sock.destroyed || settled) return; // the server answered: stop sending
+        const piece = buf.subarray(off, off + chunkSize);
+        const ok = chunked ? sock.write(`${piece.length.toString(16)}\r\n`) && sock.write(piece) && sock.write('\r\n') : sock.write(piece);
+        if (!ok) await new Promise((r) => { sock.once('drain', r); sock.once('close', r); });
+        else await new Promise((r) => setImmediate(r));
+        if (off + chunkSize > slowAfterBytes) await sleep(20);
+      }
+      if (!gotAny && !sock.destroyed && chunked) sock.write('0\r\n\r\n');
+    });
   });
 }
 
