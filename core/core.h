@@ -188,6 +188,7 @@ struct aigw_req {
   sse_parser sse;
   int sse_init;
   int saw_done;             /* stream ended with its terminal event */
+  int saw_error;            /* the provider sent an error event (terminal) */
   int client_wants_stream_usage;
   struct evbuffer *chunk;   /* events produced by the current read, sent in one write */
 
@@ -216,7 +217,9 @@ struct conn {
   worker *w;
   int fd;
   struct event rev, wev;
+  struct event close_ev;    /* deferred close after a write error */
   int rev_added, wev_added;
+  int write_failed;         /* the peer is gone; close once the request has unwound */
   struct evbuffer *in, *out;
   enum conn_state state;
   struct aigw_req *req;

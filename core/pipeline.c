@@ -241,7 +241,8 @@ static void upstream_phase(struct aigw_req *r) {
       if (r->ended) return;
       stream_flush(r);
       if (r->ended) return;
-      if (r->saw_done) stream_end_ok(r);
+      if (r->stream_ended || r->client_gone) req_finish(r);
+      else if (r->saw_done) stream_end_ok(r);
       else stream_end_error(r, "upstream_error", "the provider's stream ended without its terminal event");
       return;
     }

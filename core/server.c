@@ -31,6 +31,8 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_process(conn *c);
 static void conn_close(conn *c);
+static void conn_write_failed(conn *c);
+static void on_deferred_close(evutil_socket_t fd, short what, void *arg);
 
 /* ---- generations ---- */
 
@@ -190,6 +192,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
   c->keep_alive = 1;
   event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
   event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+  event_assign(&c->close_ev, w->base, -1, 0, on_deferred_close, c);
   c->next = w->conns;
   if (w->conns) w->conns->prev = c;
   w->conns = c;
@@ -197,8 +200,27 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
   set_read_timeout(c, conn_limits(c)->client_header_timeout_ms);
 }
 
+static void on_deferred_close(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  conn_close(arg);
+}
+
+static void conn_write_failed(conn *c) {
+  if (c->write_failed) return;
+  c->write_failed = 1;
+  c->peer_closed = 1;
+  evbuffer_drain(c->out, evbuffer_get_length(c->out));
+  if (c->wev_added) {
+    event_del(&c->wev);
+    c->wev_added = 0;
+  }
+  event_active(&c->close_ev, EV_TIMEOUT, 1);
+}
+
 static void conn_close(conn *c) {
   worker *w = c->w;
+  event_del(&c->close_ev);
   if (c->req) {
     struct aigw_req *r = c->req;
     c->req = NULL;
@@ -237,7 +259,9 @@ static int conn_flush(conn *c) {
         }
         return 0;
       }
-      conn_close(c);
+      /* Never close from inside a write: the pipeline may be mid-operation on this connection's
+       * request. Drop the output and close from the loop. */
+      conn_write_failed(c);
       return -1;
     }
     if (n == 0) break;
@@ -255,6 +279,11 @@ static int conn_flush(conn *c) {
 }
 
 void conn_send(conn *c, struct evbuffer *buf) {
+  if (c->write_failed) {
+    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    if (buf) evbuffer_drain(buf, evbuffer_get_length(buf));
+    return;
+  }
   if (buf) evbuffer_add_buffer(c->out, buf);
   if (!c->wev_added) conn_flush(c);
 }
@@ -321,6 +350,12 @@ static void conn_error(conn *c, int status, const char *type, const char *msg) {
 
 void conn_request_done(conn *c) {
   c->req = NULL;
+  if (c->write_failed) {
+    free(c->body);
+    c->body = NULL;
+    conn_close(c);
+    return;
+  }
   free(c->body);
   c->body = NULL;
   c->body_len = c->body_cap = 0;

@@ -134,6 +134,7 @@ static void arm_timer(struct aigw_req *r, uint32_t ms) {
 }
 
 static void finish_transfer(struct aigw_req *r, CURLcode rc);
+static void stream_terminate(struct aigw_req *r);
 
 static void on_up_timer(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
@@ -261,6 +262,11 @@ static int on_sse_event(void *ud, const sse_event *sev) {
     r->in_hook = 0;
   }
   if (ev.kind == AIGW_EV_DONE) r->saw_done = 1;
+  if (ev.kind == AIGW_EV_ERROR) {
+    /* the provider's own error event ends the stream: pass it on as the last event */
+    r->saw_error = 1;
+    if (!r->error) r->error = "the provider sent an error event mid-stream";
+  }
   if (ev.kind == AIGW_EV_DELTA && !r->t_first_token) r->t_first_token = now_us();
   if (st != AIGW_DROP && st != AIGW_ERROR) {
     const cfg_route *rt = r->route;
@@ -281,7 +287,7 @@ static int on_sse_event(void *ud, const sse_event *sev) {
       if (st == AIGW_DROP || r->stream_ended) break;
     }
   }
-  if (st != AIGW_DROP && st != AIGW_ERROR && !r->stream_ended && ensure_chunk(r) == 0) {
+  if (st != AIGW_DROP && st != AIGW_ERROR && !(r->stream_ended && !r->saw_error) && ensure_chunk(r) == 0) {
     if (ev.json && ev.changed) {
       char *txt = cJSON_PrintUnformatted(ev.json);
       if (txt) {
@@ -295,6 +301,7 @@ static int on_sse_event(void *ud, const sse_event *sev) {
     }
   }
   event_release(&ev);
+  if (r->saw_error && !r->stream_ended) stream_terminate(r); /* nothing after the provider's error event */
   return r->stream_ended ? 1 : 0;
 }
 
@@ -303,12 +310,12 @@ int stream_process_bytes(struct aigw_req *r, const char *p, size_t n) {
     sse_init(&r->sse, 4u << 20);
     r->sse_init = 1;
   }
+  int guard = r->in_curl_cb;
+  r->in_curl_cb = 1; /* no teardown while the parser iterates: the caller finishes */
   int rc = sse_feed(&r->sse, p, n, on_sse_event, r);
-  if (rc < 0) {
-    stream_end_error(r, "upstream_error", sse_error(&r->sse));
-    return -1;
-  }
-  return 0;
+  if (rc < 0) stream_end_error(r, "upstream_error", sse_error(&r->sse));
+  r->in_curl_cb = guard;
+  return rc < 0 ? -1 : 0;
 }
 
 /* ---- libcurl callbacks ---- */

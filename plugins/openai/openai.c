@@ -388,7 +388,13 @@ static aigw_status oa_on_response(void *vi, aigw_req *r, void **rctx) {
   int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
   if (st < 200 || st > 299 || api == AIGW_API_MODELS) return AIGW_CONTINUE;
   aigw_json *b = H->body(r, AIGW_UPSTREAM_RESPONSE);
-  if (b && H->json_type(b) == AIGW_JSON_OBJECT) report_usage(r, H->json_get(b, "usage"), api);
+  if (!b || H->json_type(b) != AIGW_JSON_OBJECT) {
+    /* A 2xx that is not a JSON object is a broken answer, not a success: say so in the client's
+     * format instead of handing the SDK something it cannot parse. */
+    H->respond_error(r, 502, "upstream_error", "the provider answered 2xx with a body that is not a JSON object");
+    return AIGW_STOP;
+  }
+  report_usage(r, H->json_get(b, "usage"), api);
   return AIGW_CONTINUE;
 }
 
