@@ -110,6 +110,7 @@ typedef struct cfg_gen {
   cfg_provider *providers; size_t nproviders;
   cfg_route *routes; size_t nroutes;
   cfg_plugin *plugins; size_t nplugins; /* every instance (global and per route), owned here */
+  uint64_t retired_ms;    /* when a reload retired it (monotonic ms); 0 while current */
 } cfg_gen;
 
 /* Loads and validates the file at path. Returns a generation with refs == 1, or NULL with every

@@ -220,6 +220,7 @@ struct conn {
   struct event close_ev;    /* deferred close after a write error */
   int rev_added, wev_added;
   int write_failed;         /* the peer is gone; close once the request has unwound */
+  struct ssl_st *ssl;       /* TLS listener connections; NULL for plain HTTP */
   struct evbuffer *in, *out;
   enum conn_state state;
   struct aigw_req *req;
@@ -250,6 +251,7 @@ struct worker {
   pthread_t thread;
   struct event_base *base;
   struct evconnlistener **listeners; size_t nlisteners;
+  struct listen_arg { worker *w; size_t idx; } *largs;
   CURLM *multi;
   struct event curl_timer;
   int still_running;
@@ -284,6 +286,7 @@ struct server {
   struct event *sig_term, *sig_int, *sig_hup, *gc_timer, *drain_timer;
   uint64_t drain_deadline_ms;
   atomic_long total_active;
+  struct ssl_ctx_st **tls; /* per listener (index as in the first generation); NULL = plain */
 };
 
 /* server.c */

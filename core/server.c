@@ -22,6 +22,8 @@
 #include <event2/buffer.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "core.h"
 
@@ -64,6 +66,7 @@ static void retire_gen(server *s, cfg_gen *g) {
     s->retired = nv;
     s->cap_retired = cap;
   }
+  g->retired_ms = now_ms();
   s->retired[s->nretired++] = g;
   pthread_mutex_unlock(&s->retired_mu);
 }
@@ -74,7 +77,10 @@ static void gc_retired(server *s, int force) {
   for (size_t i = 0; i < s->nretired; i++) {
     cfg_gen *g = s->retired[i];
     /* refs counts the "current" reference too: a retired generation had it dropped already. */
-    if (force || atomic_load(&g->refs) <= 0) {
+    /* A worker loads `current` and then takes its reference; the one-second grace covers a worker
+     * preempted between the two (RCU-style), so a generation is freed only when it has had no
+     * reference for at least one gc period after retirement. */
+    if (force || (atomic_load(&g->refs) <= 0 && now_ms() - g->retired_ms >= 1000)) {
       log_msg(AIGW_LOG_DEBUG, "config generation %llu released", (unsigned long long)g->id);
       cfg_free(g);
     } else {
@@ -169,7 +175,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
   (void)l;
   (void)sa;
   (void)salen;
-  worker *w = arg;
+  struct listen_arg *la = arg;
+  worker *w = la->w;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   conn *c = calloc(1, sizeof *c);
@@ -187,6 +194,19 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     free(c);
     evutil_closesocket(fd);
     return;
+  }
+  SSL_CTX *ctx = w->srv->tls ? w->srv->tls[la->idx] : NULL;
+  if (ctx) {
+    c->ssl = SSL_new(ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+      if (c->ssl) SSL_free(c->ssl);
+      evbuffer_free(c->in);
+      evbuffer_free(c->out);
+      free(c);
+      evutil_closesocket(fd);
+      return;
+    }
+    SSL_set_accept_state(c->ssl);
   }
   c->state = CS_HEAD;
   c->keep_alive = 1;
@@ -229,6 +249,10 @@ static void conn_close(conn *c) {
   }
   if (c->rev_added) event_del(&c->rev);
   if (c->wev_added) event_del(&c->wev);
+  if (c->ssl) {
+    if (!c->peer_closed) SSL_shutdown(c->ssl); /* best effort close_notify, non-blocking */
+    SSL_free(c->ssl);
+  }
   evutil_closesocket(c->fd);
   evbuffer_free(c->in);
   evbuffer_free(c->out);
@@ -246,9 +270,26 @@ size_t conn_out_pending(conn *c) { return evbuffer_get_length(c->out); }
 
 /* Writes what it can now; arms the write event only when the socket is full. Returns -1 when the
  * connection was closed (write error, or everything written and close requested). */
+/* TLS write of the first evbuffer segment; returns like evbuffer_write (errno EAGAIN when the
+ * socket is full). */
+static int tls_write(conn *c) {
+  struct evbuffer_iovec v;
+  if (evbuffer_peek(c->out, -1, NULL, &v, 1) < 1) return 0;
+  size_t len = v.iov_len > (1u << 20) ? (1u << 20) : v.iov_len;
+  ERR_clear_error();
+  int n = SSL_write(c->ssl, v.iov_base, (int)len);
+  if (n > 0) {
+    evbuffer_drain(c->out, (size_t)n);
+    return n;
+  }
+  int e = SSL_get_error(c->ssl, n);
+  errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+  return -1;
+}
+
 static int conn_flush(conn *c) {
   while (evbuffer_get_length(c->out) > 0) {
-    int n = evbuffer_write(c->out, c->fd);
+    int n = c->ssl ? tls_write(c) : evbuffer_write(c->out, c->fd);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
         if (!c->wev_added) {
@@ -372,6 +413,39 @@ void conn_request_done(conn *c) {
   if (evbuffer_get_length(c->in)) conn_process(c);
 }
 
+/* Reads and decrypts all that is available; returns bytes added, 0 on close, -1 with errno. */
+static int tls_read(conn *c) {
+  int total = 0;
+  for (;;) {
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(c->in, 16384, &v, 1) < 1) {
+      errno = ENOMEM;
+      return -1;
+    }
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, v.iov_base, (int)v.iov_len);
+    if (n > 0) {
+      v.iov_len = (size_t)n;
+      evbuffer_commit_space(c->in, &v, 1);
+      total += n;
+      if (total >= 65536) return total;
+      continue;
+    }
+    v.iov_len = 0;
+    evbuffer_commit_space(c->in, &v, 1);
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      if (total) return total;
+      errno = EAGAIN;
+      return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) return total ? total : 0;
+    if (total) return total;
+    errno = ECONNRESET;
+    return -1;
+  }
+}
+
 static void conn_on_read(evutil_socket_t fd, short what, void *arg) {
   conn *c = arg;
   if (what & EV_TIMEOUT) {
@@ -389,7 +463,13 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg) {
     c->rev_added = 0;
     return;
   }
-  int n = evbuffer_read(c->in, fd, 65536);
+  int n;
+  if (c->ssl) {
+    n = tls_read(c);
+    if (c->wev_added == 0 && evbuffer_get_length(c->out)) conn_flush(c); /* handshake may unblock writes */
+  } else {
+    n = evbuffer_read(c->in, fd, 65536);
+  }
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
     c->peer_closed = 1;
     conn_close(c);
@@ -623,7 +703,6 @@ static int worker_init(server *s, worker *w, uint32_t id, cfg_gen *g, char *err,
     snprintf(err, errlen, "event_base_new failed");
     return -1;
   }
-  pthread_mutex_init(&w->post_mu, NULL);
   w->post_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (w->post_fd < 0) {
     snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -632,11 +711,14 @@ static int worker_init(server *s, worker *w, uint32_t id, cfg_gen *g, char *err,
   event_assign(&w->post_ev, w->base, w->post_fd, EV_READ | EV_PERSIST, worker_on_post, w);
   event_add(&w->post_ev, NULL);
   w->listeners = calloc(g->nlisten, sizeof *w->listeners);
-  if (!w->listeners) return -1;
+  w->largs = calloc(g->nlisten, sizeof *w->largs);
+  if (!w->listeners || !w->largs) return -1;
   for (size_t i = 0; i < g->nlisten; i++) {
     int fd = make_listener_fd(&g->listen[i], 1, err, errlen);
     if (fd < 0) return -1;
-    w->listeners[i] = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    w->largs[i].w = w;
+    w->largs[i].idx = i;
+    w->listeners[i] = evconnlistener_new(w->base, on_accept, &w->largs[i], LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
     if (!w->listeners[i]) {
       close(fd);
       snprintf(err, errlen, "evconnlistener_new failed");
@@ -656,6 +738,7 @@ static void worker_destroy(worker *w) {
   upstream_shutdown(w);
   for (size_t i = 0; i < w->nlisteners; i++) evconnlistener_free(w->listeners[i]);
   free(w->listeners);
+  free(w->largs);
   if (w->post_fd >= 0) {
     event_del(&w->post_ev);
     worker_on_post(w->post_fd, EV_READ, w); /* run what is left (frees the items) */
@@ -718,6 +801,8 @@ int server_run(server *s) {
   int rc = -1;
   char err[512] = "";
   cfg_gen *g = (cfg_gen *)atomic_load(&s->current);
+  /* g may be retired and freed by a reload while we run: keep what the teardown needs */
+  const size_t nalloc = g->workers, nlisten = g->nlisten;
   signal(SIGPIPE, SIG_IGN);
   s->main_base = event_base_new();
   if (!s->main_base) return -1;
@@ -733,10 +818,31 @@ int server_run(server *s) {
     }
     close(fd);
   }
+  for (size_t i = 0; i < g->nlisten; i++) {
+    if (!g->listen[i].tls_cert) continue;
+    if (!s->tls && !(s->tls = calloc(g->nlisten, sizeof *s->tls))) goto done;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) goto done;
+    s->tls[i] = ctx;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, g->listen[i].tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, g->listen[i].tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      char eb[256];
+      ERR_error_string_n(ERR_get_error(), eb, sizeof eb);
+      log_msg(AIGW_LOG_ERROR, "TLS for %s:%u: cannot use cert %s / key %s: %s", g->listen[i].address,
+              g->listen[i].port, g->listen[i].tls_cert, g->listen[i].tls_key, eb);
+      goto done;
+    }
+  }
   s->nworkers = g->workers;
   s->workers = calloc(s->nworkers, sizeof *s->workers);
   if (!s->workers) goto done;
-  for (size_t i = 0; i < s->nworkers; i++) s->workers[i].post_fd = -1;
+  for (size_t i = 0; i < s->nworkers; i++) {
+    s->workers[i].post_fd = -1;
+    pthread_mutex_init(&s->workers[i].post_mu, NULL);
+  }
   for (size_t i = 0; i < s->nworkers; i++) {
     if (worker_init(s, &s->workers[i], (uint32_t)i, g, err, sizeof err) < 0) {
       log_msg(AIGW_LOG_ERROR, "worker %zu: %s", i, err);
@@ -762,8 +868,8 @@ int server_run(server *s) {
     }
   }
   for (size_t i = 0; i < g->nlisten; i++)
-    log_msg(AIGW_LOG_INFO, "aigw %s listening on %s:%u with %zu workers (config generation %llu)",
-            AIGW_VERSION, g->listen[i].address, g->listen[i].port, s->nworkers,
+    log_msg(AIGW_LOG_INFO, "aigw %s listening on %s://%s:%u with %zu workers (config generation %llu)",
+            AIGW_VERSION, g->listen[i].tls_cert ? "https" : "http", g->listen[i].address, g->listen[i].port, s->nworkers,
             (unsigned long long)g->id);
   event_base_dispatch(s->main_base);
   for (size_t i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
@@ -771,7 +877,7 @@ int server_run(server *s) {
 done:
   admin_stop(s);
   if (s->workers) {
-    for (size_t i = 0; i < g->workers; i++) worker_destroy(&s->workers[i]);
+    for (size_t i = 0; i < nalloc; i++) worker_destroy(&s->workers[i]);
     free(s->workers);
   }
   if (s->sig_term) event_free(s->sig_term);
@@ -781,6 +887,11 @@ done:
   if (s->drain_timer) event_free(s->drain_timer);
   gc_retired(s, 1);
   free(s->retired);
+  if (s->tls) {
+    for (size_t i = 0; i < nlisten; i++)
+      if (s->tls[i]) SSL_CTX_free(s->tls[i]);
+    free(s->tls);
+  }
   event_base_free(s->main_base);
   pthread_mutex_destroy(&s->retired_mu);
   return rc;
