@@ -107,6 +107,15 @@ static long h1_find_end(const char *buf, size_t len, size_t max_head, h1_request
     }
     off = start;
     if (start + 1 == len && buf[start] == '\r') goto more; /* maybe CRLF: decide on the LF */
+    if (start >= max_head) goto more;
+    /* refuse at once what cannot start a method (TLS handshakes, binary junk) rather than wait
+     * for max_head bytes or a timeout */
+    if (start < len && buf[start] != '\r' && !h1_tchar[(unsigned char)buf[start]]) {
+      req->scan_buf = NULL;
+      *st = 400;
+      *why = "malformed request line";
+      return -1;
+    }
   }
   size_t lim = len < max_head ? len : max_head; /* the LF before the blank line is < max_head */
   while (off < lim) {
