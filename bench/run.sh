@@ -64,11 +64,20 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
 USED_PORTS=" "
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# ports below the kernel's ephemeral range (wrk, curl and the proxies' upstream connections take
+# ephemeral ports), not used by any socket in /proc/net/tcp*, nothing listening
+read -r EPH_LO _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPH_LO=32768
+((EPH_LO > 12000)) || EPH_LO=60000
+port_free() {
+  local hex
+  hex=$(printf ':%04X ' "$1")
+  ! grep -qs -- "$hex" /proc/net/tcp /proc/net/tcp6 || return 1
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
 pick_port() {              # pick_port VAR
   local p i
   for ((i = 0; i < 500; i++)); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (EPH_LO - 10000)))
     [[ $USED_PORTS == *" $p "* ]] && continue
     if port_free "$p"; then USED_PORTS+="$p "; printf -v "$1" %d "$p"; return 0; fi
   done
@@ -302,9 +311,22 @@ EOF
   AIGW_PID=$LAST_PID
   HAVE_AIGW=1
 
-  # optional variant: the two example plugins on the chat route
+  # optional variant: the two example plugins on the chat route. Use $BUILD/examples/*.so when
+  # present; otherwise build them from examples/plugins/ against the SDK headers (headers only,
+  # as with `pkg-config --cflags aigw-sdk`), -O2, into the temp dir.
   find_so() { find "$BUILD/examples" -name "$1.so" -print -quit 2>/dev/null || true; }
   HELLO_SO=$(find_so hello) CALLOUT_SO=$(find_so async_callout)
+  if [[ -z $HELLO_SO || -z $CALLOUT_SO ]]; then
+    mkdir -p "$TMP/examples"
+    for ex in hello async_callout; do
+      src=$ROOT/examples/plugins/$ex
+      compgen -G "$src/*.c" >/dev/null || continue
+      ${CC:-cc} -std=c11 -O2 -Wall -Wextra -shared -fPIC -fvisibility=hidden -I"$ROOT/sdk/include" \
+        "$src"/*.c -o "$TMP/examples/$ex.so" >>"$OUT/examples-build.log" 2>&1 || rm -f "$TMP/examples/$ex.so"
+    done
+    [[ -f $TMP/examples/hello.so ]] && HELLO_SO=$TMP/examples/hello.so
+    [[ -f $TMP/examples/async_callout.so ]] && CALLOUT_SO=$TMP/examples/async_callout.so
+  fi
   if [[ -n $HELLO_SO && -n $CALLOUT_SO ]]; then
     pp="[\"$BUILD/plugins\", \"$(dirname "$HELLO_SO")\""
     [[ $(dirname "$CALLOUT_SO") != "$(dirname "$HELLO_SO")" ]] && pp+=", \"$(dirname "$CALLOUT_SO")\""
@@ -318,7 +340,7 @@ EOF
       PLUGINS_NOTE="plugins variant skipped: aigw did not start with the example plugins (see $OUT/stderr.log)"
     fi
   else
-    PLUGINS_NOTE="plugins variant skipped: $BUILD/examples/{hello,async_callout}.so not built yet"
+    PLUGINS_NOTE="plugins variant skipped: no hello.so / async_callout.so in $BUILD/examples and building them from examples/plugins/ failed or found no sources (see $OUT/examples-build.log)"
   fi
   [[ -n $PLUGINS_NOTE ]] && note "$PLUGINS_NOTE"
 fi
@@ -571,7 +593,7 @@ TABLE=$OUT/table.md
     if ((HAVE_PLUGINS)); then
       verdict "chat+plugins c64 rps vs nginx (hello + async_callout)" "$(ratio 'chat+plugins c64' rps)" ">=" 0.60
     else
-      echo "  SKIP chat+plugins c64 rps vs nginx (example plugins not built)"
+      echo "  SKIP chat+plugins c64 rps vs nginx (plugins variant skipped, see the note above)"
     fi
     verdict "sse c64 rps vs nginx" "$(ratio 'sse c64' rps)" ">=" 0.80
     verdict "chat c1 p50 vs nginx p50" "$(ratio 'chat c1' p50_us)" "<=" 1.5 x
