@@ -201,6 +201,7 @@ $(nginx_http_common "$TMP/mock")
             default_type application/json;
             return 200 '{"allow":true}';
         }
+        location = /_status { stub_status; }   # "accepts" = upstream connections opened
         location / { return 404; }
     }
 }
@@ -422,21 +423,28 @@ parse_text() {
   echo "BENCH rps=${rps:-0} p50_us=$(to_us "${p50:-0}") p90_us=$(to_us "${p90:-0}") p99_us=$(to_us "${p99:-0}") non2xx=${non:-0}"
 }
 
+# mock_accepts: connections the mock has accepted so far (the status request itself included)
+mock_accepts() {
+  curl -s --max-time 2 "http://127.0.0.1:$MOCK_PORT/_status" | awk 'NR == 3 { print $1 }' || true
+}
+
 # run_wrk LABEL URL CONNS DURATION PID [stream] -> prints the BENCH line (plus cpu=)
 run_wrk() {
-  local label=$1 url=$2 conns=$3 dur=$4 pid=$5 extra=${6:-} f t0 t1 l0 l1 s0 s1 line
+  local label=$1 url=$2 conns=$3 dur=$4 pid=$5 extra=${6:-} f t0 t1 l0 l1 s0 s1 a0 a1 line
   f="$OUT/raw/$label.txt"
+  a0=$(mock_accepts)
   t0=$(cpu_ticks "$pid") l0=$(core_ticks "$CORE_LOAD") s0=$(core_ticks "$CORE_SUT")
   taskset -c "$CORE_LOAD" wrk -t1 -c"$conns" -d"${dur}s" --timeout 5s --latency -s "$LUA" "$url" \
     ${extra:+-- "$extra"} >"$f" 2>&1 || true
   t1=$(cpu_ticks "$pid") l1=$(core_ticks "$CORE_LOAD") s1=$(core_ticks "$CORE_SUT")
+  a1=$(mock_accepts)
   line=$(grep '^BENCH ' "$f" | tail -n 1 || true)
   if [[ -z $line ]]; then
     line=$(parse_text "$f")
     [[ $(kv "$line" rps) != 0 ]] || echo "WARNING: $label: wrk produced no result (see $f)" >>"$WARNF"
   fi
   echo "$line cpu=$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" -v d="$dur" 'BEGIN { printf "%.0f", (b - a) / h / d * 100 }')" \
-    "sutcore=$(busy_pct "$s0" "$s1") loadcore=$(busy_pct "$l0" "$l1")"
+    "sutcore=$(busy_pct "$s0" "$s1") loadcore=$(busy_pct "$l0" "$l1") upconns=$((${a1:-0} - ${a0:-0} - 1))"
 }
 
 record() {  # record CASE SIDE ROUND LINE
@@ -561,19 +569,20 @@ TABLE=$OUT/table.md
   echo
   echo "Per round (latencies in µs; cpu = the process under test; core $CORE_SUT / core $CORE_LOAD = whole-core"
   echo "busy % of the SUT core and of the load core (wrk + mock) — a load core near 100% means the load side,"
-  echo "not the proxy, limited that run):"
+  echo "not the proxy, limited that run; up conns = connections the proxy opened to the mock during the run —"
+  echo "with upstream keep-alive working it stays near the client connection count, not the request count):"
   echo
-  echo "| case | side | round | rps | p50 | p99 | p99.9 | cpu | core $CORE_SUT | core $CORE_LOAD |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| case | side | round | rps | p50 | p99 | p99.9 | cpu | core $CORE_SUT | core $CORE_LOAD | up conns |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for c in "${CASES[@]}"; do
     IFS=: read -r cname _ <<<"$c"
     for s in nginx aigw; do
       ((HAVE_AIGW)) || [[ $s == nginx ]] || continue
       for ((r = 1; r <= ROUNDS; r++)); do
-        printf '| %s | %s | %d | %.0f | %s | %s | %s | %s%% | %s%% | %s%% |\n' "$cname" "$s" "$r" \
+        printf '| %s | %s | %d | %.0f | %s | %s | %s | %s%% | %s%% | %s%% | %s |\n' "$cname" "$s" "$r" \
           "${RES[$cname|$s|$r|rps]:-0}" "${RES[$cname|$s|$r|p50_us]:-}" "${RES[$cname|$s|$r|p99_us]:-}" \
           "${RES[$cname|$s|$r|p999_us]:-}" "${RES[$cname|$s|$r|cpu]:-?}" "${RES[$cname|$s|$r|sutcore]:-?}" \
-          "${RES[$cname|$s|$r|loadcore]:-?}"
+          "${RES[$cname|$s|$r|loadcore]:-?}" "${RES[$cname|$s|$r|upconns]:-?}"
       done
     done
   done
