@@ -492,15 +492,15 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc) {
     return;
   }
   if (r->up_streaming) {
-    if (rc == CURLE_OK && r->saw_done && !sse_pending(&r->sse)) {
+    /* each branch ends the request exactly once */
+    if (r->stream_ended) {
+      req_finish(r);
+    } else if (rc == CURLE_OK && r->saw_done && !sse_pending(&r->sse)) {
       stream_end_ok(r);
-    } else if (!r->stream_ended) {
+    } else {
       stream_end_error(r, "upstream_error",
                        rc != CURLE_OK ? cerr : "upstream ended the stream before its terminal event");
-    } else {
-      req_finish(r);
     }
-    if (!r->ended) req_finish(r);
     return;
   }
   if (rc != CURLE_OK) {
