@@ -19,7 +19,7 @@ function assertCutStream(r, contentEvents) {
     try { return !!JSON.parse(e.data).error; } catch { return false; }
   });
   assert.ok(errs.length >= 1, `an error event ends the stream; got:\n${r.text.slice(-500)}`);
-  assert.ok(evs.indexOf(errs[0]) === evs.length - 1, 'the error event is the last event');
+  assert.ok(evs.indexOf(errs[0]) === evs.length - 1, `the error event is the last event; got:\n${r.text.slice(-700)}`);
   const e = JSON.parse(errs[0].data);
   assert.equal(typeof (e.error?.message ?? e.message), 'string');
 }
