@@ -595,7 +595,7 @@ TABLE=$OUT/table.md
     echo "Targets:"
     verdict() { awk -v v="$2" -v op="$3" -v t="$4" -v what="$1" -v unit="${5:-}" 'BEGIN {
       ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0)
-      printf "  %-4s %-58s %s%s (target %s %s%s)\n", ok ? "PASS" : "FAIL", what, v, unit, op, t, unit }'; }
+      printf "  %-5s %-58s %s%s (target %s %s%s)\n", ok ? "PASS" : "FAIL", what, v, unit, op, t, unit }'; }
     ratio() { awk -v a="$(stat "$1" aigw "$2" median)" -v n="$(stat "$1" nginx "$2" median)" 'BEGIN { printf "%.2f", (n > 0 ? a / n : 0) }'; }
     added() { awk -v a="$(stat "$1" aigw "$2" median)" -v n="$(stat "$1" nginx "$2" median)" 'BEGIN { printf "%.0f", a - n }'; }
     verdict "chat c64 rps vs nginx (access log + metrics on)" "$(ratio 'chat c64' rps)" ">=" 0.80
@@ -606,8 +606,18 @@ TABLE=$OUT/table.md
     fi
     verdict "sse c64 rps vs nginx" "$(ratio 'sse c64' rps)" ">=" 0.80
     verdict "chat c1 p50 vs nginx p50" "$(ratio 'chat c1' p50_us)" "<=" 1.5 x
-    verdict "chat c1 added p99" "$(added 'chat c1' p99_us)" "<=" 150 " µs"
-    verdict "sse c1 added p99" "$(added 'sse c1' p99_us)" "<=" 150 " µs"
+    # a p99 far above p50 for nginx itself at 1 connection means something else ran on the cores
+    p99check() {
+      if awk -v p50="$(stat "$1" nginx p50_us median)" -v p99="$(stat "$1" nginx p99_us median)" \
+           'BEGIN { exit !(p50 > 0 && p99 > 5 * p50) }'; then
+        printf '  %-5s %-58s %s µs (nginx p99 is %s µs against p50 %s µs: the machine was busy; run again)\n' \
+          "NOISY" "$1 added p99" "$(added "$1" p99_us)" "$(stat "$1" nginx p99_us median)" "$(stat "$1" nginx p50_us median)"
+      else
+        verdict "$1 added p99" "$(added "$1" p99_us)" "<=" 150 " µs"
+      fi
+    }
+    p99check 'chat c1'
+    p99check 'sse c1'
     verdict "aigw idle RSS" "$(awk -v k="$AIGW_IDLE" 'BEGIN { printf "%.1f", k / 1024 }')" "<=" 15 " MB"
     echo
   fi
