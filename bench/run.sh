@@ -611,7 +611,8 @@ TABLE=$OUT/table.md
       if awk -v p50="$(stat "$1" nginx p50_us median)" -v p99="$(stat "$1" nginx p99_us median)" \
            'BEGIN { exit !(p50 > 0 && p99 > 5 * p50) }'; then
         printf '  %-5s %-58s %s µs (nginx p99 is %s µs against p50 %s µs: the machine was busy; run again)\n' \
-          "NOISY" "$1 added p99" "$(added "$1" p99_us)" "$(stat "$1" nginx p99_us median)" "$(stat "$1" nginx p50_us median)"
+          "NOISY" "$1 added p99" "$(added "$1" p99_us)" "$(printf %.0f "$(stat "$1" nginx p99_us median)")" \
+          "$(printf %.0f "$(stat "$1" nginx p50_us median)")"
       else
         verdict "$1 added p99" "$(added "$1" p99_us)" "<=" 150 " µs"
       fi
