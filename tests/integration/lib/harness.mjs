@@ -19,6 +19,10 @@ export const ADMIN_TOKEN = 't0k';
 const resolveFromRoot = (p) => (path.isAbsolute(p) ? p : path.resolve(REPO_ROOT, p));
 export const AIGW_BIN = resolveFromRoot(process.env.AIGW_BIN || 'build/aigw');
 export const AIGW_PLUGIN_DIR = resolveFromRoot(process.env.AIGW_PLUGIN_DIR || 'build/plugins');
+/** Test plugins (tests/plugins/*.c): scripts/test.sh sets it; default: test-plugins beside AIGW_PLUGIN_DIR. */
+export const AIGW_TEST_PLUGIN_DIR = resolveFromRoot(process.env.AIGW_TEST_PLUGIN_DIR || path.join(path.dirname(AIGW_PLUGIN_DIR), 'test-plugins'));
+/** AIGW_SANITIZE=1: the gateway is an ASan/UBSan build; every stop checks its exit code and stderr. */
+export const SANITIZE = process.env.AIGW_SANITIZE === '1';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -47,6 +51,58 @@ export async function stopProcess(child, graceMs = 3000) {
   await exited;
   clearTimeout(t);
 }
+
+// ---------------------------------------------------------------------------------------------
+// sanitizer / crash checks on every gateway exit
+// ---------------------------------------------------------------------------------------------
+/** What a sanitizer prints when it finds something (ASan, UBSan, LSan). */
+export const SANITIZER_MARKERS = ['ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer'];
+const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGABRT', 'SIGBUS', 'SIGILL', 'SIGFPE']);
+/** Problems found by gatewayExitProblems() in this test file; the file-level after() hook fails on them. */
+const gatewayProblems = [];
+/** Gateways started and not yet stopped (the file-level after() hook stops and checks them). */
+const liveGateways = new Set();
+
+/**
+ * The problems with a finished gateway process: with AIGW_SANITIZE=1, any exit other than code 0
+ * (a leak or an ASan/UBSan report makes the exit non-zero; a SIGKILL after the grace period counts too) and any
+ * sanitizer report on stderr; in every mode, a crash signal. Returns a list of strings.
+ */
+export function gatewayExitProblems(exited, stderr, { expectCleanExit = true } = {}) {
+  const out = [];
+  const markers = SANITIZER_MARKERS.filter((m) => stderr.includes(m));
+  if (markers.length) out.push(`sanitizer report on stderr (${markers.join(', ')})`);
+  if (exited && CRASH_SIGNALS.has(exited.sig)) out.push(`crashed with ${exited.sig}`);
+  if (SANITIZE && expectCleanExit && exited && (exited.code !== 0 || exited.sig)) {
+    out.push(`exit ${exited.sig ? `by signal ${exited.sig}` : `code ${exited.code}`} (expected code 0 after SIGTERM)`);
+  }
+  return out;
+}
+
+function sanitizerExcerpt(stderr) {
+  const lines = stderr.split('\n');
+  const i = lines.findIndex((l) => SANITIZER_MARKERS.some((m) => l.includes(m)));
+  return (i >= 0 ? lines.slice(Math.max(0, i - 5), i + 60) : lines.slice(-40)).join('\n');
+}
+
+function recordGatewayProblems(label, problems, stderr) {
+  if (!problems.length) return null;
+  const msg = `aigw ${label}: ${problems.join('; ')}\n---- aigw stderr (excerpt) ----\n${sanitizerExcerpt(stderr)}`;
+  gatewayProblems.push(msg);
+  process.stderr.write(`\n!!!! ${msg}\n`);
+  return new Error(msg);
+}
+
+// File-level safety net: stop any gateway a suite left running (SIGTERM, wait), then fail the file
+// loudly when any gateway of this file crashed, leaked or tripped a sanitizer.
+nodeAfter(async () => {
+  for (const gw of [...liveGateways]) {
+    try { await gw.stop(); } catch { /* recorded in gatewayProblems */ }
+  }
+  if (gatewayProblems.length) {
+    throw new Error(`${gatewayProblems.length} gateway process(es) ended badly:\n\n${gatewayProblems.join('\n\n')}`);
+  }
+});
 
 // ---------------------------------------------------------------------------------------------
 // ports
@@ -217,7 +273,7 @@ async function startGatewayOnce({ mockPort, config, env = {}, configOverrides, s
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   }));
-  const state = { stdout: '', stderr: '', lines: [], waiters: new Set(), exited: null };
+  const state = { stdout: '', stderr: '', lines: [], waiters: new Set(), errWaiters: new Set(), exited: null };
   let pending = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (d) => {
@@ -234,8 +290,10 @@ async function startGatewayOnce({ mockPort, config, env = {}, configOverrides, s
     for (const w of state.waiters) w();
   });
   child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => { state.stderr += d; });
-  child.once('exit', (code, sig) => { state.exited = { code, sig }; for (const w of state.waiters) w(); });
+  child.stderr.on('data', (d) => { state.stderr += d; for (const w of state.errWaiters) w(); });
+  child.once('exit', (code, sig) => { state.exited = { code, sig }; for (const w of state.waiters) w(); for (const w of state.errWaiters) w(); });
+  // 'close' comes after the last stdout/stderr bytes: checks of stderr wait for it
+  const closed = new Promise((r) => child.once('close', r));
 
   const url = `http://127.0.0.1:${actualPort}`;
   const adminURL = `http://127.0.0.1:${actualAdmin}`;
@@ -272,23 +330,64 @@ async function startGatewayOnce({ mockPort, config, env = {}, configOverrides, s
         check();
       });
     },
+    /** stderr lines (the gateway's own log) */
+    stderrLines: () => state.stderr.split('\n').filter(Boolean),
+    /**
+     * Wait until stderr has a line matching pred (a RegExp or (line) => bool); resolves the line.
+     * With count > 1, waits for that many matching lines and resolves all of them.
+     */
+    waitForStderr(pred, timeoutMs = 3000, count = 1) {
+      const test = typeof pred === 'function' ? pred : (l) => pred.test(l);
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hits = state.stderr.split('\n').filter((l) => { try { return test(l); } catch { return false; } });
+          if (hits.length >= count) { done(); resolve(count === 1 ? hits[0] : hits); }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no matching stderr line (${count} wanted) within ${timeoutMs}ms; stderr so far:\n${state.stderr.slice(-4000)}`));
+        }, timeoutMs);
+        const done = () => { clearTimeout(timer); state.errWaiters.delete(check); };
+        state.errWaiters.add(check);
+        check();
+      });
+    },
     /** fetch on the admin listener; token: true = configured token, string = that token, false = none */
     admin(p, { method = 'GET', token = true, body } = {}) {
       const headers = {};
       if (token) headers.authorization = `Bearer ${token === true ? cfg.admin?.token : token}`;
       return fetch(adminURL + p, { method, headers, body });
     },
+    /**
+     * SIGTERM, wait for the exit (SIGKILL after the grace period), then check the exit: with
+     * AIGW_SANITIZE=1 it must be code 0 with no sanitizer report on stderr; a crash signal fails
+     * in every mode. Throws (and fails the file's after() hook) when it is not clean.
+     */
     async stop() {
-      await stopProcess(child);
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (handle.stopped) return handle.stopped;
+      handle.stopped = (async () => {
+        const diedBefore = state.exited !== null;
+        await stopProcess(child, SANITIZE ? 20000 : 5000);
+        await closed;
+        liveGateways.delete(handle);
+        fs.rmSync(dir, { recursive: true, force: true });
+        const problems = gatewayExitProblems(state.exited, state.stderr);
+        if (diedBefore && !problems.length && SANITIZE) problems.push('exited before it was stopped');
+        const err = recordGatewayProblems(`pid ${child.pid}`, problems, state.stderr);
+        if (err) throw err;
+      })();
+      return handle.stopped;
     },
   };
+  liveGateways.add(handle);
 
   // wait for admin /health
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (state.exited) {
       fs.rmSync(dir, { recursive: true, force: true });
+      await closed;
+      recordGatewayProblems('(exited during startup)', gatewayExitProblems(state.exited, state.stderr, { expectCleanExit: false }), state.stderr);
       throw new Error(`aigw exited (code ${state.exited.code}, signal ${state.exited.sig}) during startup.\nstderr:\n${state.stderr}\nstdout:\n${state.stdout}`);
     }
     try {
@@ -296,6 +395,7 @@ async function startGatewayOnce({ mockPort, config, env = {}, configOverrides, s
       if (r.status === 200) break;
     } catch { /* not yet */ }
     if (Date.now() > deadline) {
+      liveGateways.delete(handle);
       await stopProcess(child);
       fs.rmSync(dir, { recursive: true, force: true });
       throw new Error(`aigw admin /health did not answer within ${startTimeoutMs}ms.\nstderr:\n${state.stderr}\nstdout:\n${state.stdout}`);
@@ -523,11 +623,14 @@ export function useGateway(gatewayOptions = {}) {
     ctx.client = new OpenAI({ baseURL: ctx.gw.baseURL, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 15000 });
   });
   nodeAfter(async () => {
-    if (ctx.gw && process.env.AIGW_TEST_VERBOSE) {
-      process.stderr.write(`---- aigw stderr ----\n${ctx.gw.stderr}\n---- aigw exit: ${JSON.stringify(ctx.gw.exited)}\n`);
+    try {
+      await ctx.gw?.stop(); // throws when the gateway did not exit cleanly (see stop())
+    } finally {
+      if (ctx.gw && process.env.AIGW_TEST_VERBOSE) {
+        process.stderr.write(`---- aigw stderr ----\n${ctx.gw.stderr}\n---- aigw exit: ${JSON.stringify(ctx.gw.exited)}\n`);
+      }
+      await ctx.mock?.stop();
     }
-    await ctx.gw?.stop();
-    await ctx.mock?.stop();
   });
   return ctx;
 }
