@@ -29,6 +29,8 @@ struct evhttp;
 typedef struct worker worker;
 typedef struct conn conn;
 typedef struct server server;
+typedef struct upconn upconn;
+struct uppool;
 
 /* ---- small utilities (util.c) ---- */
 uint64_t now_us(void); /* CLOCK_MONOTONIC in microseconds */
@@ -162,6 +164,9 @@ struct aigw_req {
   int client_gone;
   int up_step;              /* 0: provider prepare not run; 1: running/paused; 2: transfer started */
   int up_active;            /* easy handle added to the multi */
+  upconn *upc;              /* the built-in HTTP/1.1 client's connection (upclient.c) */
+  int upc_retried;
+  uint64_t total_deadline_us; /* upclient transfers: total_ms as an absolute time */
   int paused;               /* waiting for resume */
   int resume_pending;       /* resume() called, continuation scheduled */
   aigw_status resume_st;
@@ -268,6 +273,10 @@ struct worker {
   atomic_long active_streams;
   int draining;
   CURL **easy_pool; size_t neasy;
+  struct uppool *uppools;   /* upclient.c: keep-alive pools per upstream address */
+  struct evbuffer *alog;    /* access-log lines of this loop turn, written in one syscall */
+  struct event alog_ev;
+  int alog_pending;
 };
 
 struct server {
@@ -325,6 +334,15 @@ void stream_end_error(struct aigw_req *r, const char *type, const char *msg);
 void stream_end_ok(struct aigw_req *r);
 int stream_process_bytes(struct aigw_req *r, const char *p, size_t n); /* SSE bytes from upstream or provider_reply */
 CURL *upstream_easy_get(worker *w);
+/* shared by libcurl's callbacks and upclient.c */
+void upstream_on_header_line(struct aigw_req *r, const char *line, size_t n);
+size_t upstream_on_body(struct aigw_req *r, const char *p, size_t n); /* != n: abort */
+void upstream_transfer_done(struct aigw_req *r, CURLcode rc, const char *msg);
+/* upclient.c */
+int upc_start(struct aigw_req *r); /* 0 started, 1 not eligible (use libcurl), -1 failed (answered) */
+void upc_abort(struct aigw_req *r);
+void upc_unpause(struct aigw_req *r);
+void upc_shutdown(worker *w);
 void upstream_easy_put(worker *w, CURL *e);
 
 /* calls.c */
@@ -341,6 +359,8 @@ int event_text_get(aigw_event *ev, aigw_str *out);
 /* access log + metrics (observe.c) */
 int observe_init(void);
 void observe_request(struct aigw_req *r);
+void observe_worker_init(worker *w);
+void observe_worker_flush(worker *w);
 void observe_stream_delta(int d);
 void observe_plugin_error(const char *plugin);
 struct met_registry *core_metrics(void);

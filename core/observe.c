@@ -143,9 +143,46 @@ void observe_request(struct aigw_req *r) {
   }
   jw_obj_end(&w);
   if (!w.err) {
-    struct iovec iov[2] = {{w.buf, w.len}, {"\n", 1}};
-    ssize_t n = writev(s->access_log_fd, iov, 2); /* one syscall: lines never interleave */
-    (void)n;
+    worker *wk = r->w;
+    if (wk->alog) {
+      /* batched: all lines of this loop turn leave in one write at its end */
+      evbuffer_add(wk->alog, w.buf, w.len);
+      evbuffer_add(wk->alog, "\n", 1);
+      if (!wk->alog_pending) {
+        wk->alog_pending = 1;
+        event_active(&wk->alog_ev, EV_TIMEOUT, 1);
+      }
+    } else {
+      struct iovec iov[2] = {{w.buf, w.len}, {"\n", 1}};
+      ssize_t n = writev(s->access_log_fd, iov, 2);
+      (void)n;
+    }
   }
   jw_free(&w);
+}
+
+static void on_alog_flush(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  observe_worker_flush(arg);
+}
+
+void observe_worker_init(worker *w) {
+  if (w->srv->access_log_fd < 0) return;
+  w->alog = evbuffer_new();
+  event_assign(&w->alog_ev, w->base, -1, 0, on_alog_flush, w);
+}
+
+/* Writes the buffered lines; each worker writes whole lines with O_APPEND semantics, so lines of
+ * different workers never interleave. Also called at worker shutdown. */
+void observe_worker_flush(worker *w) {
+  w->alog_pending = 0;
+  if (!w->alog) return;
+  int fd = w->srv->access_log_fd;
+  while (evbuffer_get_length(w->alog) > 0) {
+    if (evbuffer_write(w->alog, fd) <= 0) {
+      evbuffer_drain(w->alog, evbuffer_get_length(w->alog)); /* a broken log sink drops lines, never blocks */
+      break;
+    }
+  }
 }

@@ -357,9 +357,11 @@ void conn_write_response_head(conn *c, int status, const hdr_list *hdrs, int chu
       evbuffer_add(c->out, "\r\n", 2);
     }
   }
-  if (chunked) n = snprintf(buf, sizeof buf, "transfer-encoding: chunked\r\n");
-  else n = snprintf(buf, sizeof buf, "content-length: %llu\r\n", (unsigned long long)clen);
-  evbuffer_add(c->out, buf, (size_t)n);
+  /* chunked: 0 = content-length, 1 = chunked, 2 = neither (HTTP/1.0 stream delimited by close) */
+  if (chunked == 1) n = snprintf(buf, sizeof buf, "transfer-encoding: chunked\r\n");
+  else if (chunked == 0) n = snprintf(buf, sizeof buf, "content-length: %llu\r\n", (unsigned long long)clen);
+  else n = 0;
+  if (n) evbuffer_add(c->out, buf, (size_t)n);
   if (reqid) {
     n = snprintf(buf, sizeof buf, "x-request-id: %s\r\n", reqid);
     evbuffer_add(c->out, buf, (size_t)n);
@@ -451,6 +453,16 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg) {
   if (what & EV_TIMEOUT) {
     if (c->state == CS_HEAD && evbuffer_get_length(c->in) == 0) {
       conn_close(c); /* idle keep-alive connection */
+    } else if (c->state == CS_BODY && c->req) {
+      /* the request exists: answer through it so that it is logged and released */
+      c->keep_alive = 0;
+      c->req->keep_alive = 0;
+      if (c->rev_added) {
+        event_del(&c->rev);
+        c->rev_added = 0;
+      }
+      req_respond_error(c->req, 408, "invalid_request_error", "request_timeout",
+                        "request body not received within client_body_timeout_ms");
     } else if (c->state == CS_HEAD || c->state == CS_BODY) {
       conn_error(c, 408, "invalid_request_error", "request not received in time");
     }
@@ -468,7 +480,15 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg) {
     n = tls_read(c);
     if (c->wev_added == 0 && evbuffer_get_length(c->out)) conn_flush(c); /* handshake may unblock writes */
   } else {
-    n = evbuffer_read(c->in, fd, 65536);
+    /* read() into reserved space: evbuffer_read would ask FIONREAD first (one more syscall) */
+    struct evbuffer_iovec v;
+    n = -1;
+    if (evbuffer_reserve_space(c->in, 16384, &v, 1) == 1) {
+      ssize_t got = read(fd, v.iov_base, v.iov_len);
+      v.iov_len = got > 0 ? (size_t)got : 0;
+      evbuffer_commit_space(c->in, &v, 1);
+      n = (int)got;
+    }
   }
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
     c->peer_closed = 1;
@@ -682,7 +702,10 @@ static void worker_drain_cb(void *a, void *b) {
   (void)b;
   worker *w = a;
   w->draining = 1;
-  for (size_t i = 0; i < w->nlisteners; i++) evconnlistener_disable(w->listeners[i]);
+  /* close the listening sockets: a connection attempt during the drain is refused at once
+   * instead of waiting in the backlog until we exit */
+  for (size_t i = 0; i < w->nlisteners; i++) evconnlistener_free(w->listeners[i]);
+  w->nlisteners = 0;
   conn *c = w->conns;
   while (c) {
     conn *nx = c->next;
@@ -726,6 +749,7 @@ static int worker_init(server *s, worker *w, uint32_t id, cfg_gen *g, char *err,
     }
     w->nlisteners++;
   }
+  observe_worker_init(w);
   if (upstream_init(w) < 0) {
     snprintf(err, errlen, "libcurl multi init failed");
     return -1;
@@ -735,7 +759,14 @@ static int worker_init(server *s, worker *w, uint32_t id, cfg_gen *g, char *err,
 
 static void worker_destroy(worker *w) {
   while (w->conns) conn_close(w->conns);
+  upc_shutdown(w);
   upstream_shutdown(w);
+  if (w->alog) {
+    if (w->alog_pending) event_del(&w->alog_ev);
+    observe_worker_flush(w);
+    evbuffer_free(w->alog);
+    w->alog = NULL;
+  }
   for (size_t i = 0; i < w->nlisteners; i++) evconnlistener_free(w->listeners[i]);
   free(w->listeners);
   free(w->largs);

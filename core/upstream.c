@@ -123,6 +123,11 @@ void upstream_easy_put(worker *w, CURL *e) {
 /* ---- deadlines ---- */
 
 static void arm_timer(struct aigw_req *r, uint32_t ms) {
+  if (r->total_deadline_us) { /* the built-in client: the total deadline caps every wait */
+    uint64_t now = now_us();
+    uint64_t left = r->total_deadline_us > now ? (r->total_deadline_us - now + 999) / 1000 : 1;
+    if (!ms || left < ms) ms = (uint32_t)(left ? left : 1);
+  }
   if (!ms) {
     if (r->up_timer_set) evtimer_del(&r->up_timer);
     r->up_timer_set = 0;
@@ -133,7 +138,7 @@ static void arm_timer(struct aigw_req *r, uint32_t ms) {
   r->up_timer_set = 1;
 }
 
-static void finish_transfer(struct aigw_req *r, CURLcode rc);
+static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg);
 static void stream_terminate(struct aigw_req *r);
 
 static void on_up_timer(evutil_socket_t fd, short what, void *arg) {
@@ -141,8 +146,9 @@ static void on_up_timer(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   struct aigw_req *r = arg;
   r->up_timer_set = 0;
-  r->timeout_kind = r->up_got_first_byte ? 2 : 1;
-  finish_transfer(r, CURLE_OPERATION_TIMEDOUT);
+  if (r->total_deadline_us && now_us() >= r->total_deadline_us) r->timeout_kind = 3;
+  else r->timeout_kind = r->up_got_first_byte ? 2 : 1;
+  finish_transfer(r, CURLE_OPERATION_TIMEDOUT, NULL);
 }
 
 /* ---- streaming to the client ---- */
@@ -157,6 +163,12 @@ static void stream_send_head(struct aigw_req *r) {
   r->cresp.status = r->uresp.status ? r->uresp.status : 200;
   if (!hdrs_get(h, "content-type", 12)) hdrs_add(&r->pool, h, "content-type", 12, "text/event-stream", 17);
   hdrs_add(&r->pool, h, "cache-control", 13, "no-cache", 8);
+  if (r->http10) { /* HTTP/1.0 has no chunked encoding: the body ends when the connection closes */
+    r->c->keep_alive = 0;
+    r->keep_alive = 0;
+    conn_write_response_head(r->c, r->cresp.status, h, 2, 0, r->id);
+    return;
+  }
   conn_write_response_head(r->c, r->cresp.status, h, 1, 0, r->id);
 }
 
@@ -169,11 +181,15 @@ void stream_flush(struct aigw_req *r) {
     return;
   }
   stream_send_head(r);
-  char hx[24];
-  int hn = snprintf(hx, sizeof hx, "%zx\r\n", n);
-  evbuffer_add(r->c->out, hx, (size_t)hn);
-  evbuffer_add_buffer(r->c->out, r->chunk);
-  evbuffer_add(r->c->out, "\r\n", 2);
+  if (r->http10) {
+    evbuffer_add_buffer(r->c->out, r->chunk);
+  } else {
+    char hx[24];
+    int hn = snprintf(hx, sizeof hx, "%zx\r\n", n);
+    evbuffer_add(r->c->out, hx, (size_t)hn);
+    evbuffer_add_buffer(r->c->out, r->chunk);
+    evbuffer_add(r->c->out, "\r\n", 2);
+  }
   conn_send(r->c, NULL); /* may discover the client is gone: see req_client_gone */
 }
 
@@ -212,7 +228,7 @@ static void stream_terminate(struct aigw_req *r) {
   stream_flush(r);
   if (r->c) {
     stream_send_head(r);
-    evbuffer_add(r->c->out, "0\r\n\r\n", 5);
+    if (!r->http10) evbuffer_add(r->c->out, "0\r\n\r\n", 5);
     conn_send(r->c, NULL);
   }
 }
@@ -320,25 +336,25 @@ int stream_process_bytes(struct aigw_req *r, const char *p, size_t n) {
 
 /* ---- libcurl callbacks ---- */
 
-static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
-  struct aigw_req *r = ud;
-  size_t n = size * nitems;
+void upstream_on_header_line(struct aigw_req *r, const char *buf, size_t n) {
   if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
     /* a new response (after 100 Continue or a redirect): start over */
     r->uresp.hdrs.n = 0;
-    long code = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
     const char *sp = memchr(buf, ' ', n);
-    r->uresp.status = sp ? atoi(sp + 1) : (int)code;
-    return n;
+    r->uresp.status = sp ? atoi(sp + 1) : 0;
+    return;
   }
   const char *colon = memchr(buf, ':', n);
-  if (!colon) return n;
+  if (!colon) return;
   const char *v = colon + 1, *end = buf + n;
   while (v < end && (*v == ' ' || *v == '\t')) v++;
   while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
   hdrs_add(&r->pool, &r->uresp.hdrs, buf, (size_t)(colon - buf), v, (size_t)(end - v));
-  return n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
+  upstream_on_header_line(ud, buf, size * nitems);
+  return size * nitems;
 }
 
 static int is_event_stream(struct aigw_req *r) {
@@ -347,8 +363,10 @@ static int is_event_stream(struct aigw_req *r) {
 }
 
 static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud) {
-  struct aigw_req *r = ud;
-  size_t n = size * nmemb;
+  return upstream_on_body(ud, buf, size * nmemb);
+}
+
+size_t upstream_on_body(struct aigw_req *r, const char *buf, size_t n) {
   if (r->client_gone || r->ended) return 0; /* abort the transfer */
   if (!r->up_got_first_byte) {
     r->up_got_first_byte = 1;
@@ -382,15 +400,16 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud) {
   /* back-pressure: a slow client pauses the upstream instead of growing our buffer */
   if (r->c && conn_out_pending(r->c) > r->gen->limits.max_stream_buffer_bytes) {
     r->up_paused = 1;
-    curl_easy_pause(r->easy, CURLPAUSE_RECV); /* allowed inside the callback; this data is consumed */
+    if (r->easy) curl_easy_pause(r->easy, CURLPAUSE_RECV); /* allowed inside the callback; this data is consumed */
   }
   return n;
 }
 
 void upstream_unpause(struct aigw_req *r) {
-  if (!r->up_paused || !r->easy) return;
+  if (!r->up_paused) return;
   r->up_paused = 0;
-  curl_easy_pause(r->easy, CURLPAUSE_CONT);
+  if (r->upc) upc_unpause(r);
+  else if (r->easy) curl_easy_pause(r->easy, CURLPAUSE_CONT);
 }
 
 /* ---- start, abort, finish ---- */
@@ -400,6 +419,16 @@ int upstream_start(struct aigw_req *r) {
   if (!r->upstream_url) {
     req_respond_error(r, 502, "upstream_error", NULL, "the provider adapter did not set an upstream URL");
     return -1;
+  }
+  {
+    const cfg_timeouts *to = &r->route->timeouts;
+    evtimer_assign(&r->up_timer, w->base, on_up_timer, r);
+    r->t_up_start = now_us();
+    if (to->total_ms) r->total_deadline_us = r->t_up_start + (uint64_t)to->total_ms * 1000u;
+    arm_timer(r, to->first_byte_ms);
+    int rc = upc_start(r); /* plain HTTP to an address: the built-in client */
+    if (rc <= 0) return rc; /* started, or failed and answered */
+    r->total_deadline_us = 0; /* libcurl enforces total_ms itself */
   }
   CURL *e = upstream_easy_get(w);
   if (!e) {
@@ -457,6 +486,7 @@ int upstream_start(struct aigw_req *r) {
 }
 
 void upstream_abort(struct aigw_req *r) {
+  if (r->upc) upc_abort(r);
   if (r->up_timer_set) {
     evtimer_del(&r->up_timer);
     r->up_timer_set = 0;
@@ -473,16 +503,22 @@ void upstream_abort(struct aigw_req *r) {
   }
 }
 
-static void finish_transfer(struct aigw_req *r, CURLcode rc) {
+void upstream_transfer_done(struct aigw_req *r, CURLcode rc, const char *msg) { finish_transfer(r, rc, msg); }
+
+static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
   r->t_up_end = now_us();
   r->curl_result = rc;
   char cerr[CURL_ERROR_SIZE + 64];
-  if (rc != CURLE_OK) {
+  if (rc != CURLE_OK && msg && !r->timeout_kind) {
+    snprintf(cerr, sizeof cerr, "%s", msg);
+  } else if (rc != CURLE_OK) {
     const char *what = curl_easy_strerror(rc);
     if (r->timeout_kind == 1)
       snprintf(cerr, sizeof cerr, "upstream did not answer within first_byte_ms=%u", r->route->timeouts.first_byte_ms);
     else if (r->timeout_kind == 2)
       snprintf(cerr, sizeof cerr, "upstream stalled: no data for idle_ms=%u", r->route->timeouts.idle_ms);
+    else if (r->timeout_kind == 3)
+      snprintf(cerr, sizeof cerr, "upstream exceeded total_ms=%u", r->route->timeouts.total_ms);
     else
       snprintf(cerr, sizeof cerr, "upstream %s: %s", r->provider ? r->provider->name : "", what);
   }
@@ -535,6 +571,6 @@ static void check_multi_info(worker *w) {
       continue;
     }
     struct aigw_req *r = priv;
-    finish_transfer(r, rc);
+    finish_transfer(r, rc, NULL);
   }
 }
