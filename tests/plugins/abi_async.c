@@ -13,7 +13,8 @@
  *   multi           x-abi-n calls to x-abi-url?i=k in flight at once, counted in rctx; the last
  *                   done sets x-abi-multi: <ok>/<n> and resumes
  *   cancel          call x-abi-url (slow), PAUSE and wait: the client leaves; the done callback must
- *                   run with CANCELLED (where resume is refused) before on_done
+ *                   run with CANCELLED (where resume is refused and the request is readable:
+ *                   "readable:yes|no" in the trace) before on_done
  *   orphan          call x-abi-url (slow) and return CONTINUE: the request ends first, so the
  *                   call's done runs with CANCELLED before on_done
  *   cancel-explicit call x-abi-url (slow) and a 50 ms timer, PAUSE; the timer cancels the call
@@ -202,8 +203,8 @@ static void done_cancelled(aigw_req *r, aigw_call *c, aigw_call_status st, void 
     x->dones++;
     ev(x, r, "done:%s", st_name(st));
     aigw_str m;
-    int readable = x->h->method(r, &m) == AIGW_OK; /* "the request may be read" */
-    (void)readable;
+    /* "In a CANCELLED callback the request may be read" */
+    ev(x, r, "readable:%s", x->h->method(r, &m) == AIGW_OK ? "yes" : "no");
     if (st != AIGW_CALL_CANCELLED) {
         x->h->resume(r, AIGW_CONTINUE);
         return;
@@ -218,6 +219,8 @@ static void done_orphan(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud
     as_ctx *x = ud;
     x->dones++;
     ev(x, r, "done:%s", st_name(st));
+    aigw_str m;
+    ev(x, r, "readable:%s", x->h->method(r, &m) == AIGW_OK ? "yes" : "no");
 }
 
 static void done_explicit_timer(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud)

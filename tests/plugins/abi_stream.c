@@ -11,7 +11,8 @@
  *   end:<n>       on the DELTA after the n-th, end_stream("policy_error", "ended by abi_stream")
  *                 (the hook then returns CONTINUE: the host must not send that event)
  * Always (when the header is present): the first event sets x-abi-stream-first on the client
- * response; a later event tries x-abi-stream-late (expected AIGW_E_PHASE); on the DONE event a
+ * response; the third event tries x-abi-stream-late (AIGW_E_PHASE once the head was sent, which a
+ * trickling upstream guarantees: one event per read, one write per read); on the DONE event a
  * log_field "abi_kinds" {"delta","tool","usage","stop","done","other","json_ok","late_rc","emit_rc"}
  * is added, and every kind seen is also logged in on_done at WARN as
  * "ABI-STREAM id=<x-abi-trace> kinds=<...>". */
@@ -110,7 +111,7 @@ static aigw_status st_on_event(void *inst, aigw_req *r, void **rctx, aigw_event 
     x->events++;
     if (x->events == 1)
         h->set_header(r, AIGW_CLIENT_RESPONSE, AIGW_STR("x-abi-stream-first"), AIGW_STR("yes"));
-    else if (!x->late_tried) {
+    else if (x->events >= 3 && !x->late_tried) { /* with a trickling upstream, the head is out by now */
         x->late_tried = 1;
         x->late_rc = h->set_header(r, AIGW_CLIENT_RESPONSE, AIGW_STR("x-abi-stream-late"), AIGW_STR("yes"));
     }
