@@ -731,7 +731,7 @@ static const plug_lib *load_lib(ld *L, const char *name, const char *path)
 
 static void load_providers(ld *L, const cJSON *root)
 {
-    static const char *const pkeys[] = {"plugin", "config", "enabled_if_env"};
+    static const char *const pkeys[] = {"plugin", "config", "enabled_if_env", "http_client"};
     cfg_gen *g = L->g;
     const cJSON *provs = cJSON_GetObjectItemCaseSensitive(root, "providers");
     char p[PMAX], q[PMAX];
@@ -758,6 +758,12 @@ static void load_providers(ld *L, const cJSON *root)
         if (!ok)
             continue;
         get_str(L, e, "enabled_if_env", p, 0, 0);
+        const char *hc = get_str(L, e, "http_client", p, 0, 0);
+        if (hc && strcmp(hc, "auto") && strcmp(hc, "libcurl")) {
+            pkey(q, p, "http_client");
+            ERR(L, q, "must be \"auto\" (built-in HTTP/1.1 client for plain-HTTP address upstreams, libcurl otherwise) or \"libcurl\", got \"%s\"", hc);
+        }
+        pv->force_libcurl = hc && !strcmp(hc, "libcurl");
         const char *plugin = get_str(L, e, "plugin", p, 1, 0);
         const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(e, "config");
         pkey(q, p, "config");

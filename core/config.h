@@ -43,6 +43,7 @@ typedef struct cfg_provider {
   char *name;          /* key in "providers" */
   cfg_plugin plugin;   /* the provider adapter instance (desc->provider != NULL) */
   int enabled;         /* 0 when enabled_if_env names an unset variable */
+  int force_libcurl;   /* "http_client": "libcurl" (default "auto") */
 } cfg_provider;
 
 typedef struct cfg_target {

@@ -196,6 +196,8 @@ struct aigw_req {
   int saw_error;            /* the provider sent an error event (terminal) */
   int client_wants_stream_usage;
   struct evbuffer *chunk;   /* events produced by the current read, sent in one write */
+  struct evbuffer *emit_q;  /* events emitted by hooks during the current event */
+  int in_event;
 
   /* client side of a stream */
   int head_sent;
@@ -225,6 +227,8 @@ struct conn {
   struct event close_ev;    /* deferred close after a write error */
   int rev_added, wev_added;
   int write_failed;         /* the peer is gone; close once the request has unwound */
+  int lingering;            /* error answer sent, write side shut: discard input briefly, then close */
+  uint64_t head_deadline_ms;/* client_header_timeout_ms counts from a head's first byte */
   struct ssl_st *ssl;       /* TLS listener connections; NULL for plain HTTP */
   struct evbuffer *in, *out;
   enum conn_state state;
@@ -328,6 +332,7 @@ void upstream_shutdown(worker *w);
 int upstream_start(struct aigw_req *r);    /* 0 started; -1 answered with an error */
 void upstream_abort(struct aigw_req *r);   /* cancel the transfer, no callbacks */
 void upstream_unpause(struct aigw_req *r);
+void stream_append_sse(struct evbuffer *b, const char *name, size_t nlen, const char *data, size_t dlen);
 void stream_emit(struct aigw_req *r, const char *name, size_t nlen, const char *data, size_t dlen);
 void stream_flush(struct aigw_req *r);
 void stream_end_error(struct aigw_req *r, const char *type, const char *msg);

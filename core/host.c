@@ -19,7 +19,10 @@
 #define CJ(x) ((const cJSON *)(x))
 #define AJ(x) ((aigw_json *)(x))
 
+/* Writes need a live request; reads are allowed until the request is freed, so that on_done and
+ * CANCELLED callbacks can read the final record (status, usage, meta) as the ABI promises. */
 static int req_ok(aigw_req *r) { return r && r->magic == REQ_MAGIC && !r->ended; }
+static int req_rd(aigw_req *r) { return r && r->magic == REQ_MAGIC; }
 
 static msg_t *msg_of(aigw_req *r, aigw_which which) {
   switch (which) {
@@ -61,22 +64,22 @@ int msg_serialize(aigw_req *r, msg_t *m) {
 /* ---- memory ---- */
 static void *h_alloc(size_t n) { return malloc(n ? n : 1); }
 static void h_free(void *p) { free(p); }
-static void *h_req_alloc(aigw_req *r, size_t n) { return req_ok(r) ? arena_alloc(&r->pool, n) : NULL; }
+static void *h_req_alloc(aigw_req *r, size_t n) { return req_rd(r) ? arena_alloc(&r->pool, n) : NULL; }
 
 /* ---- request line, headers ---- */
 static int h_method(aigw_req *r, aigw_str *out) {
-  if (!req_ok(r) || !out) return AIGW_E_INVAL;
+  if (!req_rd(r) || !out) return AIGW_E_INVAL;
   *out = r->method;
   return AIGW_OK;
 }
 static int h_path(aigw_req *r, aigw_str *out) {
-  if (!req_ok(r) || !out) return AIGW_E_INVAL;
+  if (!req_rd(r) || !out) return AIGW_E_INVAL;
   *out = r->target_uri;
   return AIGW_OK;
 }
 static int h_header(aigw_req *r, aigw_which which, aigw_str name, aigw_str *out) {
   msg_t *m;
-  if (!req_ok(r) || !(m = msg_of(r, which)) || !out) return AIGW_E_INVAL;
+  if (!req_rd(r) || !(m = msg_of(r, which)) || !out) return AIGW_E_INVAL;
   const hdr *h = hdrs_get(&m->hdrs, name.p, name.n);
   if (!h) return AIGW_E_NOTFOUND;
   *out = h->value;
@@ -84,7 +87,7 @@ static int h_header(aigw_req *r, aigw_which which, aigw_str name, aigw_str *out)
 }
 static int h_header_at(aigw_req *r, aigw_which which, size_t i, aigw_str *name, aigw_str *value) {
   msg_t *m;
-  if (!req_ok(r) || !(m = msg_of(r, which))) return AIGW_E_INVAL;
+  if (!req_rd(r) || !(m = msg_of(r, which))) return AIGW_E_INVAL;
   if (i >= m->hdrs.n) return AIGW_E_NOTFOUND;
   if (name) *name = m->hdrs.v[i].name;
   if (value) *value = m->hdrs.v[i].value;
@@ -118,7 +121,7 @@ static int h_add_header(aigw_req *r, aigw_which which, aigw_str name, aigw_str v
 }
 static int h_status(aigw_req *r, aigw_which which) {
   msg_t *m;
-  if (!req_ok(r) || !(m = msg_of(r, which))) return 0;
+  if (!req_rd(r) || !(m = msg_of(r, which))) return 0;
   return m->status;
 }
 static int h_set_status(aigw_req *r, aigw_which which, int status) {
@@ -131,14 +134,14 @@ static int h_set_status(aigw_req *r, aigw_which which, int status) {
 /* ---- bodies ---- */
 static int h_body_raw(aigw_req *r, aigw_which which, aigw_str *out) {
   msg_t *m;
-  if (!req_ok(r) || !(m = msg_of(r, which)) || !out) return AIGW_E_INVAL;
+  if (!req_rd(r) || !(m = msg_of(r, which)) || !out) return AIGW_E_INVAL;
   if (m->dirty && msg_serialize(r, m) < 0) return AIGW_E_NOMEM;
   *out = (aigw_str){m->body ? m->body : "", m->body_len};
   return AIGW_OK;
 }
 static aigw_json *h_body(aigw_req *r, aigw_which which) {
   msg_t *m;
-  if (!req_ok(r) || !(m = msg_of(r, which))) return NULL;
+  if (!req_rd(r) || !(m = msg_of(r, which))) return NULL;
   return AJ(msg_json(r, m));
 }
 static void h_body_changed(aigw_req *r, aigw_which which) {
@@ -235,14 +238,14 @@ static int count_cb(void *ud, const char *role, cJSON *holder, cJSON *str) {
 
 static size_t h_text_count(aigw_req *r, aigw_which which) {
   msg_t *m;
-  if (!req_ok(r) || !(m = msg_of(r, which)) || !r->route) return 0;
+  if (!req_rd(r) || !(m = msg_of(r, which)) || !r->route) return 0;
   text_find f = {(size_t)-1, 0, NULL, NULL};
   visit_texts(msg_json(r, m), r->route->api, count_cb, &f);
   return f.n;
 }
 static int h_text_get(aigw_req *r, aigw_which which, size_t i, aigw_str *role, aigw_str *text) {
   msg_t *m;
-  if (!req_ok(r) || !(m = msg_of(r, which)) || !r->route) return AIGW_E_INVAL;
+  if (!req_rd(r) || !(m = msg_of(r, which)) || !r->route) return AIGW_E_INVAL;
   text_find f = {i, 0, NULL, NULL};
   visit_texts(msg_json(r, m), r->route->api, count_cb, &f);
   if (!f.str) return AIGW_E_NOTFOUND;
@@ -385,7 +388,7 @@ static int h_json_remove(aigw_json *obj, const char *key) {
 }
 static aigw_json *h_json_mut(aigw_json *root, const char *ptr) { return (aigw_json *)h_json_pointer(root, ptr); }
 static int h_json_dump(aigw_req *r, const aigw_json *j, aigw_str *out) {
-  if (!req_ok(r) || !j || !out) return AIGW_E_INVAL;
+  if (!req_rd(r) || !j || !out) return AIGW_E_INVAL;
   char *txt = cJSON_PrintUnformatted(CJ(j));
   if (!txt) return AIGW_E_NOMEM;
   size_t n = strlen(txt);
@@ -469,7 +472,7 @@ static int h_meta_set(aigw_req *r, const char *key, aigw_str v) {
   return AIGW_OK;
 }
 static int h_meta_get(aigw_req *r, const char *key, aigw_str *v) {
-  if (!req_ok(r) || !key || !v) return AIGW_E_INVAL;
+  if (!req_rd(r) || !key || !v) return AIGW_E_INVAL;
   if (!strncmp(key, "aigw.", 5)) {
     const char *k = key + 5;
     if (!strcmp(k, "request_id")) *v = (aigw_str){r->id, strlen(r->id)};
@@ -490,12 +493,12 @@ static int h_meta_get(aigw_req *r, const char *key, aigw_str *v) {
     }
   return AIGW_E_NOTFOUND;
 }
-static aigw_api h_api(aigw_req *r) { return req_ok(r) && r->route ? r->route->api : AIGW_API_PASSTHROUGH; }
-static int h_is_stream(aigw_req *r) { return req_ok(r) && r->is_stream; }
+static aigw_api h_api(aigw_req *r) { return req_rd(r) && r->route ? r->route->api : AIGW_API_PASSTHROUGH; }
+static int h_is_stream(aigw_req *r) { return req_rd(r) && r->is_stream; }
 
 /* ---- provider services ---- */
 static int h_set_upstream_url(aigw_req *r, aigw_str url) {
-  if (!req_ok(r) || !url.p || url.n < 8) return AIGW_E_INVAL;
+  if (!req_rd(r) || !url.p || url.n < 8) return AIGW_E_INVAL;
   if (r->up_step != 1) return AIGW_E_PHASE;
   if (strncmp(url.p, "http://", 7) && strncmp(url.p, "https://", 8)) return AIGW_E_INVAL;
   char *u = arena_strndup(&r->pool, url.p, url.n);
@@ -628,6 +631,11 @@ static int h_event_set_text(aigw_event *ev, aigw_str text) {
 static int h_emit_event(aigw_req *r, aigw_str name, aigw_str data) {
   if (!req_ok(r)) return AIGW_E_INVAL;
   if (r->stream_ended || !(r->up_streaming)) return AIGW_E_PHASE;
+  if (r->in_event) { /* inside an event hook: goes out right after the current event */
+    if (!r->emit_q && !(r->emit_q = evbuffer_new())) return AIGW_E_NOMEM;
+    stream_append_sse(r->emit_q, name.p, name.p ? name.n : 0, data.p ? data.p : "", data.n);
+    return AIGW_OK;
+  }
   stream_emit(r, name.p, name.p ? name.n : 0, data.p ? data.p : "", data.n);
   if (!r->in_hook && !r->in_curl_cb) stream_flush(r);
   return AIGW_OK;
@@ -653,7 +661,7 @@ static void h_log(aigw_req *r, aigw_log_level level, const char *fmt, ...) {
   else log_msg((int)level, "[%s] %s", pname, buf);
 }
 static int h_log_field(aigw_req *r, const char *key, aigw_str json_value) {
-  if (!req_ok(r) || !key || !*key || !json_value.p) return AIGW_E_INVAL;
+  if (!req_rd(r) || !key || !*key || !json_value.p) return AIGW_E_INVAL;
   cJSON *v = cJSON_ParseWithLength(json_value.p, json_value.n);
   if (!v) return AIGW_E_INVAL;
   cJSON_Delete(v);

@@ -116,6 +116,10 @@ static void send_client_response(struct aigw_req *r) {
   req_finish(r);
 }
 
+static void finish_with_local_response(struct aigw_req *r);
+
+/* Errors the gateway itself answers (routing, limits, upstream failures) also pass through the
+ * response hooks of the plugins that ran, so headers they add (CORS, tracing) reach every answer. */
 void req_respond_error(struct aigw_req *r, int status, const char *type, const char *code, const char *msg) {
   if (r->head_sent) {
     stream_end_error(r, type, msg);
@@ -123,7 +127,7 @@ void req_respond_error(struct aigw_req *r, int status, const char *type, const c
   }
   set_error_body(r, status, type, code, msg);
   r->responded = 1;
-  send_client_response(r);
+  finish_with_local_response(r);
 }
 
 /* ---- running hooks ---- */
@@ -140,6 +144,7 @@ static aigw_status run_request_hook(struct aigw_req *r, const cfg_plugin *p) {
 /* Response hooks run in reverse order over the plugins whose request hook was reached. */
 static void run_response_hooks(struct aigw_req *r) {
   const cfg_route *rt = r->route;
+  if (!rt) return;
   for (size_t i = r->hooks_reached; i-- > 0;) {
     const cfg_plugin *p = rt->plugins[i];
     if (!p->desc->on_response) continue;
@@ -506,6 +511,7 @@ void req_finish(struct aigw_req *r) {
   /* free */
   if (r->sse_init) sse_free(&r->sse);
   if (r->chunk) evbuffer_free(r->chunk);
+  if (r->emit_q) evbuffer_free(r->emit_q);
   msg_t *ms[] = {&r->creq, &r->ureq, &r->uresp, &r->cresp};
   cJSON *freed[4] = {0};
   for (int i = 0; i < 4; i++) {

@@ -313,8 +313,18 @@ static int conn_flush(conn *c) {
   }
   if (c->req) req_out_drained(c->req);
   else if (c->close_after_write) {
-    conn_close(c);
-    return -1;
+    if (!c->ssl && !c->peer_closed && !c->lingering) {
+      /* Lingering close: a client still sending its (refused) body would get a reset that
+       * destroys the answer we just sent; shut our side, discard its bytes briefly, then close. */
+      c->lingering = 1;
+      shutdown(c->fd, SHUT_WR);
+      set_read_timeout(c, 2000);
+      return 0;
+    }
+    if (!c->lingering) {
+      conn_close(c);
+      return -1;
+    }
   }
   return 0;
 }
@@ -450,6 +460,12 @@ static int tls_read(conn *c) {
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg) {
   conn *c = arg;
+  if (c->lingering) {
+    char sink[16384];
+    ssize_t n = (what & EV_TIMEOUT) ? 0 : read(fd, sink, sizeof sink);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) conn_close(c);
+    return;
+  }
   if (what & EV_TIMEOUT) {
     if (c->state == CS_HEAD && evbuffer_get_length(c->in) == 0) {
       conn_close(c); /* idle keep-alive connection */
@@ -551,9 +567,14 @@ static void conn_process(conn *c) {
           conn_error(c, 431, "invalid_request_error", "request header too large");
           return;
         }
-        set_read_timeout(c, lim->client_header_timeout_ms);
+        /* the deadline counts from the head's first byte: a client dribbling bytes cannot
+         * extend it (slowloris) */
+        uint64_t now = now_ms();
+        if (!c->head_deadline_ms) c->head_deadline_ms = now + lim->client_header_timeout_ms;
+        set_read_timeout(c, c->head_deadline_ms > now ? (uint32_t)(c->head_deadline_ms - now) : 1);
         return;
       }
+      c->head_deadline_ms = 0;
       if (hl < 0) {
         conn_error(c, status ? status : 400, "invalid_request_error",
                    reason ? reason : "malformed request");

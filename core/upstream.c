@@ -198,7 +198,7 @@ static int ensure_chunk(struct aigw_req *r) {
   return r->chunk ? 0 : -1;
 }
 
-static void append_sse(struct evbuffer *b, const char *name, size_t nlen, const char *data, size_t dlen) {
+void stream_append_sse(struct evbuffer *b, const char *name, size_t nlen, const char *data, size_t dlen) {
   if (nlen) {
     evbuffer_add(b, "event: ", 7);
     evbuffer_add(b, name, nlen);
@@ -219,7 +219,7 @@ static void append_sse(struct evbuffer *b, const char *name, size_t nlen, const 
 
 void stream_emit(struct aigw_req *r, const char *name, size_t nlen, const char *data, size_t dlen) {
   if (ensure_chunk(r) < 0) return;
-  append_sse(r->chunk, name, nlen, data, dlen);
+  stream_append_sse(r->chunk, name, nlen, data, dlen);
 }
 
 static void stream_terminate(struct aigw_req *r) {
@@ -267,6 +267,7 @@ static int on_sse_event(void *ud, const sse_event *sev) {
   struct aigw_req *r = ud;
   aigw_event ev;
   event_init(&ev, r, sev->event, sev->event_len, sev->data, sev->data_len);
+  r->in_event = 1;
   ev.raw = (aigw_str){sev->raw, sev->raw_len};
   aigw_status st = AIGW_CONTINUE;
   const aigw_provider *pv = r->provider->plugin.desc->provider;
@@ -307,14 +308,19 @@ static int on_sse_event(void *ud, const sse_event *sev) {
     if (ev.json && ev.changed) {
       char *txt = cJSON_PrintUnformatted(ev.json);
       if (txt) {
-        append_sse(r->chunk, ev.name.p, ev.name.n, txt, strlen(txt));
+        stream_append_sse(r->chunk, ev.name.p, ev.name.n, txt, strlen(txt));
         free(txt);
       }
     } else if (ev.modified) {
-      append_sse(r->chunk, ev.name.p, ev.name.n, ev.data.p, ev.data.n);
+      stream_append_sse(r->chunk, ev.name.p, ev.name.n, ev.data.p, ev.data.n);
     } else {
       evbuffer_add(r->chunk, ev.raw.p, ev.raw.n);
     }
+  }
+  r->in_event = 0;
+  if (r->emit_q) { /* events plugins emitted during this one follow it */
+    if (!r->stream_ended && ensure_chunk(r) == 0) evbuffer_add_buffer(r->chunk, r->emit_q);
+    else evbuffer_drain(r->emit_q, evbuffer_get_length(r->emit_q));
   }
   event_release(&ev);
   if (r->saw_error && !r->stream_ended) stream_terminate(r); /* nothing after the provider's error event */
@@ -426,7 +432,7 @@ int upstream_start(struct aigw_req *r) {
     r->t_up_start = now_us();
     if (to->total_ms) r->total_deadline_us = r->t_up_start + (uint64_t)to->total_ms * 1000u;
     arm_timer(r, to->first_byte_ms);
-    int rc = upc_start(r); /* plain HTTP to an address: the built-in client */
+    int rc = r->provider && r->provider->force_libcurl ? 1 : upc_start(r); /* plain HTTP to an address: the built-in client */
     if (rc <= 0) return rc; /* started, or failed and answered */
     r->total_deadline_us = 0; /* libcurl enforces total_ms itself */
   }

@@ -264,6 +264,11 @@ async function startGatewayOnce({ mockPort, config, env = {}, configOverrides, s
   const actualPort = cfg.listen?.[0]?.port ?? port;
   const actualAdmin = cfg.admin?.port ?? adminPort;
 
+  // AIGW_TEST_HTTP_CLIENT=libcurl runs the suite through libcurl instead of the built-in
+  // HTTP/1.1 upstream client (scripts/test.sh runs both).
+  if (process.env.AIGW_TEST_HTTP_CLIENT && cfg.providers) {
+    for (const p of Object.values(cfg.providers)) p.http_client = process.env.AIGW_TEST_HTTP_CLIENT;
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-it-'));
   const cfgPath = path.join(dir, 'aigw.json');
   fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
