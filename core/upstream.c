@@ -479,8 +479,7 @@ int upstream_start(struct aigw_req *r) {
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
     }
   }
-  evtimer_assign(&r->up_timer, w->base, on_up_timer, r);
-  arm_timer(r, to->first_byte_ms);
+  /* up_timer was assigned and armed above (never re-assign a pending event) */
   r->t_up_start = now_us();
   if (curl_multi_add_handle(w->multi, e) != CURLM_OK) {
     upstream_abort(r);

@@ -101,6 +101,9 @@ if build build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DAIGW_SAN
   unit_tests build-asan asan || fail_stage unit-asan
   note "integration tests (ASan+UBSan build)"
   AIGW_SANITIZE=1 integration "$ROOT/build-asan/aigw" "$ROOT/build-asan/plugins" asan || fail_stage integration-asan
+  note "integration tests (ASan+UBSan build, upstream through libcurl instead of the built-in client)"
+  AIGW_SANITIZE=1 AIGW_TEST_HTTP_CLIENT=libcurl integration "$ROOT/build-asan/aigw" "$ROOT/build-asan/plugins" asan-libcurl ||
+    fail_stage integration-asan-libcurl
   unset ASAN_OPTIONS UBSAN_OPTIONS
 else
   tail -40 "$LOGDIR/build-asan-build.log"; failed=$((failed + 1)); fail_stage build-asan
