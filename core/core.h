@@ -208,6 +208,7 @@ struct aigw_req {
   aigw_usage usage;
   meta_kv *meta;
   meta_kv *log_fields;      /* plugin log fields: key -> JSON text */
+  meta_kv *member_trees;    /* body_member results (v.p holds a cJSON *), deleted at the end */
 
   aigw_call *calls;          /* pending async calls */
   struct aigw_req *next_live, *prev_live; /* worker's live list */

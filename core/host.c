@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "core.h"
+#include "jscan.h"
 #include "metrics.h"
 #include "plugin_loader.h"
 
@@ -319,9 +320,13 @@ static const aigw_json *h_json_pointer(const aigw_json *j, const char *ptr) {
     }
     tok[n] = 0;
     if (cJSON_IsArray(cur)) {
-      char *end;
-      long idx = strtol(tok, &end, 10);
-      if (!n || *end || idx < 0 || (n > 1 && tok[0] == '0')) return NULL;
+      /* RFC 6901 array index: "0" or [1-9][0-9]*, nothing else */
+      if (!n || n > 9 || (n > 1 && tok[0] == '0')) return NULL;
+      long idx = 0;
+      for (size_t k = 0; k < n; k++) {
+        if (tok[k] < '0' || tok[k] > '9') return NULL;
+        idx = idx * 10 + (tok[k] - '0');
+      }
       cur = cJSON_GetArrayItem(cur, (int)idx);
     } else if (cJSON_IsObject(cur)) {
       cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
@@ -365,9 +370,10 @@ static int json_put(aigw_json *obj, const char *key, cJSON *v) {
   return AIGW_OK;
 }
 static int h_json_set_str(aigw_json *obj, const char *key, aigw_str v) {
+  if (v.n && (!v.p || memchr(v.p, 0, v.n))) return AIGW_E_INVAL; /* JSON strings here hold no NUL */
   char *tmp = malloc(v.n + 1);
   if (!tmp) return AIGW_E_NOMEM;
-  memcpy(tmp, v.p, v.n);
+  if (v.n) memcpy(tmp, v.p, v.n);
   tmp[v.n] = 0;
   int rc = json_put(obj, key, cJSON_CreateString(tmp));
   free(tmp);
@@ -719,6 +725,41 @@ static void h_diag_error(aigw_diag *d, const char *ptr, const char *fmt, ...) {
   d->nerrors++;
 }
 
+static const aigw_json *h_body_member(aigw_req *r, aigw_which which, const char *key, int *st) {
+  msg_t *m;
+  int dummy;
+  if (!st) st = &dummy;
+  *st = AIGW_E_INVAL;
+  if (!req_rd(r) || !(m = msg_of(r, which)) || !key) return NULL;
+  if (m->json || m->dirty) { /* already parsed (or edited): answer from the tree */
+    if (!cJSON_IsObject(m->json)) return NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->json, key);
+    *st = v ? AIGW_OK : AIGW_E_NOTFOUND;
+    return AJ(v);
+  }
+  const char *vs;
+  size_t vn;
+  int rc = jscan_member(m->body ? m->body : "", m->body_len, key, &vs, &vn);
+  if (rc < 0) return NULL;
+  if (rc == 0) {
+    *st = AIGW_E_NOTFOUND;
+    return NULL;
+  }
+  cJSON *v = cJSON_ParseWithLength(vs, vn);
+  if (!v) return NULL;
+  meta_kv *keep = arena_alloc(&r->pool, sizeof *keep); /* freed with the request */
+  if (!keep) {
+    cJSON_Delete(v);
+    *st = AIGW_E_NOMEM;
+    return NULL;
+  }
+  keep->v.p = (const char *)v;
+  keep->next = r->member_trees;
+  r->member_trees = keep;
+  *st = AIGW_OK;
+  return AJ(v);
+}
+
 static void *h_get_api(const char *name) {
   if (name && !strcmp(name, "x_cjson_body")) return (void *)msg_json; /* unstable escape hatch */
   return NULL;
@@ -816,6 +857,7 @@ static const aigw_host g_host = {
     .metric_define = h_metric_define,
     .metric_add = h_metric_add,
     .diag_error = h_diag_error,
+    .body_member = h_body_member,
 };
 
 const aigw_host *host_table(void) { return &g_host; }

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include "core.h"
+#include "jscan.h"
 
 const char *status_reason(int status) {
   switch (status) {
@@ -446,15 +447,18 @@ void req_start(struct aigw_req *r) {
   aigw_api api = r->route->api;
   if ((api == AIGW_API_CHAT || api == AIGW_API_EMBEDDINGS || api == AIGW_API_MESSAGES || api == AIGW_API_RESPONSES) &&
       !str_ieq(r->method.p, r->method.n, "GET", 3)) {
-    cJSON *j = msg_json(r, &r->creq);
-    if (!j || !cJSON_IsObject(j)) {
+    /* Checked and read without building a tree: most requests never need one (plugins that do
+     * get it parsed once, on first use). */
+    const char *sv;
+    size_t sn;
+    int rc = jscan_member(r->creq.body ? r->creq.body : "", r->creq.body_len, "stream", &sv, &sn);
+    if (rc < 0) {
       req_respond_error(r, 400, "invalid_request_error", "invalid_json",
                         r->creq.body_len == 0 ? "the request body is empty; a JSON object is expected"
                                               : "we could not parse the JSON body of your request: expected a JSON object");
       return;
     }
-    cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "stream");
-    r->is_stream = cJSON_IsTrue(s);
+    r->is_stream = rc == 1 && sn == 4 && !memcmp(sv, "true", 4);
   }
   r->rctx = arena_alloc(&r->pool, (r->route->nplugins ? r->route->nplugins : 1) * sizeof(void *));
   if (!r->rctx) {
@@ -510,6 +514,7 @@ void req_finish(struct aigw_req *r) {
   conn *c = r->c;
   /* free */
   if (r->sse_init) sse_free(&r->sse);
+  for (meta_kv *t = r->member_trees; t; t = t->next) cJSON_Delete((cJSON *)t->v.p);
   if (r->chunk) evbuffer_free(r->chunk);
   if (r->emit_q) evbuffer_free(r->emit_q);
   msg_t *ms[] = {&r->creq, &r->ureq, &r->uresp, &r->cresp};

@@ -387,6 +387,17 @@ static aigw_status oa_on_response(void *vi, aigw_req *r, void **rctx) {
   aigw_api api = H->api(r);
   int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
   if (st < 200 || st > 299 || api == AIGW_API_MODELS) return AIGW_CONTINUE;
+  /* Only "usage" is needed: read it without parsing the whole answer (ABI: body_member). */
+  if (AIGW_HAS(H, body_member)) {
+    int mst = 0;
+    const aigw_json *u = H->body_member(r, AIGW_UPSTREAM_RESPONSE, "usage", &mst);
+    if (mst == AIGW_E_INVAL) {
+      H->respond_error(r, 502, "upstream_error", "the provider answered 2xx with a body that is not a JSON object");
+      return AIGW_STOP;
+    }
+    if (u) report_usage(r, u, api);
+    return AIGW_CONTINUE;
+  }
   aigw_json *b = H->body(r, AIGW_UPSTREAM_RESPONSE);
   if (!b || H->json_type(b) != AIGW_JSON_OBJECT) {
     /* A 2xx that is not a JSON object is a broken answer, not a success: say so in the client's

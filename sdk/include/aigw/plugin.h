@@ -237,6 +237,8 @@ struct aigw_plugin {
   /* Worker thread; any hook may be NULL. rctx is this (request, instance)'s slot, NULL at first. */
   aigw_status (*on_request)(void *inst, aigw_req *r, void **rctx);
   aigw_status (*on_response)(void *inst, aigw_req *r, void **rctx);
+  /* One call per stream event, in the CLIENT's wire format (the provider adapter translated it).
+   * Returns CONTINUE, DROP or ERROR; in ABI 1.0 an event hook cannot PAUSE (treated as CONTINUE). */
   aigw_status (*on_event)(void *inst, aigw_req *r, void **rctx, aigw_event *ev);
   /* Always the last call for a request (after every async callback); read the final record
    * (status, usage, meta) and free rctx. Runs for every plugin whose on_request ran. */
@@ -270,7 +272,11 @@ struct aigw_host {
   /* --- request line and headers (worker thread) ---
    * method/path: of the client request. header: first value of name (case-insensitive), borrowed;
    * returns AIGW_OK or AIGW_E_NOTFOUND. header_at: the i-th header (for iteration), AIGW_E_NOTFOUND
-   * past the end. set_header: replaces every value of name; value.p == NULL removes it. Copies. */
+   * past the end. set_header: replaces every value of name; value.p == NULL removes it. Copies.
+   * CLIENT_RESPONSE headers may be set from the request phase on, until the response head is sent;
+   * they apply to whatever answer the client gets (upstream, stream, respond, gateway error).
+   * Reads work until on_done returns (also in CANCELLED callbacks); writes only while the request
+   * is live (AIGW_E_INVAL after it ended). */
   int (*method)(aigw_req *r, aigw_str *out);
   int (*path)(aigw_req *r, aigw_str *out); /* request-target as received, query included */
   int (*header)(aigw_req *r, aigw_which which, aigw_str name, aigw_str *out);
@@ -342,7 +348,8 @@ struct aigw_host {
   int (*set_upstream_url)(aigw_req *r, aigw_str url);
   int (*set_usage)(aigw_req *r, const aigw_usage *u); /* merged: fields < 0 are left unchanged */
   /* Answer from the provider itself as if the upstream had answered (status, content type, body);
-   * a text/event-stream body is parsed into events and runs through the event hooks. Copied. */
+   * a text/event-stream body is parsed into events and runs through the event hooks. Copied.
+   * Allowed in prepare, or from an async callback while prepare is paused. */
   int (*provider_reply)(aigw_req *r, int status, aigw_str content_type, aigw_str body);
 
   /* --- stream events (on_event hooks) ---
@@ -407,6 +414,14 @@ struct aigw_host {
    * Reports one problem at a JSON pointer inside the plugin's config; the host prefixes the
    * route and plugin, collects every error and refuses the configuration. */
   void (*diag_error)(aigw_diag *d, const char *json_pointer, const char *fmt, ...) AIGW_PRINTF(3, 4);
+
+  /* --- fast field access (worker thread) ---
+   * body_member: one top-level member of a JSON-object body, parsed on its own without parsing
+   * the rest of the body (for adapters that need one field, e.g. "usage", of a large answer).
+   * *st (may be NULL) gets AIGW_OK when found, AIGW_E_NOTFOUND when the body is a JSON object
+   * without that member, AIGW_E_INVAL when the body is not a JSON object. The node is borrowed,
+   * read-only, valid until the request ends; to edit, use h->body. */
+  const aigw_json *(*body_member)(aigw_req *r, aigw_which which, const char *key, int *st);
 };
 
 #ifdef __cplusplus

@@ -1,0 +1,185 @@
+/* jscan.c - find one top-level member of a JSON object without parsing the rest.
+ *
+ * The hot path needs two or three fields of a body (the request's "stream" and "model", the
+ * answer's "usage"); a full cJSON parse allocates a node per value (~60 mallocs for a small chat
+ * answer). This scanner walks the text once without allocating: it skips nested values by
+ * tracking strings (with escapes) and bracket depth, checks the structure (balanced brackets,
+ * terminated strings, separators, literals' and numbers' characters), and returns where the wanted
+ * member's value starts and ends. The value is then parsed on its own when needed. */
+#include <string.h>
+
+#include "jscan.h"
+
+typedef struct {
+  const char *p, *end;
+} cur;
+
+static void ws(cur *c) {
+  while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
+}
+
+/* Skips a string starting at '"'; returns 0 or -1. */
+static int skip_string(cur *c) {
+  c->p++; /* opening quote */
+  while (c->p < c->end) {
+    const char *q = c->p;
+    while (q < c->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+    c->p = q;
+    if (q >= c->end) return -1;
+    if (*q == '"') {
+      c->p++;
+      return 0;
+    }
+    if ((unsigned char)*q < 0x20) return -1;
+    /* backslash */
+    if (q + 1 >= c->end) return -1;
+    char e = q[1];
+    if (e == 'u') {
+      if (q + 6 > c->end) return -1;
+      for (int i = 2; i < 6; i++) {
+        char h = q[i];
+        if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) return -1;
+      }
+      c->p = q + 6;
+    } else if (strchr("\"\\/bfnrt", e) && e) {
+      c->p = q + 2;
+    } else {
+      return -1;
+    }
+  }
+  return -1;
+}
+
+static int skip_value(cur *c, int depth);
+
+static int skip_scalar(cur *c) {
+  const char *s = c->p;
+  size_t left = (size_t)(c->end - s);
+  if (*s == 't') {
+    if (left < 4 || memcmp(s, "true", 4)) return -1;
+    c->p += 4;
+    return 0;
+  }
+  if (*s == 'f') {
+    if (left < 5 || memcmp(s, "false", 5)) return -1;
+    c->p += 5;
+    return 0;
+  }
+  if (*s == 'n') {
+    if (left < 4 || memcmp(s, "null", 4)) return -1;
+    c->p += 4;
+    return 0;
+  }
+  /* number: -?digits[.digits][(e|E)[+-]digits] */
+  const char *q = s;
+  if (q < c->end && *q == '-') q++;
+  const char *d = q;
+  while (q < c->end && *q >= '0' && *q <= '9') q++;
+  if (q == d) return -1;
+  if (q < c->end && *q == '.') {
+    q++;
+    d = q;
+    while (q < c->end && *q >= '0' && *q <= '9') q++;
+    if (q == d) return -1;
+  }
+  if (q < c->end && (*q == 'e' || *q == 'E')) {
+    q++;
+    if (q < c->end && (*q == '+' || *q == '-')) q++;
+    d = q;
+    while (q < c->end && *q >= '0' && *q <= '9') q++;
+    if (q == d) return -1;
+  }
+  c->p = q;
+  return 0;
+}
+
+static int skip_container(cur *c, int depth) {
+  char close = *c->p == '{' ? '}' : ']';
+  int obj = close == '}';
+  if (depth > 512) return -1;
+  c->p++;
+  ws(c);
+  if (c->p < c->end && *c->p == close) {
+    c->p++;
+    return 0;
+  }
+  for (;;) {
+    if (obj) {
+      ws(c);
+      if (c->p >= c->end || *c->p != '"' || skip_string(c) < 0) return -1;
+      ws(c);
+      if (c->p >= c->end || *c->p != ':') return -1;
+      c->p++;
+    }
+    if (skip_value(c, depth + 1) < 0) return -1;
+    ws(c);
+    if (c->p >= c->end) return -1;
+    if (*c->p == ',') {
+      c->p++;
+      continue;
+    }
+    if (*c->p == close) {
+      c->p++;
+      return 0;
+    }
+    return -1;
+  }
+}
+
+static int skip_value(cur *c, int depth) {
+  ws(c);
+  if (c->p >= c->end) return -1;
+  char ch = *c->p;
+  if (ch == '"') return skip_string(c);
+  if (ch == '{' || ch == '[') return skip_container(c, depth);
+  return skip_scalar(c);
+}
+
+int jscan_member(const char *text, size_t n, const char *key, const char **vstart, size_t *vlen) {
+  cur c = {text, text + n};
+  size_t klen = strlen(key);
+  int found = 0;
+  ws(&c);
+  if (c.p >= c.end || *c.p != '{') return -1;
+  c.p++;
+  ws(&c);
+  if (c.p < c.end && *c.p == '}') {
+    c.p++;
+    goto tail;
+  }
+  for (;;) {
+    ws(&c);
+    if (c.p >= c.end || *c.p != '"') return -1;
+    const char *ks = c.p + 1;
+    if (skip_string(&c) < 0) return -1;
+    const char *ke = c.p - 1;
+    ws(&c);
+    if (c.p >= c.end || *c.p != ':') return -1;
+    c.p++;
+    ws(&c);
+    const char *vs = c.p;
+    if (skip_value(&c, 1) < 0) return -1;
+    /* keys with escapes never match (none of the keys we look up need them); the last duplicate
+     * wins, as in cJSON's lookup order... cJSON returns the first: keep the first */
+    if (!found && (size_t)(ke - ks) == klen && !memcmp(ks, key, klen)) {
+      found = 1;
+      if (vstart) *vstart = vs;
+      if (vlen) *vlen = (size_t)(c.p - vs);
+    }
+    ws(&c);
+    if (c.p >= c.end) return -1;
+    if (*c.p == ',') {
+      c.p++;
+      continue;
+    }
+    if (*c.p == '}') {
+      c.p++;
+      break;
+    }
+    return -1;
+  }
+tail:
+  ws(&c);
+  if (c.p != c.end) return -1; /* trailing garbage: not a JSON object */
+  return found;
+}

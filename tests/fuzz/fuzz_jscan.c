@@ -1,0 +1,68 @@
+/* fuzz_jscan: jscan_member must agree with cJSON on every input: same verdict on "is a JSON
+ * object" (for inputs cJSON accepts as an object, jscan must too; jscan may reject a few inputs
+ * cJSON accepts loosely, but never accept what cJSON rejects), and the member it finds must parse
+ * to the same JSON as cJSON's first member of that name. */
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jscan.h"
+
+static const char *const keys[] = {"usage", "stream", "model", "a", ""};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const char *t = (const char *)data;
+  const char *endp = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(t, size, &endp, 0);
+  if (root) { /* only whitespace may follow the value */
+    const char *e = t + size;
+    for (const char *q = endp; q && q < e; q++)
+      if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
+        cJSON_Delete(root);
+        root = NULL;
+        break;
+      }
+  }
+  int is_obj = root && cJSON_IsObject(root);
+  for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+    const char *v = NULL;
+    size_t vn = 0;
+    int rc = jscan_member(t, size, keys[k], &v, &vn);
+    if (rc >= 0 && !is_obj) {
+      /* cJSON refused it, or it is not an object: jscan must not call it an object, except for
+       * what cJSON refuses that JSON allows (none expected in the grammar we scan) */
+      if (root) abort();
+      /* cJSON stops at a NUL byte inside strings; tolerate inputs with NULs */
+      if (!memchr(t, 0, size)) abort();
+      continue;
+    }
+    if (rc < 0) continue; /* stricter than cJSON is allowed (e.g. control bytes, depth) */
+    cJSON *item = NULL;
+    for (cJSON *c = root->child; c; c = c->next)
+      if (c->string && !strcmp(c->string, keys[k])) {
+        item = c;
+        break;
+      }
+    if (rc == 1) {
+      if (!item) {
+        /* cJSON decodes escaped keys; jscan compares raw bytes: a raw match implies a decoded one */
+        abort();
+      }
+      cJSON *mine = cJSON_ParseWithLength(v, vn);
+      if (!mine) abort();
+      /* compare serializations: cJSON_Compare mismatches objects with duplicate keys */
+      char *a = cJSON_PrintUnformatted(mine), *b = cJSON_PrintUnformatted(item);
+      if (!a || !b || strcmp(a, b)) abort();
+      free(a);
+      free(b);
+      cJSON_Delete(mine);
+    } else if (item && !strchr(keys[k], '\\')) {
+      /* absent for jscan but present for cJSON: only possible when the key was written with
+       * escapes in the input */
+      if (!memchr(t, '\\', size)) abort();
+    }
+  }
+  cJSON_Delete(root);
+  return 0;
+}
