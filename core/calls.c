@@ -104,18 +104,8 @@ static size_t call_on_write(char *buf, size_t size, size_t nmemb, void *ud) {
 
 static size_t call_on_header(char *buf, size_t size, size_t nitems, void *ud) {
   aigw_call *c = ud;
-  size_t n = size * nitems;
-  if (n >= 5 && !memcmp(buf, "HTTP/", 5)) {
-    c->resp_hdrs.n = 0;
-    return n;
-  }
-  const char *colon = memchr(buf, ':', n);
-  if (!colon) return n;
-  const char *v = colon + 1, *end = buf + n;
-  while (v < end && (*v == ' ' || *v == '\t')) v++;
-  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-  hdrs_add(&c->r->pool, &c->resp_hdrs, buf, (size_t)(colon - buf), v, (size_t)(end - v));
-  return n;
+  hdrs_add_line(&c->r->pool, &c->resp_hdrs, buf, size * nitems);
+  return size * nitems;
 }
 
 aigw_call *host_http_call(aigw_req *r, const aigw_http_spec *s, aigw_done_fn done, void *ud) {

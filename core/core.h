@@ -62,6 +62,7 @@ typedef struct hdr_list {
 int hdrs_add(arena *a, hdr_list *l, const char *n, size_t nn, const char *v, size_t vn);
 int hdrs_set(arena *a, hdr_list *l, const char *n, size_t nn, const char *v, size_t vn); /* v NULL removes */
 const hdr *hdrs_get(const hdr_list *l, const char *n, size_t nn);
+int hdrs_add_line(arena *a, hdr_list *l, const char *buf, size_t n); /* status line: returns its code */
 
 /* ---- async calls started by plugins (calls.c) ---- */
 typedef enum { CALL_HTTP, CALL_TIMER, CALL_STORE } call_kind;

@@ -343,19 +343,8 @@ int stream_process_bytes(struct aigw_req *r, const char *p, size_t n) {
 /* ---- libcurl callbacks ---- */
 
 void upstream_on_header_line(struct aigw_req *r, const char *buf, size_t n) {
-  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
-    /* a new response (after 100 Continue or a redirect): start over */
-    r->uresp.hdrs.n = 0;
-    const char *sp = memchr(buf, ' ', n);
-    r->uresp.status = sp ? atoi(sp + 1) : 0;
-    return;
-  }
-  const char *colon = memchr(buf, ':', n);
-  if (!colon) return;
-  const char *v = colon + 1, *end = buf + n;
-  while (v < end && (*v == ' ' || *v == '\t')) v++;
-  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-  hdrs_add(&r->pool, &r->uresp.hdrs, buf, (size_t)(colon - buf), v, (size_t)(end - v));
+  int st = hdrs_add_line(&r->pool, &r->uresp.hdrs, buf, n); /* a status line starts over */
+  if (st) r->uresp.status = st > 0 ? st : 0;
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {

@@ -134,3 +134,21 @@ const hdr *hdrs_get(const hdr_list *l, const char *n, size_t nn) {
     if (str_ieq(l->v[i].name.p, l->v[i].name.n, n, nn)) return &l->v[i];
   return NULL;
 }
+
+/* One raw response header line ("Name: value\r\n") into l; a status line ("HTTP/1.1 200 OK")
+ * clears l (a new response follows an interim one) and returns its status code; else 0. */
+int hdrs_add_line(arena *a, hdr_list *l, const char *buf, size_t n) {
+  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+    l->n = 0;
+    const char *sp = memchr(buf, ' ', n);
+    int st = sp ? atoi(sp + 1) : 0;
+    return st > 0 ? st : -1;
+  }
+  const char *colon = memchr(buf, ':', n);
+  if (!colon) return 0;
+  const char *v = colon + 1, *end = buf + n;
+  while (v < end && (*v == ' ' || *v == '\t')) v++;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+  hdrs_add(a, l, buf, (size_t)(colon - buf), v, (size_t)(end - v));
+  return 0;
+}
