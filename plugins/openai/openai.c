@@ -443,6 +443,45 @@ static aigw_status classify_responses(aigw_req *r, aigw_event *ev, const aigw_js
 
 /* Classifies one chat.completion.chunk. When a chunk is several things at once, the kind is the
  * first of DELTA, TOOL_DELTA, STOP, USAGE (usage is reported regardless). */
+/* Where the value of the first "key": in JSON text starts (after the colon and blanks), or NULL.
+ * JSON escaping keeps an unescaped "key" followed by a colon out of string contents, so a hit is
+ * a real member name (at some depth). */
+static const char *raw_member(aigw_str d, const char *key, size_t klen) {
+  const char *p = d.p, *end = d.p + d.n;
+  while (p < end) {
+    const char *k = memmem(p, (size_t)(end - p), key, klen);
+    if (!k) return NULL;
+    const char *q = k + klen;
+    while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
+    if (q < end && *q == ':') {
+      q++;
+      while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
+      return q < end ? q : NULL;
+    }
+    p = k + 1;
+  }
+  return NULL;
+}
+
+static int raw_is_null(aigw_str d, const char *v) {
+  return v && (size_t)(d.p + d.n - v) >= 4 && !memcmp(v, "null", 4);
+}
+
+/* The common chunk (a text delta, nothing else) is classified from its bytes, without building a
+ * tree: usage, errors, tool calls, finish reasons and unusual shapes take the full path. */
+static int plain_content_delta(aigw_str d) {
+  if (!d.n || d.p[0] != '{') return 0;
+  if (memmem(d.p, d.n, "\"error\"", 7) || memmem(d.p, d.n, "\"tool_calls\"", 12) ||
+      memmem(d.p, d.n, "\"function_call\"", 15))
+    return 0;
+  const char *u = raw_member(d, "\"usage\"", 7);
+  if (u && !raw_is_null(d, u)) return 0;
+  const char *f = raw_member(d, "\"finish_reason\"", 15);
+  if (f && !raw_is_null(d, f)) return 0;
+  const char *c = raw_member(d, "\"content\"", 9);
+  return c && *c == '"' && c + 1 < d.p + d.n && c[1] != '"';
+}
+
 static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
   (void)vi;
   aigw_str data = {0}, name = {0};
@@ -456,6 +495,10 @@ static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
     return AIGW_CONTINUE;
   }
   H->event_name(ev, &name);
+  if (!name.n && H->api(r) == AIGW_API_CHAT && plain_content_delta(data)) {
+    H->event_set_kind(ev, AIGW_EV_DELTA);
+    return AIGW_CONTINUE;
+  }
   aigw_json *j = H->event_json(ev);
   if (str_eq(name, "error") ||
       (j && H->json_type(j) == AIGW_JSON_OBJECT && H->json_get(j, "error") &&
