@@ -273,6 +273,13 @@ static void setters(aigw_json *obj, const char *key, aigw_str val, double num, i
   CHECK(vcopy);
   if (vlen) memcpy(vcopy, val.p, vlen);
   vcopy[vlen] = 0;
+  if (vlen && memchr(vcopy, 0, vlen)) {
+    /* a JSON string here cannot hold NUL: refused, nothing changed; go on with the prefix */
+    CHECK(H->json_set_str(obj, key, val) == AIGW_E_INVAL);
+    CHECK(H->json_len(obj) == len0);
+    vlen = strlen(vcopy);
+    val = (aigw_str){vcopy, vlen};
+  }
   CHECK(H->json_set_str(obj, key, val) == AIGW_OK); /* key/val dangle from here on */
   size_t len1 = H->json_len(obj);
   CHECK(len1 == len0 + (dup0 == 0));
