@@ -131,16 +131,7 @@ aigw_call *host_http_call(aigw_req *r, const aigw_http_spec *s, aigw_done_fn don
   struct curl_slist *nl = curl_slist_append(c->hdrs, "Expect:");
   if (nl) c->hdrs = nl;
   uint32_t to = s->timeout_ms ? s->timeout_ms : 10000;
-  curl_easy_setopt(e, CURLOPT_URL, s->url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, call_on_write);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, call_on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+  upstream_easy_setup(e, s->url, c, c->hdrs, call_on_write, call_on_header);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(s->connect_timeout_ms ? s->connect_timeout_ms : to));
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);

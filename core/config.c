@@ -1070,22 +1070,24 @@ static void load_timeouts(ld *L, cfg_route *r, const cJSON *t, const char *path)
     get_u32(L, t, "total_ms", p, 0, &r->timeouts.total_ms);
 }
 
+/* A route entry with the same name replaces (or disables) the global instance. */
+static int overridden(const pentry *own, size_t nown, const char *name)
+{
+    for (size_t k = 0; k < nown; k++)
+        if (own[k].name && strcmp(own[k].name, name) == 0)
+            return 1;
+    return 0;
+}
+
 /* Builds r->plugins: global instances not overridden by a route entry, plus the route's own
  * instances, as per-route copies with their index, sorted by priority desc then name. */
 static void build_route_plugins(ld *L, cfg_route *r, const pentry *glob, size_t nglob,
                                 const pentry *own, size_t nown)
 {
     size_t n = 0;
-    for (size_t i = 0; i < nglob; i++) {
-        if (!glob[i].inst)
-            continue;
-        size_t k;
-        for (k = 0; k < nown; k++)
-            if (own[k].name && strcmp(own[k].name, glob[i].name) == 0)
-                break;
-        if (k == nown)
+    for (size_t i = 0; i < nglob; i++)
+        if (glob[i].inst && !overridden(own, nown, glob[i].name))
             n++;
-    }
     for (size_t k = 0; k < nown; k++)
         if (own[k].inst)
             n++;
@@ -1100,13 +1102,7 @@ static void build_route_plugins(ld *L, cfg_route *r, const pentry *glob, size_t 
     cfg_plugin *recs = (cfg_plugin *)(void *)(ptrs + n);
     size_t m = 0;
     for (size_t i = 0; i < nglob; i++) {
-        if (!glob[i].inst)
-            continue;
-        size_t k;
-        for (k = 0; k < nown; k++)
-            if (own[k].name && strcmp(own[k].name, glob[i].name) == 0)
-                break;
-        if (k == nown) {
+        if (glob[i].inst && !overridden(own, nown, glob[i].name)) {
             recs[m] = *glob[i].inst;
             ptrs[m] = &recs[m];
             m++;

@@ -126,6 +126,7 @@ typedef struct msg_t {
   /* One side of an exchange: headers, body bytes, parsed JSON (lazy). */
   hdr_list hdrs;
   char *body; size_t body_len; /* arena or malloc (body_owned) */
+  size_t body_cap;           /* allocated bytes when body_owned and growing */
   int body_owned;
   struct cJSON *json;
   int json_tried, dirty;
@@ -341,6 +342,9 @@ void stream_end_error(struct aigw_req *r, const char *type, const char *msg);
 void stream_end_ok(struct aigw_req *r);
 int stream_process_bytes(struct aigw_req *r, const char *p, size_t n); /* SSE bytes from upstream or provider_reply */
 CURL *upstream_easy_get(worker *w);
+void upstream_easy_setup(CURL *e, const char *url, void *ud, struct curl_slist *hdrs,
+                         size_t (*wcb)(char *, size_t, size_t, void *),
+                         size_t (*hcb)(char *, size_t, size_t, void *));
 /* shared by libcurl's callbacks and upclient.c */
 void upstream_on_header_line(struct aigw_req *r, const char *line, size_t n);
 size_t upstream_on_body(struct aigw_req *r, const char *p, size_t n); /* != n: abort */

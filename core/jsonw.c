@@ -136,6 +136,39 @@ void jw_obj_end(jsonw *w) { container_end(w, 1); }
 void jw_arr_begin(jsonw *w) { container_begin(w, 0); }
 void jw_arr_end(jsonw *w) { container_end(w, 0); }
 
+/* UTF-8 sequence: lengths and the allowed range of the second byte exclude overlong forms,
+ * surrogates and code points above U+10FFFF (Unicode Table 3-7). */
+size_t jw_utf8_prefix(const unsigned char *p, size_t n, size_t *need)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+        *need = 1;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        *need = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        *need = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        *need = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        *need = 0;
+        return 1;
+    }
+    size_t k = 1;
+    while (k < *need && k < n) {
+        unsigned char cc = p[k];
+        if (k == 1 ? (cc < lo || cc > hi) : (cc < 0x80 || cc > 0xBF))
+            break;
+        k++;
+    }
+    return k;
+}
+
 /* Bytes that need more than a plain copy: control characters, '"', '\\' and all non-ASCII. */
 static int special(unsigned char c)
 {
@@ -187,33 +220,8 @@ static void put_string(jsonw *w, const char *s, size_t n)
             i++;
             continue;
         }
-        /* UTF-8 sequence: lengths and the allowed range of the second byte exclude overlong
-         * forms, surrogates and code points above U+10FFFF (Unicode Table 3-7). */
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            need = 0;
-        }
-        size_t k = 1; /* bytes of a valid prefix, lead included */
-        if (need) {
-            while (k <= need && i + k < n) {
-                unsigned char cc = p[i + k];
-                if (k == 1 ? (cc < lo || cc > hi) : (cc < 0x80 || cc > 0xBF))
-                    break;
-                k++;
-            }
-        }
-        if (need && k == need + 1) {
+        size_t need, k = jw_utf8_prefix(p + i, n - i, &need);
+        if (need && k == need) {
             memcpy(o, p + i, k);
             o += k;
         } else {

@@ -88,4 +88,9 @@ void jw_kbool(jsonw *w, const char *k, int v);
  * values write nothing and return 0 (callers choose null, +Inf, ...). Thread-safe. */
 size_t jw_fmt_double(char *out, double v);
 
+/* UTF-8 at p[0..n), n >= 1: returns how many bytes form a valid prefix of the sequence that starts
+ * there (lead included, at least 1) and sets *need to the sequence's full length (0: invalid lead
+ * byte). The sequence is well-formed exactly when the return value equals *need. */
+size_t jw_utf8_prefix(const unsigned char *p, size_t n, size_t *need);
+
 #endif

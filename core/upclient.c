@@ -210,7 +210,7 @@ static void uc_fail(upconn *c, CURLcode rc, const char *msg) {
 
 /* ---- sending ---- */
 
-static int uc_start_on(upconn *c, struct aigw_req *r);
+static int uc_start_on(upconn *c, struct aigw_req *r, const url_parts *u);
 
 static int uc_send(upconn *c) {
   while (evbuffer_get_length(c->out)) {
@@ -261,7 +261,7 @@ static void uc_on_write(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* Builds the request head; the body is referenced, not copied. */
-static int uc_start_on(upconn *c, struct aigw_req *r) {
+static int uc_start_on(upconn *c, struct aigw_req *r, const url_parts *up) {
   c->r = r;
   r->upc = c;
   c->status = 0;
@@ -270,11 +270,7 @@ static int uc_start_on(upconn *c, struct aigw_req *r) {
   c->keep_alive = 1;
   c->clen_left = 0;
   c->paused = 0;
-  const char *url = r->upstream_url;
-  url_parts u;
-  struct sockaddr_storage ss;
-  socklen_t alen;
-  parse_url(url, &u, &ss, &alen);
+  const url_parts u = *up;
   int is_get = str_ieq(r->method.p, r->method.n, "GET", 3) || r->route->api == AIGW_API_MODELS;
   struct evbuffer *o = c->out;
   evbuffer_drain(o, evbuffer_get_length(o));
@@ -530,7 +526,7 @@ int upc_start(struct aigw_req *r) {
     }
     c->state = UC_CONNECTING;
   }
-  if (uc_start_on(c, r) < 0) {
+  if (uc_start_on(c, r, &u) < 0) {
     char msg[160];
     snprintf(msg, sizeof msg, "sending to %s failed: %s", p->key, strerror(errno));
     if (c->reused && !r->upc_retried) {

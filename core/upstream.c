@@ -109,6 +109,23 @@ void upstream_shutdown(worker *w) {
   w->multi = NULL;
 }
 
+/* The options every transfer shares (upstream requests and plugin call-outs): ud is the private
+ * pointer (its first field a magic number telling the two apart) and the callbacks' data. */
+void upstream_easy_setup(CURL *e, const char *url, void *ud, struct curl_slist *hdrs,
+                         size_t (*wcb)(char *, size_t, size_t, void *),
+                         size_t (*hcb)(char *, size_t, size_t, void *)) {
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, ud);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, wcb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, ud);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, hcb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, ud);
+}
+
 CURL *upstream_easy_get(worker *w) {
   if (w->neasy) return w->easy_pool[--w->neasy];
   return curl_easy_init();
@@ -377,14 +394,20 @@ size_t upstream_on_body(struct aigw_req *r, const char *buf, size_t n) {
       r->error = "upstream response larger than 64 MiB";
       return 0;
     }
-    char *nb = realloc(r->uresp.body_owned ? r->uresp.body : NULL, need + 1);
-    if (!nb) return 0;
-    if (!r->uresp.body_owned && r->uresp.body_len) memcpy(nb, r->uresp.body, r->uresp.body_len);
-    memcpy(nb + r->uresp.body_len, buf, n);
-    nb[need] = 0;
-    r->uresp.body = nb;
+    if (!r->uresp.body_owned || need + 1 > r->uresp.body_cap) {
+      /* grow geometrically: a large answer arriving in 16 KiB reads is copied O(n) times, not O(n^2) */
+      size_t cap = r->uresp.body_owned ? r->uresp.body_cap * 2 : 16384;
+      while (cap < need + 1) cap *= 2;
+      char *nb = realloc(r->uresp.body_owned ? r->uresp.body : NULL, cap);
+      if (!nb) return 0;
+      if (!r->uresp.body_owned && r->uresp.body_len) memcpy(nb, r->uresp.body, r->uresp.body_len);
+      r->uresp.body = nb;
+      r->uresp.body_cap = cap;
+      r->uresp.body_owned = 1;
+    }
+    memcpy(r->uresp.body + r->uresp.body_len, buf, n);
+    r->uresp.body[need] = 0;
     r->uresp.body_len = need;
-    r->uresp.body_owned = 1;
     return n;
   }
   r->in_curl_cb = 1;
@@ -444,16 +467,7 @@ int upstream_start(struct aigw_req *r) {
   struct curl_slist *nl = curl_slist_append(r->curl_hdrs, "Expect:");
   if (nl) r->curl_hdrs = nl;
   const cfg_timeouts *to = &r->route->timeouts;
-  curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->curl_hdrs);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  upstream_easy_setup(e, r->upstream_url, r, r->curl_hdrs, on_write, on_header);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(to->connect_ms ? to->connect_ms : 10000));
   if (to->total_ms) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);
   if (strncmp(r->upstream_url, "http://", 7) == 0) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
