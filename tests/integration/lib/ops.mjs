@@ -21,7 +21,7 @@ export const EXAMPLES_DIR = process.env.AIGW_EXAMPLES_DIR ? resolveFromRoot(proc
 /** The ASan run (scripts/test.sh sets AIGW_SANITIZE=1): everything is slower there. */
 export const SANITIZED = !!process.env.AIGW_SANITIZE || /asan|sanit/i.test(AIGW_BIN);
 /** Time slack for deadline assertions. */
-export const SLACK_MS = SANITIZED ? 2500 : 1200;
+export const SLACK_MS = SANITIZED ? 4000 : 2000; // wide: CI machines are loaded; timing goals live in bench/
 
 /** skip option: false when the test plugins exist, else the reason. */
 export function skipUnlessTestPlugins() {
