@@ -20,7 +20,7 @@ run() {
 }
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libevent-dev libcurl4-openssl-dev
-libssl-dev libcjson-dev liblua5.4-dev libhiredis-dev nginx-light wrk redis-server abigail-tools"
+libssl-dev zlib1g-dev libcjson-dev liblua5.4-dev libhiredis-dev nginx-light wrk redis-server abigail-tools"
 if ! command -v node >/dev/null 2>&1; then
     PKGS="$PKGS nodejs npm"
 elif ! command -v npm >/dev/null 2>&1; then

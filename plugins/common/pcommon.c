@@ -1,0 +1,52 @@
+#include "pcommon.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int pc_buf_add(pc_buf *b, const void *p, size_t n) {
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *q = realloc(b->p, cap);
+    if (!q) return -1;
+    b->p = q;
+    b->cap = cap;
+  }
+  if (n) memcpy(b->p + b->n, p, n);
+  b->n += n;
+  b->p[b->n] = 0;
+  return 0;
+}
+
+int pc_buf_adds(pc_buf *b, const char *s) { return pc_buf_add(b, s, strlen(s)); }
+
+int pc_buf_printf(pc_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (len < 0) return -1;
+  if (pc_buf_add(b, "", 0) < 0) return -1; /* ensure an allocation exists */
+  size_t need = b->n + (size_t)len + 1;
+  if (need > b->cap) {
+    size_t cap = b->cap;
+    while (cap < need) cap *= 2;
+    char *q = realloc(b->p, cap);
+    if (!q) return -1;
+    b->p = q;
+    b->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->n, (size_t)len + 1, fmt, ap);
+  va_end(ap);
+  b->n += (size_t)len;
+  return 0;
+}
+
+void pc_buf_free(pc_buf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->n = b->cap = 0;
+}
