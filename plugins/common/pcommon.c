@@ -50,3 +50,13 @@ void pc_buf_free(pc_buf *b) {
   b->p = NULL;
   b->n = b->cap = 0;
 }
+
+void pc_err_set(pc_err *e, int status, const char *param, const char *fmt, ...) {
+  if (!e) return;
+  e->status = status;
+  snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+  va_end(ap);
+}

@@ -17,6 +17,9 @@
 
 #include <stddef.h>
 
+#include <aigw/plugin.h> /* aigw_event_kind */
+#include <cjson/cJSON.h>
+
 /* A growable byte buffer. Owns p (free with pc_buf_free). Always NUL-terminated after a
  * successful append. Functions return 0, or -1 when out of memory (buffer unchanged). */
 typedef struct pc_buf {
@@ -28,5 +31,26 @@ int pc_buf_add(pc_buf *b, const void *p, size_t n);
 int pc_buf_adds(pc_buf *b, const char *s);
 int pc_buf_printf(pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pc_buf_free(pc_buf *b);
+
+/* A translation failure the client should see: HTTP status (400 when the request cannot be
+ * carried to the provider, 502 when a provider answer cannot be understood), the offending field
+ * as a JSON path ("messages[3].content[0].type", may be ""), and a message naming the field and
+ * the provider, e.g. "messages[3].content[0]: image URLs are not supported by bedrock; send the
+ * image as base64 data". */
+typedef struct pc_err {
+  int status;
+  char param[128];
+  char msg[384];
+} pc_err;
+void pc_err_set(pc_err *e, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Stream translation callbacks (all arguments borrowed for the duration of the call).
+ * A decoder turns one provider event into zero or more hub chunks (docs/translation.md);
+ * an encoder turns one hub chunk into zero or more events of a wire format.
+ * name: the SSE event name, or NULL for none. Return 0 to go on, non-zero to stop (the
+ * decoder/encoder then returns that value). */
+typedef int (*pc_chunk_fn)(void *ud, const cJSON *chunk);
+typedef int (*pc_event_fn)(void *ud, aigw_event_kind kind, const char *name, const char *data, size_t n);
 
 #endif
