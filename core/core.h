@@ -200,6 +200,8 @@ struct aigw_req {
   struct evbuffer *chunk;   /* events produced by the current read, sent in one write */
   struct evbuffer *emit_q;  /* events emitted by hooks during the current event */
   int in_event;
+  struct pemit *pemit;      /* provider_emit queue (malloc'd array), delivered after the provider hook */
+  size_t pemit_n, pemit_cap;
 
   /* client side of a stream */
   int head_sent;
@@ -340,7 +342,16 @@ void stream_emit(struct aigw_req *r, const char *name, size_t nlen, const char *
 void stream_flush(struct aigw_req *r);
 void stream_end_error(struct aigw_req *r, const char *type, const char *msg);
 void stream_end_ok(struct aigw_req *r);
-int stream_process_bytes(struct aigw_req *r, const char *p, size_t n); /* SSE bytes from upstream or provider_reply */
+int stream_process_bytes(struct aigw_req *r, const char *p, size_t n); /* stream bytes from upstream or provider_reply */
+/* errfmt.c: error bodies in the route's ingress format; malloc'd JSON text, caller frees */
+char *err_json(aigw_api api, int status, const char *type, const char *code, const char *msg);
+const char *err_anthropic_type(int status);
+#define REQ_API(r) ((r)->route ? (r)->route->api : AIGW_API_CHAT)
+int stream_upstream_complete(struct aigw_req *r); /* upstream stream ended cleanly: 1 when the client's stream is complete */
+int stream_pemit_push(struct aigw_req *r, aigw_event_kind kind, aigw_str name, aigw_str data);
+void stream_pemit_free(struct aigw_req *r);
+/* provider descriptor fields added after 1.0's first cut: read only when the plugin has them */
+#define PROV_HAS(pv, f) ((pv) && offsetof(aigw_provider, f) + sizeof((pv)->f) <= (pv)->struct_size && (pv)->f)
 CURL *upstream_easy_get(worker *w);
 void upstream_easy_setup(CURL *e, const char *url, void *ud, struct curl_slist *hdrs,
                          size_t (*wcb)(char *, size_t, size_t, void *),

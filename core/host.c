@@ -433,14 +433,7 @@ static int h_respond_error(aigw_req *r, int status, const char *type, const char
     stream_end_error(r, type, message ? message : status_reason(status));
     return AIGW_OK;
   }
-  cJSON *root = cJSON_CreateObject();
-  cJSON *e = cJSON_AddObjectToObject(root, "error");
-  cJSON_AddStringToObject(e, "message", message ? message : status_reason(status));
-  cJSON_AddStringToObject(e, "type", type ? type : "invalid_request_error");
-  cJSON_AddNullToObject(e, "param");
-  cJSON_AddNullToObject(e, "code");
-  char *txt = cJSON_PrintUnformatted(root);
-  cJSON_Delete(root);
+  char *txt = err_json(REQ_API(r), status, type, NULL, message ? message : status_reason(status));
   if (!txt) return AIGW_E_NOMEM;
   int rc = h_respond(r, status, AIGW_STR("application/json"), (aigw_str){txt, strlen(txt)});
   free(txt);
@@ -646,6 +639,13 @@ static int h_emit_event(aigw_req *r, aigw_str name, aigw_str data) {
   if (!r->in_hook && !r->in_curl_cb) stream_flush(r);
   return AIGW_OK;
 }
+static int h_provider_emit(aigw_req *r, aigw_event_kind kind, aigw_str name, aigw_str data) {
+  if (!req_ok(r) || (name.n && !name.p) || (data.n && !data.p)) return AIGW_E_INVAL;
+  if (!r->provider || r->cur_plugin != &r->provider->plugin || !r->up_streaming) return AIGW_E_PHASE;
+  if (r->stream_ended) return AIGW_E_STATE;
+  if (memchr(name.p ? name.p : "", '\n', name.n) || memchr(name.p ? name.p : "", '\r', name.n)) return AIGW_E_INVAL;
+  return stream_pemit_push(r, kind, name, data) < 0 ? AIGW_E_NOMEM : AIGW_OK;
+}
 static int h_end_stream(aigw_req *r, const char *type, const char *message) {
   if (!req_ok(r)) return AIGW_E_INVAL;
   if (!r->up_streaming || r->stream_ended) return AIGW_E_PHASE;
@@ -838,6 +838,7 @@ static const aigw_host g_host = {
     .event_text = h_event_text,
     .event_set_text = h_event_set_text,
     .emit_event = h_emit_event,
+    .provider_emit = h_provider_emit,
     .end_stream = h_end_stream,
     .http_call = host_http_call,
     .timer = host_timer,

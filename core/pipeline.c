@@ -76,16 +76,8 @@ struct aigw_req *req_new(conn *c, worker *w) {
 /* ---- responses ---- */
 
 static int set_error_body(struct aigw_req *r, int status, const char *type, const char *code, const char *msg) {
-  /* OpenAI's error shape (the Anthropic ingress renders its own in issue 3's codec). */
-  cJSON *root = cJSON_CreateObject();
-  cJSON *e = cJSON_AddObjectToObject(root, "error");
-  cJSON_AddStringToObject(e, "message", msg ? msg : status_reason(status));
-  cJSON_AddStringToObject(e, "type", type ? type : (status >= 500 ? "server_error" : "invalid_request_error"));
-  cJSON_AddNullToObject(e, "param");
-  if (code) cJSON_AddStringToObject(e, "code", code);
-  else cJSON_AddNullToObject(e, "code");
-  char *txt = cJSON_PrintUnformatted(root);
-  cJSON_Delete(root);
+  /* in the client's format: OpenAI's shape, or Anthropic's on a messages route */
+  char *txt = err_json(REQ_API(r), status, type, code, msg);
   if (!txt) return -1;
   size_t n = strlen(txt);
   r->cresp.body = arena_strndup(&r->pool, txt, n);
@@ -253,7 +245,8 @@ static void upstream_phase(struct aigw_req *r) {
       stream_flush(r);
       if (r->ended) return;
       if (r->stream_ended || r->client_gone) req_finish(r);
-      else if (r->saw_done) stream_end_ok(r);
+      else if (stream_upstream_complete(r)) stream_end_ok(r);
+      else if (r->stream_ended) req_finish(r);
       else stream_end_error(r, "upstream_error", "the provider's stream ended without its terminal event");
       return;
     }
@@ -522,6 +515,7 @@ void req_finish(struct aigw_req *r) {
   for (meta_kv *t = r->member_trees; t; t = t->next) cJSON_Delete((cJSON *)t->v.p);
   if (r->chunk) evbuffer_free(r->chunk);
   if (r->emit_q) evbuffer_free(r->emit_q);
+  stream_pemit_free(r);
   msg_t *ms[] = {&r->creq, &r->ureq, &r->uresp, &r->cresp};
   cJSON *freed[4] = {0};
   for (int i = 0; i < 4; i++) {

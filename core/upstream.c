@@ -259,16 +259,11 @@ void stream_end_error(struct aigw_req *r, const char *type, const char *msg) {
   if (r->stream_ended) return;
   if (!r->error) r->error = arena_strndup(&r->pool, msg, strlen(msg));
   if (!type) type = "upstream_error";
-  cJSON *root = cJSON_CreateObject();
-  cJSON *e = cJSON_AddObjectToObject(root, "error");
-  cJSON_AddStringToObject(e, "message", msg);
-  cJSON_AddStringToObject(e, "type", type);
-  cJSON_AddNullToObject(e, "param");
-  cJSON_AddStringToObject(e, "code", "stream_interrupted");
-  char *txt = cJSON_PrintUnformatted(root);
-  cJSON_Delete(root);
+  /* in the client's format: an OpenAI error chunk, or Anthropic's `event: error` */
+  int anth = REQ_API(r) == AIGW_API_MESSAGES;
+  char *txt = err_json(REQ_API(r), anth ? 500 : 502, type, "stream_interrupted", msg);
   if (txt) {
-    stream_emit(r, NULL, 0, txt, strlen(txt));
+    stream_emit(r, anth ? "error" : NULL, anth ? 5 : 0, txt, strlen(txt));
     free(txt);
   }
   if (r->cresp.status < 400 && !r->head_sent) r->cresp.status = 502;
@@ -276,62 +271,78 @@ void stream_end_error(struct aigw_req *r, const char *type, const char *msg) {
   if (!r->in_curl_cb && !r->in_hook) req_finish(r);
 }
 
-typedef struct feed_ctx {
-  struct aigw_req *r;
-} feed_ctx;
+/* provider_emit queue: events a translating adapter produced during one provider hook. */
+typedef struct pemit {
+  aigw_event_kind kind;
+  size_t nn, dn;
+  char *buf; /* name then data, one allocation */
+} pemit;
 
-static int on_sse_event(void *ud, const sse_event *sev) {
-  struct aigw_req *r = ud;
-  aigw_event ev;
-  event_init(&ev, r, sev->event, sev->event_len, sev->data, sev->data_len);
-  r->in_event = 1;
-  ev.raw = (aigw_str){sev->raw, sev->raw_len};
-  aigw_status st = AIGW_CONTINUE;
-  const aigw_provider *pv = r->provider->plugin.desc->provider;
-  if (pv->on_event) {
-    r->in_hook = 1;
-    r->cur_plugin = &r->provider->plugin;
-    st = pv->on_event(r->provider->plugin.inst, r, &r->provider_rctx, &ev);
-    r->cur_plugin = NULL;
-    r->in_hook = 0;
+int stream_pemit_push(struct aigw_req *r, aigw_event_kind kind, aigw_str name, aigw_str data) {
+  if (r->pemit_n == r->pemit_cap) {
+    size_t cap = r->pemit_cap ? r->pemit_cap * 2 : 8;
+    pemit *v = realloc(r->pemit, cap * sizeof *v);
+    if (!v) return -1;
+    r->pemit = v;
+    r->pemit_cap = cap;
   }
-  if (ev.kind == AIGW_EV_DONE) r->saw_done = 1;
-  if (ev.kind == AIGW_EV_ERROR) {
+  size_t nn = name.p ? name.n : 0, dn = data.p ? data.n : 0;
+  char *b = malloc(nn + dn + 1);
+  if (!b) return -1;
+  if (nn) memcpy(b, name.p, nn);
+  if (dn) memcpy(b + nn, data.p, dn);
+  b[nn + dn] = 0;
+  r->pemit[r->pemit_n++] = (pemit){kind, nn, dn, b};
+  return 0;
+}
+
+void stream_pemit_free(struct aigw_req *r) {
+  for (size_t i = 0; i < r->pemit_n; i++) free(r->pemit[i].buf);
+  free(r->pemit);
+  r->pemit = NULL;
+  r->pemit_n = r->pemit_cap = 0;
+}
+
+/* One client-format event: kind bookkeeping, the plugins' event hooks (reverse order), then the
+ * bytes into the current write. */
+static void deliver_event(struct aigw_req *r, aigw_event *ev) {
+  if (ev->kind == AIGW_EV_DONE) r->saw_done = 1;
+  if (ev->kind == AIGW_EV_ERROR) {
     /* the provider's own error event ends the stream: pass it on as the last event */
     r->saw_error = 1;
     if (!r->error) r->error = "the provider sent an error event mid-stream";
   }
-  if (ev.kind == AIGW_EV_DELTA && !r->t_first_token) r->t_first_token = now_us();
-  if (st != AIGW_DROP && st != AIGW_ERROR) {
-    const cfg_route *rt = r->route;
-    for (size_t i = r->hooks_reached; i-- > 0;) {
-      const cfg_plugin *p = rt->plugins[i];
-      if (!p->desc->on_event) continue;
-      r->in_hook = 1;
-      r->cur_plugin = p;
-      st = p->desc->on_event(p->inst, r, &r->rctx[p->index], &ev);
-      r->cur_plugin = NULL;
-      r->in_hook = 0;
-      if (st == AIGW_ERROR) {
-        observe_plugin_error(p->name);
-        log_msg(AIGW_LOG_ERROR, "request %s: plugin '%s' failed in its event hook", r->id, p->name);
-        stream_end_error(r, "server_error", "a gateway plugin failed while streaming");
-        break;
-      }
-      if (st == AIGW_DROP || r->stream_ended) break;
+  if ((ev->kind == AIGW_EV_DELTA || ev->kind == AIGW_EV_TOOL_DELTA) && !r->t_first_token) r->t_first_token = now_us();
+  r->in_event = 1;
+  aigw_status st = AIGW_CONTINUE;
+  const cfg_route *rt = r->route;
+  for (size_t i = r->hooks_reached; i-- > 0;) {
+    const cfg_plugin *p = rt->plugins[i];
+    if (!p->desc->on_event) continue;
+    r->in_hook = 1;
+    r->cur_plugin = p;
+    st = p->desc->on_event(p->inst, r, &r->rctx[p->index], ev);
+    r->cur_plugin = NULL;
+    r->in_hook = 0;
+    if (st == AIGW_ERROR) {
+      observe_plugin_error(p->name);
+      log_msg(AIGW_LOG_ERROR, "request %s: plugin '%s' failed in its event hook", r->id, p->name);
+      stream_end_error(r, "server_error", "a gateway plugin failed while streaming");
+      break;
     }
+    if (st == AIGW_DROP || r->stream_ended) break;
   }
   if (st != AIGW_DROP && st != AIGW_ERROR && !(r->stream_ended && !r->saw_error) && ensure_chunk(r) == 0) {
-    if (ev.json && ev.changed) {
-      char *txt = cJSON_PrintUnformatted(ev.json);
+    if (ev->json && ev->changed) {
+      char *txt = cJSON_PrintUnformatted(ev->json);
       if (txt) {
-        stream_append_sse(r->chunk, ev.name.p, ev.name.n, txt, strlen(txt));
+        stream_append_sse(r->chunk, ev->name.p, ev->name.n, txt, strlen(txt));
         free(txt);
       }
-    } else if (ev.modified) {
-      stream_append_sse(r->chunk, ev.name.p, ev.name.n, ev.data.p, ev.data.n);
+    } else if (ev->modified || !ev->raw.p) {
+      stream_append_sse(r->chunk, ev->name.p, ev->name.n, ev->data.p, ev->data.n);
     } else {
-      evbuffer_add(r->chunk, ev.raw.p, ev.raw.n);
+      evbuffer_add(r->chunk, ev->raw.p, ev->raw.n);
     }
   }
   r->in_event = 0;
@@ -339,22 +350,94 @@ static int on_sse_event(void *ud, const sse_event *sev) {
     if (!r->stream_ended && ensure_chunk(r) == 0) evbuffer_add_buffer(r->chunk, r->emit_q);
     else evbuffer_drain(r->emit_q, evbuffer_get_length(r->emit_q));
   }
+}
+
+/* Deliver what the provider emitted during its last hook, in order. */
+static void deliver_pemit(struct aigw_req *r) {
+  size_t i = 0;
+  for (; i < r->pemit_n && !(r->stream_ended && !r->saw_error); i++) {
+    pemit *pe = &r->pemit[i];
+    aigw_event ev;
+    event_init(&ev, r, pe->buf, pe->nn, pe->buf + pe->nn, pe->dn);
+    ev.kind = pe->kind;
+    deliver_event(r, &ev);
+    event_release(&ev);
+    free(pe->buf);
+    if (r->saw_error) { i++; break; }
+  }
+  for (; i < r->pemit_n; i++) free(r->pemit[i].buf);
+  r->pemit_n = 0;
+}
+
+static aigw_status run_provider_stream_hook(struct aigw_req *r, int which, aigw_event *ev, const char *p, size_t n) {
+  const aigw_provider *pv = r->provider->plugin.desc->provider;
+  aigw_status st = AIGW_CONTINUE;
+  r->in_hook = 1;
+  r->cur_plugin = &r->provider->plugin;
+  if (which == 0) st = pv->on_event(r->provider->plugin.inst, r, &r->provider_rctx, ev);
+  else if (which == 1) st = pv->on_stream_data(r->provider->plugin.inst, r, &r->provider_rctx, p, n);
+  else st = pv->on_stream_end(r->provider->plugin.inst, r, &r->provider_rctx);
+  r->cur_plugin = NULL;
+  r->in_hook = 0;
+  if (r->pemit_n) deliver_pemit(r);
+  if (st == AIGW_ERROR && !r->stream_ended) {
+    observe_plugin_error(r->provider->plugin.name);
+    stream_end_error(r, "upstream_error", "the provider adapter could not translate the upstream stream");
+  }
+  return st;
+}
+
+static int on_sse_event(void *ud, const sse_event *sev) {
+  struct aigw_req *r = ud;
+  aigw_event ev;
+  event_init(&ev, r, sev->event, sev->event_len, sev->data, sev->data_len);
+  ev.raw = (aigw_str){sev->raw, sev->raw_len};
+  aigw_status st = AIGW_CONTINUE;
+  const aigw_provider *pv = r->provider->plugin.desc->provider;
+  if (pv->on_event) st = run_provider_stream_hook(r, 0, &ev, NULL, 0);
+  if (st == AIGW_DROP || st == AIGW_ERROR) {
+    if (ev.kind == AIGW_EV_DONE) r->saw_done = 1; /* a dropped end marker still ends the stream */
+  } else if (!r->stream_ended) {
+    deliver_event(r, &ev);
+  }
   event_release(&ev);
   if (r->saw_error && !r->stream_ended) stream_terminate(r); /* nothing after the provider's error event */
   return r->stream_ended ? 1 : 0;
 }
 
 int stream_process_bytes(struct aigw_req *r, const char *p, size_t n) {
-  if (!r->sse_init) {
-    sse_init(&r->sse, 4u << 20);
-    r->sse_init = 1;
-  }
+  const aigw_provider *pv = r->provider->plugin.desc->provider;
   int guard = r->in_curl_cb;
-  r->in_curl_cb = 1; /* no teardown while the parser iterates: the caller finishes */
-  int rc = sse_feed(&r->sse, p, n, on_sse_event, r);
-  if (rc < 0) stream_end_error(r, "upstream_error", sse_error(&r->sse));
+  r->in_curl_cb = 1; /* no teardown while a hook or the parser iterates: the caller finishes */
+  int rc = 0;
+  if (PROV_HAS(pv, on_stream_data)) {
+    run_provider_stream_hook(r, 1, NULL, p, n);
+    if (r->saw_error && !r->stream_ended) stream_terminate(r);
+  } else {
+    if (!r->sse_init) {
+      sse_init(&r->sse, 4u << 20);
+      r->sse_init = 1;
+    }
+    rc = sse_feed(&r->sse, p, n, on_sse_event, r);
+    if (rc < 0) stream_end_error(r, "upstream_error", sse_error(&r->sse));
+  }
   r->in_curl_cb = guard;
   return rc < 0 ? -1 : 0;
+}
+
+int stream_upstream_complete(struct aigw_req *r) {
+  const aigw_provider *pv = r->provider->plugin.desc->provider;
+  if (r->stream_ended) return 0;
+  if (r->sse_init && sse_pending(&r->sse)) return 0; /* a half event: truncated */
+  if (PROV_HAS(pv, on_stream_end)) {
+    int guard = r->in_curl_cb;
+    r->in_curl_cb = 1;
+    run_provider_stream_hook(r, 2, NULL, NULL, 0);
+    if (r->saw_error && !r->stream_ended) stream_terminate(r);
+    r->in_curl_cb = guard;
+    if (r->stream_ended) return 0;
+  }
+  return r->saw_done;
 }
 
 /* ---- libcurl callbacks ---- */
@@ -371,7 +454,10 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
 
 static int is_event_stream(struct aigw_req *r) {
   const hdr *ct = hdrs_get(&r->uresp.hdrs, "content-type", 12);
-  return ct && ct->value.n >= 17 && str_ieq(ct->value.p, 17, "text/event-stream", 17);
+  if (ct && ct->value.n >= 17 && str_ieq(ct->value.p, 17, "text/event-stream", 17)) return 1;
+  /* a provider that decodes its own stream framing (AWS event-stream, NDJSON) */
+  const aigw_provider *pv = r->provider->plugin.desc->provider;
+  return r->is_stream && PROV_HAS(pv, on_stream_data) && !(ct && ct->value.n >= 16 && str_ieq(ct->value.p, 16, "application/json", 16));
 }
 
 static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud) {
@@ -539,8 +625,10 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
     /* each branch ends the request exactly once */
     if (r->stream_ended) {
       req_finish(r);
-    } else if (rc == CURLE_OK && r->saw_done && !sse_pending(&r->sse)) {
+    } else if (rc == CURLE_OK && stream_upstream_complete(r)) {
       stream_end_ok(r);
+    } else if (r->stream_ended) {
+      req_finish(r); /* the adapter ended it while finishing */
     } else {
       stream_end_error(r, "upstream_error",
                        rc != CURLE_OK ? cerr : "upstream ended the stream before its terminal event");

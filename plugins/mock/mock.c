@@ -537,7 +537,7 @@ static void *mock_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d)
 static void mock_destroy(void *inst) { H->free(inst); }
 
 static const aigw_provider mock_provider = {
-    sizeof(aigw_provider), "openai", mock_prepare, NULL, mock_on_event,
+    .struct_size = sizeof(aigw_provider), .wire_format = "openai", .prepare = mock_prepare, .on_event = mock_on_event,
 };
 
 static const aigw_plugin mock_plugin = {

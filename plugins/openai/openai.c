@@ -545,7 +545,7 @@ static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
 /* ---- descriptor --------------------------------------------------------------------------- */
 
 static const aigw_provider oa_provider = {
-    sizeof(aigw_provider), "openai", oa_prepare, oa_on_response, oa_on_event,
+    .struct_size = sizeof(aigw_provider), .wire_format = "openai", .prepare = oa_prepare, .on_response = oa_on_response, .on_event = oa_on_event,
 };
 
 static const aigw_plugin oa_plugin = {

@@ -212,6 +212,17 @@ typedef struct aigw_provider {
   aigw_status (*prepare)(void *inst, aigw_req *r, void **rctx);
   aigw_status (*on_response)(void *inst, aigw_req *r, void **rctx);
   aigw_status (*on_event)(void *inst, aigw_req *r, void **rctx, aigw_event *ev);
+  /* --- grown at the end (the host checks struct_size before reading these) ---
+   * on_stream_data: for upstreams whose stream is not SSE (AWS event-stream, NDJSON). When set,
+   *   a streaming request's 2xx answer is not parsed as SSE: every body read is handed here as it
+   *   arrives (borrowed bytes, any split), and the adapter produces the client's events with
+   *   h->provider_emit. on_event is not called. Return CONTINUE, or ERROR after h->end_stream.
+   * on_stream_end: the upstream stream ended cleanly (transfer complete, nothing left). The
+   *   adapter may emit final events; a stream is complete only once an event of kind
+   *   AIGW_EV_DONE went out (emit one when the upstream format has no end marker, e.g. Gemini),
+   *   otherwise the client gets an error event: a truncated answer never looks complete. */
+  aigw_status (*on_stream_data)(void *inst, aigw_req *r, void **rctx, const char *p, size_t n);
+  aigw_status (*on_stream_end)(void *inst, aigw_req *r, void **rctx);
 } aigw_provider;
 
 /* ---- the plugin descriptor (static storage in the plugin) -------------------------------- */
@@ -422,6 +433,16 @@ struct aigw_host {
    * without that member, AIGW_E_INVAL when the body is not a JSON object. The node is borrowed,
    * read-only, valid until the request ends; to edit, use h->body. */
   const aigw_json *(*body_member)(aigw_req *r, aigw_which which, const char *key, int *st);
+
+  /* --- translated streams (provider stream hooks only: on_event, on_stream_data,
+   * on_stream_end) ---
+   * provider_emit: one event in the CLIENT's wire format, produced by translating the upstream's
+   * stream; kind classifies it (DELTA: text, TOOL_DELTA, USAGE, STOP, ERROR, DONE: the stream's
+   * end marker). It runs through the plugins' event hooks exactly like an untranslated event,
+   * after the provider hook returns, in emission order, before the current upstream event (a
+   * translating adapter returns DROP for that one). name: the SSE event name (empty for none);
+   * name and data are copied. */
+  int (*provider_emit)(aigw_req *r, aigw_event_kind kind, aigw_str name, aigw_str data);
 };
 
 #ifdef __cplusplus
