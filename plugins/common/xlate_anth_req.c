@@ -126,7 +126,7 @@ static cJSON *anth_tool_result_to_hub(xl_ctx *c, const cJSON *b, const char *pat
     const cJSON *x;
     cJSON_ArrayForEach(x, ct) {
       char p2[PATHN];
-      snprintf(p2, sizeof p2, "%s.content[%d]", path, j++);
+      xl_subpath(p2, sizeof p2, path, "content", j++);
       xl_push(c, parts, anth_part_to_hub(c, x, p2));
       if (c->failed) break;
     }
@@ -621,7 +621,7 @@ static int hub_blocks(xl_ctx *c, const cJSON *content, cJSON *dst, const char *p
   const cJSON *p;
   cJSON_ArrayForEach(p, content) {
     char p2[PATHN];
-    snprintf(p2, sizeof p2, "%s.content[%d]", path, j++);
+    xl_subpath(p2, sizeof p2, path, "content", j++);
     xl_push(c, dst, hub_part_to_anth(c, p, p2));
     if (c->failed) return -1;
   }
@@ -687,7 +687,7 @@ static int hub_assistant_to_anth(xl_ctx *c, turns *t, const cJSON *m, const char
   const cJSON *x;
   cJSON_ArrayForEach(x, thinks) {
     char p2[PATHN];
-    snprintf(p2, sizeof p2, "%s.thinking_blocks[%d]", path, j++);
+    xl_subpath(p2, sizeof p2, path, "thinking_blocks", j++);
     const char *type = xl_str(x, "type");
     cJSON *b = NULL;
     if (type && !strcmp(type, "thinking") && xl_str(x, "thinking")) {
@@ -715,7 +715,7 @@ static int hub_assistant_to_anth(xl_ctx *c, turns *t, const cJSON *m, const char
   cJSON_ArrayForEach(x, calls) {
     if (c->failed) break;
     char p2[PATHN];
-    snprintf(p2, sizeof p2, "%s.tool_calls[%d]", path, j++);
+    xl_subpath(p2, sizeof p2, path, "tool_calls", j++);
     const cJSON *fn = xl_objm(x, "function");
     const char *id = xl_str(x, "id"), *name = xl_str(fn, "name"), *args = xl_str(fn, "arguments");
     if (!id || !name) {

@@ -42,6 +42,9 @@ int xl_data_url(const char *url, char *mime, size_t mime_cap, const char **b64);
 /* Parse n bytes of JSON (not NUL-terminated). NULL when invalid. */
 cJSON *xl_parse(const char *p, size_t n);
 
+/* dst = "<base>.<member>[<i>]" (truncated to cap) */
+void xl_subpath(char *dst, size_t cap, const char *base, const char *member, int i);
+
 /* Copy s into dst (cap bytes), truncating. */
 void xl_cpy(char *dst, size_t cap, const char *s);
 

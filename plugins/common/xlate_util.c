@@ -105,6 +105,11 @@ void xl_cpy(char *dst, size_t cap, const char *s) {
   dst[n] = 0;
 }
 
+void xl_subpath(char *dst, size_t cap, const char *base, const char *member, int i) {
+  int r = snprintf(dst, cap, "%s.%s[%d]", base, member, i);
+  (void)r; /* truncation is fine: the path is only a hint for the client */
+}
+
 cJSON *xl_parse(const char *p, size_t n) {
   if (!p) return NULL;
   return cJSON_ParseWithLength(p, n);
