@@ -8,7 +8,9 @@
  *   4. providers: load each enabled provider's plugin and create its instance;
  *   5. global plugins: load and create once each;
  *   6. routes: match, api, targets (dropping disabled providers), timeouts, route plugins, and the
- *      effective plugin list (globals not overridden + route instances, priority desc, name asc).
+ *      effective plugin list (globals not overridden + route instances, priority desc, name asc);
+ *   7. the model catalog: the "model_catalog" file (errors as "<file>#<pointer>") with the config's
+ *      "models" entries merged in (field by field; null removes a model), built into g->catalog.
  * Any error -> every instance already created is destroyed and NULL is returned.
  *
  * Instances and slots.  Every instance lives once in g->plugins (providers in g->providers) and is
@@ -16,6 +18,7 @@
  * (same lib, desc, inst and name, borrowed), allocated in one block with the pointer array, because
  * a global instance shared by several routes has a different rctx index in each of them. */
 #include "config.h"
+#include "catalog.h"
 #include "plugin_loader.h"
 
 #include <cjson/cJSON.h>
@@ -280,9 +283,10 @@ static const char *suggest(const char *s, const char *const *cands, size_t n)
 }
 
 /* Checks that obj is an object whose keys are all in allowed[], with no key twice. Returns 0 when
- * obj is not an object (error reported), else 1. what names the thing for messages. */
-static int check_obj(ld *L, const cJSON *obj, const char *path, const char *what,
-                     const char *const *allowed, size_t nallowed)
+ * obj is not an object (error reported), else 1. what names the thing for messages. comments: keys
+ * starting with '_' are allowed too (the model catalog's "_note"s). */
+static int check_obj_x(ld *L, const cJSON *obj, const char *path, const char *what,
+                       const char *const *allowed, size_t nallowed, int comments)
 {
     char p[PMAX];
     if (!cJSON_IsObject(obj)) {
@@ -297,7 +301,7 @@ static int check_obj(ld *L, const cJSON *obj, const char *path, const char *what
                 break;
             }
         }
-        if (!allowed)
+        if (!allowed || (comments && c->string[0] == '_'))
             continue;
         size_t i;
         for (i = 0; i < nallowed; i++)
@@ -318,6 +322,12 @@ static int check_obj(ld *L, const cJSON *obj, const char *path, const char *what
         }
     }
     return 1;
+}
+
+static int check_obj(ld *L, const cJSON *obj, const char *path, const char *what,
+                     const char *const *allowed, size_t nallowed)
+{
+    return check_obj_x(L, obj, path, what, allowed, nallowed, 0);
 }
 
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
@@ -1253,9 +1263,444 @@ done:
     free(glob);
 }
 
+/* ---- pass 7: the model catalog ------------------------------------------------------------ */
+
+static void json_syntax_error(ld *L, const char *path, const char *text, size_t len, const char *at);
+
+/* Reads a whole file into malloc'd memory (NUL-terminated). Returns NULL with errno set. */
+static char *slurp(const char *path, size_t *lenp)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 65537 > cap) {
+            cap = cap ? cap * 2 : 65537 * 2;
+            char *t = realloc(text, cap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                errno = ENOMEM;
+                return NULL;
+            }
+            text = t;
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr) {
+        free(text);
+        errno = EIO;
+        return NULL;
+    }
+    text[len] = '\0';
+    *lenp = len;
+    return text;
+}
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} capnames[] = {{"tools", CAT_CAP_TOOLS},
+                {"vision", CAT_CAP_VISION},
+                {"reasoning", CAT_CAP_REASONING},
+                {"embeddings", CAT_CAP_EMBEDDINGS},
+                {"json_schema", CAT_CAP_JSON_SCHEMA}};
+
+/* The models being built: every entry of the catalog file, then the config's "models" merged in.
+ * src[i] is the JSON pointer where model i's aliases came from (for clash messages). */
+typedef struct mlist {
+    cat_model *v;
+    char **src;
+    size_t n, cap;
+} mlist;
+
+static cat_model *mlist_add(ld *L, mlist *ml, const char *name, const char *src)
+{
+    if (ml->n == ml->cap) {
+        size_t cap = ml->cap ? ml->cap * 2 : 64;
+        cat_model *v = realloc(ml->v, cap * sizeof *v);
+        if (v)
+            ml->v = v;
+        char **s = realloc(ml->src, cap * sizeof *s);
+        if (s)
+            ml->src = s;
+        if (!v || !s) {
+            ERR(L, "", "out of memory");
+            return NULL;
+        }
+        ml->cap = cap;
+    }
+    cat_model *m = &ml->v[ml->n];
+    memset(m, 0, sizeof *m);
+    m->base = m->longc = (cat_rates){-1, -1, -1, -1};
+    m->name = xstrdup(L, name);
+    ml->src[ml->n] = xstrdup(L, src);
+    ml->n++;
+    return m;
+}
+
+static void free_aliases(cat_model *m)
+{
+    for (size_t i = 0; i < m->naliases; i++)
+        free(m->aliases[i]);
+    free(m->aliases);
+    m->aliases = NULL;
+    m->naliases = 0;
+}
+
+/* Reads a price (USD per million tokens): a finite number >= 0. Returns 1 read, 0 absent, -1 bad. */
+static int get_price(ld *L, const cJSON *obj, const char *key, const char *path, double *out)
+{
+    char p[PMAX];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j)
+        return 0;
+    pkey(p, path, key);
+    if (!cJSON_IsNumber(j)) {
+        ERR(L, p, "must be a price in USD per million tokens (a number), got %s", jtype(j));
+        return -1;
+    }
+    double v = j->valuedouble;
+    if (!isfinite(v) || v < 0) {
+        ERR(L, p, "must be >= 0 (USD per million tokens), got %g", v);
+        return -1;
+    }
+    if (v > 1e6) {
+        ERR(L, p, "must be at most 1000000 USD per million tokens, got %g (a price per token "
+                  "must be multiplied by 1000000)", v);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+static void get_rates(ld *L, const cJSON *obj, const char *path, cat_rates *r)
+{
+    get_price(L, obj, "input", path, &r->input);
+    get_price(L, obj, "output", path, &r->output);
+    get_price(L, obj, "cached_input", path, &r->cached_input);
+    get_price(L, obj, "cache_write", path, &r->cache_write);
+}
+
+/* Reads one model entry at path into m: every field given replaces m's (m may hold the catalog's
+ * entry that a config entry overrides). Keys starting with '_' are comments. */
+static void parse_model(ld *L, const cJSON *e, const char *path, cat_model *m, char **alias_src)
+{
+    static const char *const mkeys[] = {"provider", "aliases", "context_window",
+                                        "max_output_tokens", "pricing", "capabilities"};
+    static const char *const prkeys[] = {"input", "output", "cached_input", "cache_write",
+                                         "long_context"};
+    static const char *const lckeys[] = {"above_input_tokens", "input", "output", "cached_input",
+                                         "cache_write"};
+    char p[PMAX], q[PMAX];
+    if (!check_obj_x(L, e, path, "model entry", mkeys, NKEYS(mkeys), 1))
+        return;
+    const char *prov = get_str(L, e, "provider", path, 0, 0);
+    if (prov) {
+        free(m->provider);
+        m->provider = xstrdup(L, prov);
+    }
+    const cJSON *al = cJSON_GetObjectItemCaseSensitive(e, "aliases");
+    if (al) {
+        pkey(p, path, "aliases");
+        if (!cJSON_IsArray(al)) {
+            ERR(L, p, "must be an array of model names, got %s", jtype(al));
+        } else {
+            free_aliases(m);
+            size_t n = (size_t)cJSON_GetArraySize(al), i = 0;
+            m->aliases = calloc(n ? n : 1, sizeof *m->aliases);
+            if (!m->aliases)
+                ERR(L, "", "out of memory");
+            for (const cJSON *a = al->child; a && m->aliases; a = a->next, i++) {
+                pidx(q, p, i);
+                if (!cJSON_IsString(a) || !*a->valuestring)
+                    ERR(L, q, "must be a non-empty model name, got %s", jtype(a));
+                else
+                    m->aliases[m->naliases++] = xstrdup(L, a->valuestring);
+            }
+            free(*alias_src);
+            *alias_src = xstrdup(L, p);
+        }
+    }
+    get_u32(L, e, "context_window", path, 1, &m->context_window);
+    get_u32(L, e, "max_output_tokens", path, 1, &m->max_output_tokens);
+    if (m->context_window && m->max_output_tokens > m->context_window) {
+        pkey(p, path, "max_output_tokens");
+        ERR(L, p, "is %u, more than the context window (%u)", (unsigned)m->max_output_tokens,
+            (unsigned)m->context_window);
+    }
+    const cJSON *caps = cJSON_GetObjectItemCaseSensitive(e, "capabilities");
+    if (caps) {
+        pkey(p, path, "capabilities");
+        if (!cJSON_IsArray(caps)) {
+            ERR(L, p, "must be an array of capability names, got %s", jtype(caps));
+        } else {
+            const char *names[NKEYS(capnames)];
+            for (size_t k = 0; k < NKEYS(capnames); k++)
+                names[k] = capnames[k].name;
+            m->caps = 0;
+            size_t i = 0;
+            for (const cJSON *c = caps->child; c; c = c->next, i++) {
+                pidx(q, p, i);
+                if (!cJSON_IsString(c)) {
+                    ERR(L, q, "must be a capability name, got %s", jtype(c));
+                    continue;
+                }
+                size_t k;
+                for (k = 0; k < NKEYS(capnames); k++)
+                    if (strcmp(c->valuestring, capnames[k].name) == 0)
+                        break;
+                if (k < NKEYS(capnames)) {
+                    m->caps |= capnames[k].bit;
+                    continue;
+                }
+                const char *sug = suggest(c->valuestring, names, NKEYS(capnames));
+                ERR(L, q, "unknown capability '%s'%s%s%s (known: tools, vision, reasoning, "
+                          "embeddings, json_schema)",
+                    c->valuestring, sug ? ", did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
+            }
+        }
+    }
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(e, "pricing");
+    pkey(p, path, "pricing");
+    if (pr && check_obj_x(L, pr, p, "pricing", prkeys, NKEYS(prkeys), 1)) {
+        get_rates(L, pr, p, &m->base);
+        const cJSON *lc = cJSON_GetObjectItemCaseSensitive(pr, "long_context");
+        pkey(q, p, "long_context");
+        if (cJSON_IsNull(lc)) {
+            m->long_above = 0;
+            m->longc = (cat_rates){-1, -1, -1, -1};
+        } else if (lc && check_obj_x(L, lc, q, "long_context", lckeys, NKEYS(lckeys), 1)) {
+            double v;
+            int r = get_int(L, lc, "above_input_tokens", q, 1, 9007199254740992.0, &v);
+            if (r == 1)
+                m->long_above = (uint64_t)v;
+            else if (r == 0 && !m->long_above)
+                ERR(L, q, "missing required key 'above_input_tokens' (prompts of more input tokens "
+                          "are priced at these rates)");
+            get_rates(L, lc, q, &m->longc);
+        }
+    }
+    /* the merged entry: both base prices or none (an unpriced model logs cost_unknown) */
+    if ((m->base.input >= 0) != (m->base.output >= 0))
+        ERR(L, p, "needs both 'input' and 'output' (USD per million tokens; write \"output\": 0 "
+                  "for an embeddings model)");
+    else if (m->long_above && m->base.input < 0)
+        ERR(L, p, "has a long_context tier but no 'input' and 'output' prices");
+}
+
+/* Index of the model named (not aliased) name, or -1. */
+static long mlist_find(const mlist *ml, const char *name)
+{
+    for (size_t i = 0; i < ml->n; i++)
+        if (ml->v[i].name && strcmp(ml->v[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Index of the model that has alias name (and the alias's slot in *slot), or -1. */
+static long mlist_find_alias(const mlist *ml, const char *name, size_t *slot)
+{
+    for (size_t i = 0; i < ml->n; i++)
+        for (size_t a = 0; ml->v[i].name && a < ml->v[i].naliases; a++)
+            if (strcmp(ml->v[i].aliases[a], name) == 0) {
+                *slot = a;
+                return (long)i;
+            }
+    return -1;
+}
+
+/* Copies src's fields (not its name and aliases) into the fresh record dst. */
+static void copy_model(ld *L, cat_model *dst, const cat_model *src)
+{
+    dst->provider = xstrdup(L, src->provider);
+    dst->context_window = src->context_window;
+    dst->max_output_tokens = src->max_output_tokens;
+    dst->caps = src->caps;
+    dst->base = src->base;
+    dst->long_above = src->long_above;
+    dst->longc = src->longc;
+}
+
+/* Every name and alias must name one model. */
+static void check_clashes(ld *L, const mlist *ml)
+{
+    char p[PMAX];
+    for (size_t i = 0; i < ml->n; i++) {
+        const cat_model *m = &ml->v[i];
+        if (!m->name)
+            continue;
+        for (size_t a = 0; a < m->naliases; a++) {
+            const char *k = m->aliases[a];
+            pidx(p, ml->src[i] ? ml->src[i] : "", a);
+            if (strcmp(k, m->name) == 0)
+                continue; /* harmless */
+            for (size_t j = 0; j < ml->n; j++) {
+                const cat_model *o = &ml->v[j];
+                if (!o->name)
+                    continue;
+                int clash = strcmp(o->name, k) == 0;
+                for (size_t b = 0; !clash && j < i && b < o->naliases; b++)
+                    clash = strcmp(o->aliases[b], k) == 0;
+                for (size_t b = 0; !clash && j == i && b < a; b++)
+                    clash = strcmp(o->aliases[b], k) == 0;
+                if (clash) {
+                    ERR(L, p, "'%s' already names model '%s'; a name or alias may belong to one "
+                              "model only", k, o->name);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/* Applies one entry of the config's "models" to ml. Returns 0 when out of memory. */
+static int apply_override(ld *L, mlist *ml, const cJSON *e)
+{
+    char q[PMAX];
+    pkey(q, "/models", e->string);
+    if (!*e->string) {
+        ERR(L, q, "model names must not be empty");
+        return 1;
+    }
+    long i = mlist_find(ml, e->string);
+    if (cJSON_IsNull(e)) {
+        if (i < 0)
+            ERR(L, q, "null removes a catalog model, but the catalog has no model '%s'", e->string);
+        else
+            cat_model_clear(&ml->v[i]); /* name NULL: skipped from now on */
+        return 1;
+    }
+    if (i >= 0) {
+        parse_model(L, e, q, &ml->v[i], &ml->src[i]);
+        return 1;
+    }
+    size_t slot = 0;
+    long a = mlist_find_alias(ml, e->string, &slot);
+    cat_model *m = mlist_add(L, ml, e->string, NULL);
+    if (!m)
+        return 0;
+    if (a >= 0) {
+        /* an alias gets its own entry, starting from the aliased model's fields */
+        cat_model *base = &ml->v[a];
+        copy_model(L, m, base);
+        free(base->aliases[slot]);
+        memmove(base->aliases + slot, base->aliases + slot + 1,
+                (base->naliases - slot - 1) * sizeof *base->aliases);
+        base->naliases--;
+    }
+    parse_model(L, e, q, m, &ml->src[ml->n - 1]);
+    return 1;
+}
+
+static void load_catalog(ld *L, const cJSON *root, const char *base_dir)
+{
+    mlist ml = {0};
+    char p[PMAX], q[PMAX];
+    cJSON *file = NULL;
+
+    const cJSON *mc = cJSON_GetObjectItemCaseSensitive(root, "model_catalog");
+    if (mc && !cJSON_IsNull(mc)) {
+        const char *f = get_str(L, root, "model_catalog", "", 0, 0);
+        char fpath[4096];
+        if (f) {
+            if (f[0] == '/' || !base_dir || !*base_dir)
+                snprintf(fpath, sizeof fpath, "%s", f);
+            else
+                snprintf(fpath, sizeof fpath, "%s/%s", base_dir, f);
+            size_t len = 0;
+            char *text = slurp(fpath, &len);
+            if (!text) {
+                ERR(L, "/model_catalog", "cannot read the model catalog '%s': %s (a relative path "
+                                          "is relative to the config file's folder)",
+                    fpath, strerror(errno));
+            } else {
+                /* errors inside the file are reported as "<file>#<JSON pointer>" */
+                char fbase[PMAX];
+                if (snprintf(fbase, sizeof fbase, "%.1000s#", fpath) < 0)
+                    fbase[0] = '\0';
+                const char *end = NULL;
+                file = cJSON_ParseWithOpts(text, &end, 1);
+                if (!file) {
+                    json_syntax_error(L, fbase, text, len, end);
+                } else if (check_obj_x(L, file, fbase, "the model catalog", (const char *const[]){"models"},
+                                       1, 1)) {
+                    const cJSON *models = cJSON_GetObjectItemCaseSensitive(file, "models");
+                    pkey(p, fbase, "models");
+                    if (!models)
+                        ERR(L, fbase, "missing required key 'models' (an object: model name -> entry)");
+                    else if (check_obj(L, models, p, "models", NULL, 0)) {
+                        for (const cJSON *e = models->child; e; e = e->next) {
+                            if (e->string[0] == '_')
+                                continue; /* a comment */
+                            pkey(q, p, e->string);
+                            if (!*e->string) {
+                                ERR(L, q, "model names must not be empty");
+                                continue;
+                            }
+                            cat_model *m = mlist_add(L, &ml, e->string, NULL);
+                            if (!m)
+                                break;
+                            parse_model(L, e, q, m, &ml.src[ml.n - 1]);
+                        }
+                    }
+                }
+                free(text);
+            }
+        }
+    }
+
+    /* the config's own entries: override a catalog model field by field, or add one; null removes.
+     * Entries named by an alias of a catalog model go second, so that they start from the model
+     * with its overrides applied whatever the order of the keys. */
+    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(root, "models");
+    if (ov && check_obj(L, ov, "/models", "models", NULL, 0)) {
+        size_t nov = (size_t)cJSON_GetArraySize(ov), k = 0, slot;
+        unsigned char *second = calloc(nov ? nov : 1, 1);
+        if (!second)
+            ERR(L, "", "out of memory");
+        for (const cJSON *e = ov->child; e && second; e = e->next, k++)
+            second[k] = mlist_find(&ml, e->string) < 0 && mlist_find_alias(&ml, e->string, &slot) >= 0;
+        for (int pass = 0; pass < 2 && second; pass++) {
+            k = 0;
+            for (const cJSON *e = ov->child; e; e = e->next, k++) {
+                if (e->string[0] == '_' || second[k] != pass)
+                    continue;
+                if (!apply_override(L, &ml, e)) {
+                    pass = 2;
+                    break;
+                }
+            }
+        }
+        free(second);
+    }
+    check_clashes(L, &ml);
+    cJSON_Delete(file);
+
+    /* keep the models that were not removed */
+    size_t n = 0;
+    for (size_t i = 0; i < ml.n; i++) {
+        free(ml.src[i]);
+        ml.src[i] = NULL;
+        if (ml.v[i].name)
+            ml.v[n++] = ml.v[i];
+    }
+    free(ml.src);
+    L->g->catalog = catalog_new(ml.v, n); /* takes ml.v */
+    if (!L->g->catalog)
+        ERR(L, "", "out of memory");
+}
+
 /* ---- load ---------------------------------------------------------------------------------- */
 
-static void json_syntax_error(ld *L, const char *text, size_t len, const char *at)
+static void json_syntax_error(ld *L, const char *path, const char *text, size_t len, const char *at)
 {
     size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : len;
     size_t line = 1, col = 1;
@@ -1273,18 +1718,20 @@ static void json_syntax_error(ld *L, const char *text, size_t len, const char *a
         near[k++] = text[i];
     near[k] = '\0';
     if (off >= len)
-        ERR(L, "", "invalid JSON at line %zu, column %zu: unexpected end of file (missing '}' or ']'?)",
+        ERR(L, path, "invalid JSON at line %zu, column %zu: unexpected end of file (missing '}' or ']'?)",
             line, col);
     else
-        ERR(L, "", "invalid JSON at line %zu, column %zu, near '%s'", line, col, near);
+        ERR(L, path, "invalid JSON at line %zu, column %zu, near '%s'", line, col, near);
 }
 
 cfg_gen *cfg_load_text(const char *text, size_t len, const char *base_dir, cfg_errors *errs)
 {
     static const char *const topkeys[] = {"listen",     "workers", "admin",     "plugin_paths",
                                           "access_log", "limits",  "drain_timeout_ms",
-                                          "providers",  "routes",  "plugins"};
-    (void)base_dir; /* relative paths are relative to the working directory, not the file */
+                                          "providers",  "routes",  "plugins",
+                                          "model_catalog", "models"};
+    /* Relative paths are relative to the working directory (TLS files, plugin_paths), except the
+     * model catalog's: relative to base_dir, the config file's folder. */
     cfg_errors local = {0};
     if (!errs)
         errs = &local;
@@ -1301,7 +1748,7 @@ cfg_gen *cfg_load_text(const char *text, size_t len, const char *base_dir, cfg_e
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(buf, &end, 1);
     if (!root) {
-        json_syntax_error(&L, buf, len, end);
+        json_syntax_error(&L, "", buf, len, end);
         free(buf);
         cfg_errors_clear(&local);
         return NULL;
@@ -1346,6 +1793,7 @@ cfg_gen *cfg_load_text(const char *text, size_t len, const char *base_dir, cfg_e
             load_providers(&L, root);
             load_routes(&L, root);
         }
+        load_catalog(&L, root, base_dir);
     }
     free(L.disabled);
 
@@ -1361,42 +1809,22 @@ cfg_gen *cfg_load_text(const char *text, size_t len, const char *base_dir, cfg_e
 
 cfg_gen *cfg_load(const char *path, cfg_errors *errs)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cfg_errors_add(errs, "", "cannot open config file '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *t = realloc(text, cap);
-            if (!t) {
-                free(text);
-                fclose(f);
-                cfg_errors_add(errs, "", "out of memory reading '%s'", path);
-                return NULL;
-            }
-            text = t;
-        }
-        size_t n = fread(text + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        free(text);
-        cfg_errors_add(errs, "", "cannot read config file '%s'", path);
+    size_t len = 0;
+    char *text = slurp(path, &len);
+    if (!text) {
+        if (errno == ENOMEM)
+            cfg_errors_add(errs, "", "out of memory reading '%s'", path);
+        else if (errno == EIO)
+            cfg_errors_add(errs, "", "cannot read config file '%s'", path);
+        else
+            cfg_errors_add(errs, "", "cannot open config file '%s': %s", path, strerror(errno));
         return NULL;
     }
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash)
-        *slash = '\0';
+        slash[slash == dir] = '\0'; /* "/aigw.json" -> "/" */
     else
         snprintf(dir, sizeof dir, ".");
     cfg_gen *g = cfg_load_text(text, len, dir, errs);
@@ -1452,6 +1880,7 @@ void cfg_free(cfg_gen *g)
         free(g->plugin_paths[i]);
     free(g->plugin_paths);
     free(g->access_log_path);
+    catalog_free(g->catalog);
     cJSON_Delete(g->root);
     free(g);
 }

@@ -111,13 +111,15 @@ typedef struct cfg_gen {
   cfg_provider *providers; size_t nproviders;
   cfg_route *routes; size_t nroutes;
   cfg_plugin *plugins; size_t nplugins; /* every instance (global and per route), owned here */
+  struct catalog *catalog; /* model catalog ("model_catalog" file + "models"), owned; never NULL
+                            * after a successful load (may hold no models); see catalog.h */
   uint64_t retired_ms;    /* when a reload retired it (monotonic ms); 0 while current */
 } cfg_gen;
 
 /* Loads and validates the file at path. Returns a generation with refs == 1, or NULL with every
  * problem appended to errs. Main thread only (runs plugin create hooks). */
 cfg_gen *cfg_load(const char *path, cfg_errors *errs);
-/* Same from a JSON text (tests). */
+/* Same from a JSON text (tests). base_dir: the folder relative "model_catalog" paths start from. */
 cfg_gen *cfg_load_text(const char *text, size_t len, const char *base_dir, cfg_errors *errs);
 
 void gen_ref(cfg_gen *g);
