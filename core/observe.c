@@ -4,8 +4,18 @@
  * created once by observe_init() before workers start and thread-safe by construction; a table of
  * label counts for plugin-defined metrics (written at create, read on the hot path).
  *
- * Label values are bounded: routes and providers come from the config, statuses are numbers, and
- * every metric has a series cap with an overflow series, so client input cannot mint series. */
+ * Label values are bounded: routes and providers come from the config, statuses are numbers, models
+ * on the cost counter are catalog names (a request whose model is not in the catalog is counted in
+ * aigw_cost_unknown_total, which has no model label), and every metric has a series cap with an
+ * overflow series, so client input cannot mint series.
+ *
+ * Cost: a request that reached a provider (any API but the model list) gets, in its access-log line,
+ * "cost_usd" priced from the generation's model catalog (catalog.h) and the normalized usage, or
+ * "cost_unknown": true when its model has no price or its usage is unknown -- never a made-up 0.
+ * The model priced is the one the upstream answered for (the "model" member of a non-stream JSON
+ * answer) when the catalog knows it, else the requested one (the route target's override, else the
+ * client's "model"). Streams are priced by the requested model: the pipeline keeps no per-event
+ * model. A line whose priced model differs from its "model" also carries "cost_model". */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +27,7 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
+#include "catalog.h"
 #include "core.h"
 #include "jscan.h"
 #include "jsonw.h"
@@ -28,7 +39,7 @@ static met_registry *g_metrics;
 static store *g_store;
 static _Atomic unsigned char g_plugin_nlabels[MET_MAX_METRICS];
 
-static int m_requests, m_duration, m_upstream, m_ttft, m_tokens, m_streams, m_plugin_errors, m_cost_unknown;
+static int m_requests, m_duration, m_upstream, m_ttft, m_tokens, m_streams, m_plugin_errors, m_cost, m_cost_unknown;
 
 met_registry *core_metrics(void) { return g_metrics; }
 store *core_store(void) { return g_store; }
@@ -55,10 +66,11 @@ int observe_init(void) {
   m_tokens = met_define(g_metrics, MET_COUNTER, "aigw_tokens_total", "Tokens by route, provider and direction (input/output/cached/reasoning)", tokens, NULL, 0, 4000);
   m_streams = met_define(g_metrics, MET_GAUGE, "aigw_active_streams", "Streams in flight", NULL, NULL, 0, 0);
   m_plugin_errors = met_define(g_metrics, MET_COUNTER, "aigw_plugin_errors_total", "Plugin hook failures", plugin, NULL, 0, 500);
-  m_cost_unknown = met_define(g_metrics, MET_COUNTER, "aigw_requests_unpriced_total", "Requests whose model has no price in the catalog", route, NULL, 0, 500);
-  (void)m_cost_unknown;
+  static const char *const cost[] = {"route", "provider", "model", NULL};
+  m_cost = met_define(g_metrics, MET_COUNTER, "aigw_cost_usd_total", "Cost in USD from the model catalog's prices and the reported usage", cost, NULL, 0, 4000);
+  m_cost_unknown = met_define(g_metrics, MET_COUNTER, "aigw_cost_unknown_total", "Requests that could not be priced (model not in the catalog, or usage unknown)", route_provider, NULL, 0, 1000);
   return m_requests < 0 || m_duration < 0 || m_upstream < 0 || m_ttft < 0 || m_tokens < 0 || m_streams < 0 ||
-                 m_plugin_errors < 0
+                 m_plugin_errors < 0 || m_cost < 0 || m_cost_unknown < 0
              ? -1
              : 0;
 }
@@ -94,6 +106,89 @@ static void jw_kfixed3(jsonw *w, const char *k, uint64_t thousandths) {
   jw_raw(w, p, (size_t)(buf + sizeof buf - p));
 }
 
+/* USD with up to 12 decimals, trailing zeros cut ("0.000125"), without printf's float path. */
+static void jw_kusd(jsonw *w, const char *k, double usd) {
+  char buf[48], *p = buf + sizeof buf;
+  double scaled = usd * 1e12 + 0.5;
+  uint64_t v = scaled < 1.8e19 ? (uint64_t)scaled : UINT64_MAX;
+  uint64_t ip = v / 1000000000000ull, fp = v % 1000000000000ull;
+  int nd = 12;
+  while (nd > 0 && fp % 10 == 0) {
+    fp /= 10;
+    nd--;
+  }
+  for (int i = 0; i < nd; i++) {
+    *--p = (char)('0' + fp % 10);
+    fp /= 10;
+  }
+  if (nd) *--p = '.';
+  do {
+    *--p = (char)('0' + ip % 10);
+    ip /= 10;
+  } while (ip);
+  jw_key(w, k);
+  jw_raw(w, p, (size_t)(buf + sizeof buf - p));
+}
+
+/* The model the client asked for after routing: the target's override, else the body's "model"
+ * (a plain JSON string; at most 200 bytes). Returns 0 with the name in p and n, or -1 when there is none. */
+static int requested_model(struct aigw_req *r, const char **p, size_t *n) {
+  const cJSON *mj = r->creq.json ? cJSON_GetObjectItemCaseSensitive(r->creq.json, "model") : NULL;
+  const char *mv = NULL;
+  size_t mn = 0;
+  if (r->target && r->target->model) {
+    *p = r->target->model;
+    *n = strlen(r->target->model);
+  } else if (cJSON_IsString(mj)) {
+    *p = mj->valuestring;
+    *n = strnlen(mj->valuestring, 200);
+  } else if (!r->creq.json && r->creq.body && jscan_member(r->creq.body, r->creq.body_len, "model", &mv, &mn) == 1 &&
+             mn >= 2 && mv[0] == '"' && !memchr(mv, '\\', mn)) {
+    *p = mv + 1; /* plain string: no unescaping needed */
+    *n = mn - 2 > 200 ? 200 : mn - 2;
+  } else {
+    return -1;
+  }
+  return 0;
+}
+
+/* The model a non-stream 2xx JSON answer says it came from (a plain string), or -1. */
+static int answered_model(struct aigw_req *r, const char **p, size_t *n) {
+  const char *mv = NULL;
+  size_t mn = 0;
+  if (r->up_streaming || r->uresp.status < 200 || r->uresp.status > 299 || !r->uresp.body) return -1;
+  if (jscan_member(r->uresp.body, r->uresp.body_len, "model", &mv, &mn) != 1 || mn < 3 || mv[0] != '"' ||
+      memchr(mv, '\\', mn) || mn - 2 > 200)
+    return -1;
+  *p = mv + 1;
+  *n = mn - 2;
+  return 0;
+}
+
+typedef struct req_cost {
+  int applies;          /* the request reached a provider on a priced API */
+  int known;            /* usd is valid */
+  double usd;
+  const cat_model *m;   /* the model priced (known == 1) */
+} req_cost;
+
+static req_cost price_request(struct aigw_req *r, const char *req_model, size_t req_len) {
+  req_cost c = {0};
+  if (!r->provider || !r->route || r->route->api == AIGW_API_MODELS) return c;
+  c.applies = 1;
+  const catalog *cat = r->gen ? r->gen->catalog : NULL;
+  if (!cat || r->usage.input_tokens < 0) return c;
+  const char *am = NULL;
+  size_t an = 0;
+  const cat_model *m = answered_model(r, &am, &an) == 0 ? catalog_find(cat, am, an) : NULL;
+  if (!cat_model_priced(m)) m = req_model ? catalog_find(cat, req_model, req_len) : NULL;
+  if (m && catalog_cost(m, &r->usage, &c.usd) == 0) {
+    c.known = 1;
+    c.m = m;
+  }
+  return c;
+}
+
 void observe_request(struct aigw_req *r) {
   int status = r->cresp.status ? r->cresp.status : 200;
   const char *route = r->route ? r->route->name : "_none";
@@ -116,6 +211,17 @@ void observe_request(struct aigw_req *r) {
   add_tokens(route, prov, "output", r->usage.output_tokens);
   add_tokens(route, prov, "cached", r->usage.cached_tokens);
   add_tokens(route, prov, "reasoning", r->usage.reasoning_tokens);
+  const char *model = NULL;
+  size_t model_len = 0;
+  if (requested_model(r, &model, &model_len) < 0) model = NULL;
+  req_cost cost = price_request(r, model, model_len);
+  if (cost.known) {
+    const char *cv[] = {route, prov, cost.m->name};
+    met_add(g_metrics, m_cost, cv, cost.usd);
+  } else if (cost.applies) {
+    const char *rp[] = {route, prov};
+    met_add(g_metrics, m_cost_unknown, rp, 1);
+  }
 
   server *s = r->w->srv;
   if (s->access_log_fd < 0) return;
@@ -134,14 +240,7 @@ void observe_request(struct aigw_req *r) {
   jw_kstr(&w, "path", r->path.p, r->path.n > 512 ? 512 : r->path.n);
   jw_kcstr(&w, "route", r->route ? r->route->name : NULL);
   jw_kcstr(&w, "provider", r->provider ? r->provider->name : NULL);
-  const cJSON *mj = r->creq.json ? cJSON_GetObjectItemCaseSensitive(r->creq.json, "model") : NULL;
-  const char *mv = NULL;
-  size_t mn = 0;
-  if (r->target && r->target->model) jw_kcstr(&w, "model", r->target->model);
-  else if (cJSON_IsString(mj)) jw_kstr(&w, "model", mj->valuestring, strnlen(mj->valuestring, 200));
-  else if (!r->creq.json && r->creq.body && jscan_member(r->creq.body, r->creq.body_len, "model", &mv, &mn) == 1 &&
-           mn >= 2 && mv[0] == '"' && !memchr(mv, '\\', mn))
-    jw_kstr(&w, "model", mv + 1, mn - 2 > 200 ? 200 : mn - 2); /* plain string: no unescaping needed */
+  if (model) jw_kstr(&w, "model", model, model_len);
   else jw_kcstr(&w, "model", NULL);
   jw_kint(&w, "status", status);
   jw_kbool(&w, "stream", r->is_stream);
@@ -158,6 +257,13 @@ void observe_request(struct aigw_req *r) {
   TOK("tokens_cached", r->usage.cached_tokens);
   TOK("tokens_reasoning", r->usage.reasoning_tokens);
 #undef TOK
+  if (cost.known) {
+    jw_kusd(&w, "cost_usd", cost.usd);
+    if (!model || strlen(cost.m->name) != model_len || memcmp(cost.m->name, model, model_len))
+      jw_kcstr(&w, "cost_model", cost.m->name);
+  } else if (cost.applies) {
+    jw_kbool(&w, "cost_unknown", 1);
+  }
   jw_kcstr(&w, "error", r->error);
   for (meta_kv *m = r->meta; m; m = m->next)
     if (!strncmp(m->key, "log.", 4)) jw_kstr(&w, m->key + 4, m->v.p, m->v.n);
