@@ -177,7 +177,7 @@ static req_cost price_request(struct aigw_req *r, const char *req_model, size_t 
   if (!r->provider || !r->route || r->route->api == AIGW_API_MODELS) return c;
   c.applies = 1;
   const catalog *cat = r->gen ? r->gen->catalog : NULL;
-  if (!cat || r->usage.input_tokens < 0) return c;
+  if (!catalog_count(cat) || r->usage.input_tokens < 0) return c; /* no JSON scan when nothing can match */
   const char *am = NULL;
   size_t an = 0;
   const cat_model *m = answered_model(r, &am, &an) == 0 ? catalog_find(cat, am, an) : NULL;
