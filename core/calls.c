@@ -1,9 +1,16 @@
 /* calls.c - async work started by plugins: HTTP call-outs, timers, store operations, posts.
  *
  * The exactly-once rule: every call ends through call_complete(), which marks it finished and
- * schedules its done callback on the worker's loop (never inside the starting call). A request
- * that ends first cancels its pending calls in calls_cancel_all(), which runs their callbacks
- * with CANCELLED synchronously, before the plugins' on_done hooks. */
+ * schedules its done callback on the worker's loop (never inside the starting call), or through
+ * call_run() when already on the loop (timers, a call-out's deadline). A request that ends first
+ * cancels its pending calls in calls_cancel_all(), which runs their callbacks with CANCELLED
+ * synchronously, before the plugins' on_done hooks.
+ *
+ * HTTP call-outs to plain http:// at an IP literal or localhost go through the built-in client
+ * (upclient.c, pooled keep-alive connections shared with the proxied requests of the worker);
+ * everything else (https, names needing DNS) through libcurl. AIGW_CALLOUT_CLIENT=libcurl in the
+ * environment (read once) sends every call-out through libcurl. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +19,23 @@
 
 #include "core.h"
 #include "store.h"
+#include "upclient.h"
+
+/* A call-out on the built-in client: the handle plugins see, then what the request is built from
+ * (the one retry on a fresh connection builds it again). */
+typedef struct http_call {
+  aigw_call c; /* first: (aigw_call *) and (http_call *) are the same pointer */
+  upconn *upc; /* the connection while the exchange runs (upclient clears it) */
+  char *url;   /* copy; the request path is read from it */
+  const char *method;
+  char *method_own;
+  char *hdr_block; /* "Name: value\r\n" ... as given */
+  size_t hdr_len;
+  size_t body_len;
+  int user_host; /* the plugin set Host itself */
+  int send_clen;
+  uint32_t timeout_ms;
+} http_call;
 
 static void call_link(aigw_req *r, aigw_call *c) {
   c->next = r->calls;
@@ -27,6 +51,13 @@ static void call_unlink(aigw_req *r, aigw_call *c) {
 }
 
 static void call_free(aigw_call *c) {
+  if (c->kind == CALL_HTTP) {
+    http_call *hc = (http_call *)c;
+    upc_close(&hc->upc);
+    free(hc->url);
+    free(hc->method_own);
+    free(hc->hdr_block);
+  }
   if (c->easy) {
     upstream_easy_put(c->r->w, c->easy);
     c->easy = NULL;
@@ -67,7 +98,7 @@ static void call_complete(aigw_call *c, aigw_call_status st) {
 
 static aigw_call *call_new(aigw_req *r, call_kind kind, aigw_done_fn done, void *ud) {
   if (!r || r->magic != REQ_MAGIC || r->ended || !done) return NULL;
-  aigw_call *c = calloc(1, sizeof *c);
+  aigw_call *c = calloc(1, kind == CALL_HTTP ? sizeof(http_call) : sizeof *c);
   if (!c) return NULL;
   c->magic = CALL_MAGIC;
   c->kind = kind;
@@ -85,6 +116,7 @@ void calls_cancel_all(aigw_req *r) {
     if (c->easy) {
       curl_multi_remove_handle(r->w->multi, c->easy);
     }
+    if (c->kind == CALL_HTTP) upc_close(&((http_call *)c)->upc); /* closed, never reused */
     if (c->ev.ev_base) event_del(&c->ev);
     c->finished = 1;
     c->st = AIGW_CALL_CANCELLED;
@@ -108,15 +140,178 @@ static size_t call_on_header(char *buf, size_t size, size_t nitems, void *ud) {
   return size * nitems;
 }
 
+/* AIGW_CALLOUT_CLIENT=libcurl: every call-out through libcurl (tests run both clients). */
+static int callout_builtin(void) {
+  static atomic_int mode; /* 0 unknown, 1 built-in allowed, 2 libcurl only */
+  int m = atomic_load_explicit(&mode, memory_order_relaxed);
+  if (!m) {
+    const char *v = getenv("AIGW_CALLOUT_CLIENT");
+    m = v && !strcmp(v, "libcurl") ? 2 : 1;
+    atomic_store_explicit(&mode, m, memory_order_relaxed);
+  }
+  return m == 1;
+}
+
+static int is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int is_token(const char *p, size_t n) {
+  if (!n) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)p[i])) return 0;
+  return 1;
+}
+
+/* A header value may not break the message (CR, LF, NUL). */
+static int value_ok(aigw_str v) {
+  for (size_t i = 0; i < v.n; i++)
+    if (v.p[i] == '\r' || v.p[i] == '\n' || !v.p[i]) return 0;
+  return 1;
+}
+
+/* A URL the built-in client may send as it is (no spaces, no control bytes). */
+static int url_plain(const char *u) {
+  for (; *u; u++)
+    if ((unsigned char)*u <= 0x20 || (unsigned char)*u == 0x7f) return 0;
+  return 1;
+}
+
+static int co_build(void *ctx, struct evbuffer *o, const char *path, size_t pathlen, const char *host, size_t hostlen) {
+  http_call *hc = ctx;
+  evbuffer_add(o, hc->method, strlen(hc->method));
+  evbuffer_add(o, " ", 1);
+  if (*path != '/') evbuffer_add(o, "/", 1);
+  evbuffer_add(o, path, pathlen);
+  evbuffer_add(o, " HTTP/1.1\r\n", 11);
+  if (!hc->user_host) {
+    evbuffer_add(o, "Host: ", 6);
+    evbuffer_add(o, host, hostlen);
+    evbuffer_add(o, "\r\n", 2);
+  }
+  if (hc->hdr_len) evbuffer_add(o, hc->hdr_block, hc->hdr_len);
+  if (hc->send_clen) evbuffer_add_printf(o, "Content-Length: %zu\r\n", hc->body_len);
+  evbuffer_add(o, "\r\n", 2);
+  /* the body stays in the call until it is freed, which closes the connection first */
+  if (hc->body_len && evbuffer_add_reference(o, hc->c.req_body, hc->body_len, NULL, NULL) < 0) return -1;
+  return 0;
+}
+
+static void co_header(void *ctx, const char *line, size_t n) {
+  aigw_call *c = ctx;
+  int st = hdrs_add_line(&c->r->pool, &c->resp_hdrs, line, n);
+  if (st > 0) c->http_status = st;
+}
+
+static int co_body(void *ctx, const char *p, size_t n) {
+  aigw_call *c = ctx;
+  if (evbuffer_get_length(c->resp) + n > c->max_bytes) {
+    snprintf(c->errbuf, sizeof c->errbuf, "call-out response larger than max_response_bytes=%u", c->max_bytes);
+    return UPC_BODY_ABORT;
+  }
+  if (n && evbuffer_add(c->resp, p, n) < 0) return UPC_BODY_ABORT;
+  return UPC_BODY_OK;
+}
+
+static void co_done(void *ctx, CURLcode rc, const char *msg) {
+  aigw_call *c = ctx;
+  aigw_call_status st = rc == CURLE_OK ? AIGW_CALL_OK : rc == CURLE_OPERATION_TIMEDOUT ? AIGW_CALL_TIMEOUT : AIGW_CALL_ERROR;
+  if (rc != CURLE_OK && !c->errbuf[0]) snprintf(c->errbuf, sizeof c->errbuf, "%s", msg ? msg : curl_easy_strerror(rc));
+  call_complete(c, st); /* deletes the deadline timer (c->ev) and defers the callback */
+}
+
+static const upc_sink co_sink = {co_build, co_header, co_body, co_done};
+
+/* The call-out's total deadline (timeout_ms) on the built-in client; libcurl keeps its own. */
+static void on_callout_deadline(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  aigw_call *c = arg;
+  http_call *hc = (http_call *)c;
+  if (c->finished) return;
+  upc_close(&hc->upc); /* the connection is closed, never reused */
+  snprintf(c->errbuf, sizeof c->errbuf, "call-out timed out after %u ms", hc->timeout_ms);
+  c->finished = 1;
+  c->st = AIGW_CALL_TIMEOUT;
+  call_run(c); /* already on the loop: run now */
+}
+
+/* Starts c on the built-in client: 0 started (or ended already: the callback is scheduled), 1 the
+ * URL is not one for it (nothing happened), -1 out of memory. */
+static int callout_start_builtin(aigw_req *r, http_call *hc, const aigw_http_spec *s, uint32_t to, uint32_t cto) {
+  aigw_call *c = &hc->c;
+  hc->url = strdup(s->url);
+  if (!hc->url) return -1;
+  if (s->method) {
+    hc->method = hc->method_own = strdup(s->method);
+    if (!hc->method_own) return -1;
+  } else {
+    hc->method = s->body.n ? "POST" : "GET";
+  }
+  size_t need = 0;
+  for (size_t i = 0; s->headers && i < s->nheaders; i++) need += s->headers[2 * i].n + s->headers[2 * i + 1].n + 4;
+  if (need) {
+    hc->hdr_block = malloc(need);
+    if (!hc->hdr_block) return -1;
+  }
+  for (size_t i = 0; s->headers && i < s->nheaders; i++) {
+    aigw_str n = s->headers[2 * i], v = s->headers[2 * i + 1];
+    if (str_ieq(n.p, n.n, "content-length", 14) || str_ieq(n.p, n.n, "transfer-encoding", 17)) continue; /* ours */
+    if (str_ieq(n.p, n.n, "host", 4)) hc->user_host = 1;
+    char *o = hc->hdr_block + hc->hdr_len;
+    memcpy(o, n.p, n.n);
+    memcpy(o + n.n, ": ", 2);
+    memcpy(o + n.n + 2, v.p, v.n);
+    memcpy(o + n.n + 2 + v.n, "\r\n", 2);
+    hc->hdr_len += n.n + v.n + 4;
+  }
+  hc->body_len = s->body.n;
+  hc->send_clen = s->body.n || !strcmp(hc->method, "POST") || !strcmp(hc->method, "PUT") || !strcmp(hc->method, "PATCH");
+  hc->timeout_ms = to;
+  /* the deadline first: a synchronous failure inside upc_open re-uses c->ev for the callback */
+  evtimer_assign(&c->ev, r->w->base, on_callout_deadline, c);
+  struct timeval tv = {to / 1000, (to % 1000) * 1000};
+  evtimer_add(&c->ev, &tv);
+  int rc = upc_open(r->w, hc->url, &co_sink, hc, &hc->upc, cto, !strcmp(hc->method, "HEAD"));
+  if (rc != 0) {
+    event_del(&c->ev);
+    memset(&c->ev, 0, sizeof c->ev);
+  }
+  return rc;
+}
+
 aigw_call *host_http_call(aigw_req *r, const aigw_http_spec *s, aigw_done_fn done, void *ud) {
   if (!s || s->struct_size < offsetof(aigw_http_spec, max_response_bytes) || !s->url) return NULL;
   if (strncmp(s->url, "http://", 7) && strncmp(s->url, "https://", 8)) return NULL;
+  if (s->method && !is_token(s->method, strlen(s->method))) {
+    log_msg(AIGW_LOG_WARN, "http_call: method '%.32s' is not an HTTP token", s->method);
+    return NULL;
+  }
+  for (size_t i = 0; s->headers && i < s->nheaders; i++)
+    if (!is_token(s->headers[2 * i].p, s->headers[2 * i].n) || !value_ok(s->headers[2 * i + 1])) {
+      log_msg(AIGW_LOG_WARN, "http_call: header %zu has an invalid name or a CR/LF/NUL in its value", i);
+      return NULL;
+    }
   aigw_call *c = call_new(r, CALL_HTTP, done, ud);
   if (!c) return NULL;
   c->max_bytes = s->struct_size >= sizeof(aigw_http_spec) && s->max_response_bytes ? s->max_response_bytes : 8u << 20;
   c->resp = evbuffer_new();
+  if (!c->resp) goto fail;
+  uint32_t to = s->timeout_ms ? s->timeout_ms : 10000;
+  uint32_t cto = s->connect_timeout_ms ? s->connect_timeout_ms : to;
+  if (s->body.n) {
+    c->req_body = malloc(s->body.n);
+    if (!c->req_body) goto fail;
+    memcpy(c->req_body, s->body.p, s->body.n);
+  }
+  if (!strncmp(s->url, "http://", 7) && url_plain(s->url) && callout_builtin()) {
+    int rc = callout_start_builtin(r, (http_call *)c, s, to, cto);
+    if (rc == 0) return c;
+    if (rc < 0) goto fail;
+  }
   c->easy = upstream_easy_get(r->w);
-  if (!c->resp || !c->easy) goto fail;
+  if (!c->easy) goto fail;
   CURL *e = c->easy;
   for (size_t i = 0; s->headers && i < s->nheaders; i++) {
     aigw_str n = s->headers[2 * i], v = s->headers[2 * i + 1];
@@ -130,19 +325,16 @@ aigw_call *host_http_call(aigw_req *r, const aigw_http_spec *s, aigw_done_fn don
   }
   struct curl_slist *nl = curl_slist_append(c->hdrs, "Expect:");
   if (nl) c->hdrs = nl;
-  uint32_t to = s->timeout_ms ? s->timeout_ms : 10000;
   upstream_easy_setup(e, s->url, c, c->hdrs, call_on_write, call_on_header);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(s->connect_timeout_ms ? s->connect_timeout_ms : to));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cto);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
   if (s->body.n) {
-    c->req_body = malloc(s->body.n);
-    if (!c->req_body) goto fail;
-    memcpy(c->req_body, s->body.p, s->body.n);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->req_body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body.n);
   }
   if (s->method) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s->method);
+  if (s->method && !strcmp(s->method, "HEAD")) curl_easy_setopt(e, CURLOPT_NOBODY, 1L); /* else it waits for a body */
   if (curl_multi_add_handle(r->w->multi, e) != CURLM_OK) goto fail;
   return c;
 fail:
@@ -188,6 +380,7 @@ void host_cancel(aigw_call *c) {
     upstream_easy_put(c->r->w, c->easy);
     c->easy = NULL;
   }
+  if (c->kind == CALL_HTTP) upc_close(&((http_call *)c)->upc); /* closed, never reused */
   call_complete(c, AIGW_CALL_CANCELLED);
 }
 

@@ -7,10 +7,12 @@
  * one read(). Idle pooled connections keep their read event registered, so reuse costs no
  * epoll_ctl, and a server closing an idle connection is noticed at once.
  *
- * Responses feed the same functions as libcurl's callbacks (upstream_on_header_line,
- * upstream_on_body, upstream_transfer_done), so streaming, deadlines and errors behave the same.
- * A request that fails on a reused connection before any response byte arrived is retried once on
- * a new connection (the keep-alive race every HTTP client handles). */
+ * Owners: the connection feeds a sink (upclient.h): the proxied request's (upc_start below, whose
+ * functions are the ones libcurl's callbacks call: upstream_on_header_line, upstream_on_body,
+ * upstream_transfer_done, so streaming, deadlines and errors behave the same) or a plugin
+ * call-out's (calls.c). Pools are per worker and per address, shared by both. A request that fails
+ * on a reused connection before any response byte arrived is retried once on a new connection
+ * (the keep-alive race every HTTP client handles). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,6 +27,7 @@
 #include <event2/buffer.h>
 
 #include "core.h"
+#include "upclient.h"
 
 enum { UC_CONNECTING, UC_SENDING, UC_HEAD, UC_BODY, UC_IDLE };
 
@@ -37,13 +40,20 @@ struct upconn {
   struct event rev, wev;
   int rev_added, wev_added;
   struct evbuffer *in, *out;
-  struct aigw_req *r;
+  /* the exchange (NULL sink: idle or being torn down) */
+  const upc_sink *sink;
+  void *ctx;
+  upconn **slot;
+  const char *path; /* into the owner's URL; kept for the one retry */
+  size_t pathlen;
+  uint32_t connect_ms;
+  int head;
   int state;
   int reused;
   int got_bytes;
   int paused;
   int status;
-  int chunked, until_close, keep_alive;
+  int chunked, until_close, keep_alive, has_clen;
   uint64_t clen_left;
   h1_chunked chk;
   uint64_t idle_since;
@@ -52,6 +62,8 @@ struct upconn {
 
 struct uppool {
   char key[72];
+  char host[80]; /* the Host header's value */
+  size_t hostlen;
   struct sockaddr_storage addr;
   socklen_t alen;
   struct upconn *idle;
@@ -72,6 +84,7 @@ typedef struct {
   char host[64];
   uint16_t port;
   const char *path; /* into the URL */
+  size_t pathlen;   /* up to a '#' fragment */
 } url_parts;
 
 /* Accepts http://IPv4[:port]/..., http://[IPv6][:port]/..., http://localhost[:port]/... only. */
@@ -99,8 +112,9 @@ static int parse_url(const char *url, url_parts *u, struct sockaddr_storage *ss,
     u->port = (uint16_t)port;
     p = end;
   }
-  if (*p && *p != '/' && *p != '?') return -1;
-  u->path = *p ? p : "/";
+  if (*p && *p != '/' && *p != '?' && *p != '#') return -1;
+  u->path = *p && *p != '#' ? p : "/";
+  u->pathlen = strcspn(u->path, "#");
   if (strchr(u->host, '@')) return -1;
   memset(ss, 0, sizeof *ss);
   struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
@@ -129,6 +143,10 @@ static uppool *pool_get(worker *w, const url_parts *u, const struct sockaddr_sto
   uppool *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   memcpy(p->key, key, sizeof key);
+  const char *lb = strchr(u->host, ':') ? "[" : "", *rb = *lb ? "]" : "";
+  int hn = u->port != 80 ? snprintf(p->host, sizeof p->host, "%s%s%s:%u", lb, u->host, rb, (unsigned)u->port)
+                         : snprintf(p->host, sizeof p->host, "%s%s%s", lb, u->host, rb);
+  p->hostlen = hn > 0 && (size_t)hn < sizeof p->host ? (size_t)hn : strlen(p->host);
   p->addr = *ss;
   p->alen = alen;
   p->next = w->uppools;
@@ -177,12 +195,15 @@ static upconn *uc_new(worker *w, uppool *p) {
   return c;
 }
 
-/* Detaches the connection from its request: back to the pool when reusable, else closed. */
+/* Detaches the connection from its owner: back to the pool when reusable (the response read
+ * exactly, the request sent completely), else closed. */
 static void uc_release(upconn *c, int reusable) {
-  struct aigw_req *r = c->r;
-  if (r) r->upc = NULL;
-  c->r = NULL;
-  if (!reusable || c->pool->nidle >= UC_MAX_IDLE || evbuffer_get_length(c->in) || c->w->draining) {
+  if (c->slot) *c->slot = NULL;
+  c->slot = NULL;
+  c->sink = NULL;
+  c->ctx = NULL;
+  if (!reusable || c->pool->nidle >= UC_MAX_IDLE || evbuffer_get_length(c->in) || evbuffer_get_length(c->out) ||
+      c->w->draining) {
     uc_close(c);
     return;
   }
@@ -201,16 +222,15 @@ static void uc_release(upconn *c, int reusable) {
   c->pool->nidle++;
 }
 
-/* Ends the transfer with an error (or OK) and tells the pipeline. */
+/* Ends the exchange with an error and tells the owner. */
 static void uc_fail(upconn *c, CURLcode rc, const char *msg) {
-  struct aigw_req *r = c->r;
+  const upc_sink *s = c->sink;
+  void *ctx = c->ctx;
   uc_release(c, 0);
-  if (r) upstream_transfer_done(r, rc, msg);
+  if (s) s->on_done(ctx, rc, msg);
 }
 
 /* ---- sending ---- */
-
-static int uc_start_on(upconn *c, struct aigw_req *r, const url_parts *u);
 
 static int uc_send(upconn *c) {
   while (evbuffer_get_length(c->out)) {
@@ -240,13 +260,17 @@ static int uc_send(upconn *c) {
 
 static void uc_on_write(evutil_socket_t fd, short what, void *arg) {
   upconn *c = arg;
-  (void)what;
   if (c->state == UC_CONNECTING) {
+    char msg[160];
+    if (what & EV_TIMEOUT) {
+      snprintf(msg, sizeof msg, "connect to %s timed out after %u ms", c->pool->key, c->connect_ms);
+      uc_fail(c, CURLE_OPERATION_TIMEDOUT, msg);
+      return;
+    }
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err) {
-      char msg[160];
       snprintf(msg, sizeof msg, "connect to %s failed: %s", c->pool->key, strerror(err));
       uc_fail(c, CURLE_COULDNT_CONNECT, msg);
       return;
@@ -260,54 +284,21 @@ static void uc_on_write(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-/* Builds the request head; the body is referenced, not copied. */
-static int uc_start_on(upconn *c, struct aigw_req *r, const url_parts *up) {
-  c->r = r;
-  r->upc = c;
+/* Has the sink write the request and sends what the socket takes: 0, -1 send error (errno), -2
+ * the sink could not build it. */
+static int uc_start_on(upconn *c) {
   c->status = 0;
   c->got_bytes = 0;
-  c->chunked = c->until_close = 0;
+  c->chunked = c->until_close = c->has_clen = 0;
   c->keep_alive = 1;
   c->clen_left = 0;
   c->paused = 0;
-  const url_parts u = *up;
-  int is_get = str_ieq(r->method.p, r->method.n, "GET", 3) || r->route->api == AIGW_API_MODELS;
   struct evbuffer *o = c->out;
   evbuffer_drain(o, evbuffer_get_length(o));
-  if (is_get) evbuffer_add(o, "GET ", 4);
-  else if (str_ieq(r->method.p, r->method.n, "POST", 4) || r->route->api != AIGW_API_PASSTHROUGH) evbuffer_add(o, "POST ", 5);
-  else {
-    evbuffer_add(o, r->method.p, r->method.n);
-    evbuffer_add(o, " ", 1);
-  }
-  evbuffer_add(o, u.path, strlen(u.path));
-  evbuffer_add(o, " HTTP/1.1\r\nHost: ", 17);
-  char hb[96];
-  int hn = strchr(u.host, ':') ? snprintf(hb, sizeof hb, "[%s]", u.host) : snprintf(hb, sizeof hb, "%s", u.host);
-  evbuffer_add(o, hb, (size_t)hn);
-  if (u.port != 80) {
-    hn = snprintf(hb, sizeof hb, ":%u", u.port);
-    evbuffer_add(o, hb, (size_t)hn);
-  }
-  evbuffer_add(o, "\r\n", 2);
-  for (size_t i = 0; i < r->ureq.hdrs.n; i++) {
-    const hdr *h = &r->ureq.hdrs.v[i];
-    evbuffer_add(o, h->name.p, h->name.n);
-    evbuffer_add(o, ": ", 2);
-    evbuffer_add(o, h->value.p, h->value.n);
-    evbuffer_add(o, "\r\n", 2);
-  }
-  if (!is_get) {
-    hn = snprintf(hb, sizeof hb, "Content-Length: %zu\r\n", r->ureq.body_len);
-    evbuffer_add(o, hb, (size_t)hn);
-  }
-  evbuffer_add(o, "\r\n", 2);
-  /* the body stays in the request's memory until the transfer ends */
-  if (!is_get && r->ureq.body_len) evbuffer_add_reference(o, r->ureq.body, r->ureq.body_len, NULL, NULL);
+  if (c->sink->build(c->ctx, o, c->path, c->pathlen, c->pool->host, c->pool->hostlen) < 0) return -2;
   if (c->state == UC_CONNECTING) {
     if (!c->wev_added) {
-      uint32_t ms = r->route->timeouts.connect_ms ? r->route->timeouts.connect_ms : 10000;
-      struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+      struct timeval tv = {c->connect_ms / 1000, (c->connect_ms % 1000) * 1000};
       event_add(&c->wev, &tv);
       c->wev_added = 1;
     }
@@ -317,27 +308,83 @@ static int uc_start_on(upconn *c, struct aigw_req *r, const url_parts *up) {
   return uc_send(c);
 }
 
+/* Starts the exchange on a pooled connection (unless fresh) or a new one. Returns 0 started, or
+ * failed with on_done run; 1 nothing happened (out of memory). */
+static int uc_begin(worker *w, uppool *p, const char *path, size_t pathlen, const upc_sink *s, void *ctx, upconn **slot,
+                    uint32_t connect_ms, int head, int fresh) {
+  upconn *c = NULL;
+  if (!fresh) {
+    while (p->idle) { /* LIFO: the most recently used connection is the least likely closed */
+      c = p->idle;
+      p->idle = c->next;
+      p->nidle--;
+      c->next = NULL;
+      if (now_ms() - c->idle_since < UC_IDLE_MS) break;
+      uc_close(c);
+      c = NULL;
+    }
+  }
+  char msg[160];
+  if (c) {
+    c->reused = 1;
+    c->state = UC_SENDING;
+  } else {
+    c = uc_new(w, p);
+    if (!c) return 1;
+    c->reused = 0;
+    c->state = UC_CONNECTING;
+  }
+  c->sink = s;
+  c->ctx = ctx;
+  c->slot = slot;
+  *slot = c;
+  c->path = path;
+  c->pathlen = pathlen;
+  c->connect_ms = connect_ms;
+  c->head = head;
+  if (!c->reused && connect(c->fd, (struct sockaddr *)&p->addr, p->alen) < 0 && errno != EINPROGRESS) {
+    snprintf(msg, sizeof msg, "connect to %s failed: %s", p->key, strerror(errno));
+    uc_fail(c, CURLE_COULDNT_CONNECT, msg);
+    return 0;
+  }
+  int rc = uc_start_on(c);
+  if (rc == -2) {
+    uc_fail(c, CURLE_OUT_OF_MEMORY, "out of memory building the request");
+    return 0;
+  }
+  if (rc < 0) {
+    snprintf(msg, sizeof msg, "sending to %s failed: %s", p->key, strerror(errno));
+    if (c->reused && !fresh) {
+      uc_release(c, 0);
+      return uc_begin(w, p, path, pathlen, s, ctx, slot, connect_ms, head, 1);
+    }
+    uc_fail(c, CURLE_SEND_ERROR, msg);
+  }
+  return 0;
+}
+
 /* ---- receiving ---- */
 
 static void uc_complete(upconn *c) {
-  struct aigw_req *r = c->r;
+  const upc_sink *s = c->sink;
+  void *ctx = c->ctx;
   uc_release(c, c->keep_alive && !c->until_close);
-  if (r) upstream_transfer_done(r, CURLE_OK, NULL);
+  s->on_done(ctx, CURLE_OK, NULL);
 }
 
-/* Feeds body bytes; returns -1 when the request aborted the transfer. */
+/* Feeds body bytes; returns -1 when the owner aborted the exchange. */
 static int deliver(upconn *c, const char *p, size_t n) {
   if (!n) return 0;
-  struct aigw_req *r = c->r;
-  size_t took = upstream_on_body(r, p, n);
-  if (took != n) {
+  int rc = c->sink->on_body(c->ctx, p, n);
+  if (rc == UPC_BODY_OK) return 0;
+  if (rc < 0) {
     uc_fail(c, CURLE_WRITE_ERROR, NULL);
     return -1;
   }
-  if (r->up_paused && c->rev_added) { /* back-pressure from a slow client */
+  c->paused = 1; /* back-pressure from a slow client */
+  if (c->rev_added) {
     event_del(&c->rev);
     c->rev_added = 0;
-    c->paused = 1;
   }
   return 0;
 }
@@ -352,7 +399,6 @@ static int parse_head(upconn *c) {
   }
   hl = (size_t)pos.pos + 4;
   char *h = (char *)evbuffer_pullup(c->in, (ev_ssize_t)hl);
-  struct aigw_req *r = c->r;
   const char *p = h, *end = h + hl - 2;
   int first = 1;
   while (p < end) {
@@ -373,76 +419,72 @@ static int parse_head(upconn *c) {
         while (v < ve && (*v == ' ' || *v == '\t')) v++;
         while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' ')) ve--;
         size_t nn = (size_t)(colon - p), vn = (size_t)(ve - v);
-        if (str_ieq(p, nn, "content-length", 14)) c->clen_left = strtoull(v, NULL, 10), c->until_close = 0;
+        if (str_ieq(p, nn, "content-length", 14)) c->clen_left = strtoull(v, NULL, 10), c->has_clen = 1;
         else if (str_ieq(p, nn, "transfer-encoding", 17) && vn >= 7 && str_ieq(ve - 7, 7, "chunked", 7)) c->chunked = 1;
         else if (str_ieq(p, nn, "connection", 10) && vn >= 5 && str_ieq(v, 5, "close", 5)) c->keep_alive = 0;
       }
     }
-    if (c->status >= 200 || first) upstream_on_header_line(r, p, ll);
+    if (c->status >= 200) c->sink->on_header(c->ctx, p, ll);
     p = nl + 1;
   }
   evbuffer_drain(c->in, hl);
   if (c->status >= 100 && c->status < 200) { /* interim response: the real one follows */
     c->status = 0;
+    c->clen_left = 0;
+    c->chunked = c->has_clen = 0;
+    c->keep_alive = 1;
     return parse_head(c);
   }
   return 1;
 }
 
 static void uc_process(upconn *c) {
-  for (;;) {
-    if (!c->r) return;
-    if (c->state == UC_HEAD) {
-      int rc = parse_head(c);
-      if (rc == 0) return;
-      if (rc < 0) {
-        uc_fail(c, CURLE_WEIRD_SERVER_REPLY, "upstream sent a malformed HTTP response head");
-        return;
-      }
-      if (c->chunked) h1_chunked_init(&c->chk);
-      else if (!c->clen_left) {
-        /* no Content-Length: 204/304/HEAD-like answers are empty, others run until close */
-        int has_cl = hdrs_get(&c->r->uresp.hdrs, "content-length", 14) != NULL;
-        if (!has_cl && c->status != 204 && c->status != 304) c->until_close = 1;
-      }
-      c->state = UC_BODY;
-      if (!c->chunked && !c->until_close && !c->clen_left) {
-        upstream_on_body(c->r, "", 0); /* marks the first byte for an empty body */
-        uc_complete(c);
-        return;
-      }
-    }
-    if (c->state != UC_BODY || c->paused) return;
-    size_t avail = evbuffer_get_length(c->in);
-    if (!avail) return;
-    char *p = (char *)evbuffer_pullup(c->in, -1);
-    if (c->chunked) {
-      size_t out = 0;
-      int done = 0;
-      long used = h1_chunked_decode(&c->chk, p, avail, p, &out, &done);
-      if (used < 0) {
-        uc_fail(c, CURLE_RECV_ERROR, "upstream sent malformed chunked encoding");
-        return;
-      }
-      if (deliver(c, p, out) < 0) return;
-      evbuffer_drain(c->in, (size_t)used);
-      if (done) {
-        uc_complete(c);
-        return;
-      }
+  if (!c->sink) return;
+  if (c->state == UC_HEAD) {
+    int rc = parse_head(c);
+    if (rc == 0) return;
+    if (rc < 0) {
+      uc_fail(c, CURLE_WEIRD_SERVER_REPLY, "upstream sent a malformed HTTP response head");
       return;
     }
-    size_t take = c->until_close || avail < c->clen_left ? avail : (size_t)c->clen_left;
-    if (deliver(c, p, take) < 0) return;
-    evbuffer_drain(c->in, take);
-    if (!c->until_close) {
-      c->clen_left -= take;
-      if (!c->clen_left) {
-        uc_complete(c);
-        return;
-      }
+    c->state = UC_BODY;
+    if (c->head || c->status == 204 || c->status == 304) { /* no body, whatever the headers say */
+      c->chunked = 0;
+      c->clen_left = 0;
+    } else if (c->chunked) {
+      h1_chunked_init(&c->chk);
+    } else if (!c->has_clen) {
+      c->until_close = 1; /* no Content-Length: the body runs until the server closes */
     }
+    if (!c->chunked && !c->until_close && !c->clen_left) {
+      c->sink->on_body(c->ctx, "", 0); /* marks the first byte for an empty body */
+      uc_complete(c);
+      return;
+    }
+  }
+  if (c->state != UC_BODY || c->paused) return;
+  size_t avail = evbuffer_get_length(c->in);
+  if (!avail) return;
+  char *p = (char *)evbuffer_pullup(c->in, -1);
+  if (c->chunked) {
+    size_t out = 0;
+    int done = 0;
+    long used = h1_chunked_decode(&c->chk, p, avail, p, &out, &done);
+    if (used < 0) {
+      uc_fail(c, CURLE_RECV_ERROR, "upstream sent malformed chunked encoding");
+      return;
+    }
+    if (deliver(c, p, out) < 0) return;
+    evbuffer_drain(c->in, (size_t)used);
+    if (done) uc_complete(c);
     return;
+  }
+  size_t take = c->until_close || avail < c->clen_left ? avail : (size_t)c->clen_left;
+  if (deliver(c, p, take) < 0) return;
+  evbuffer_drain(c->in, take);
+  if (!c->until_close) {
+    c->clen_left -= take;
+    if (!c->clen_left) uc_complete(c);
   }
 }
 
@@ -465,17 +507,24 @@ static void uc_on_read(evutil_socket_t fd, short what, void *arg) {
     return;
   }
   if (n <= 0) {
-    struct aigw_req *r = c->r;
     if (c->state == UC_BODY && c->until_close && n == 0) {
       uc_complete(c);
       return;
     }
-    if (r && c->reused && !c->got_bytes && c->state <= UC_HEAD) {
+    if (c->sink && c->reused && !c->got_bytes && c->state <= UC_HEAD) {
       /* the keep-alive race: the server closed the idle connection as we reused it */
+      worker *w = c->w;
+      uppool *p = c->pool;
+      const upc_sink *s = c->sink;
+      void *ctx = c->ctx;
+      upconn **slot = c->slot;
+      const char *path = c->path;
+      size_t pathlen = c->pathlen;
+      uint32_t cms = c->connect_ms;
+      int head = c->head;
       uc_release(c, 0);
-      r->upc_retried = 1;
-      if (upc_start(r) == 0) return;
-      upstream_transfer_done(r, CURLE_RECV_ERROR, "upstream closed a reused connection");
+      if (uc_begin(w, p, path, pathlen, s, ctx, slot, cms, head, 1) == 0) return;
+      s->on_done(ctx, CURLE_RECV_ERROR, "upstream closed a reused connection");
       return;
     }
     char msg[160];
@@ -488,66 +537,24 @@ static void uc_on_read(evutil_socket_t fd, short what, void *arg) {
   uc_process(c);
 }
 
-/* ---- interface ---- */
+/* ---- interface (upclient.h) ---- */
 
-int upc_start(struct aigw_req *r) {
+int upc_open(worker *w, const char *url, const upc_sink *s, void *ctx, upconn **slot, uint32_t connect_ms, int head) {
   url_parts u;
   struct sockaddr_storage ss;
   socklen_t alen;
-  if (!r->upstream_url || parse_url(r->upstream_url, &u, &ss, &alen) < 0) return 1;
-  uppool *p = pool_get(r->w, &u, &ss, alen);
+  if (!url || parse_url(url, &u, &ss, &alen) < 0) return 1;
+  uppool *p = pool_get(w, &u, &ss, alen);
   if (!p) return 1;
-  upconn *c = NULL;
-  if (!r->upc_retried) {
-    while (p->idle) { /* LIFO: the most recently used connection is the least likely closed */
-      c = p->idle;
-      p->idle = c->next;
-      p->nidle--;
-      c->next = NULL;
-      if (now_ms() - c->idle_since < UC_IDLE_MS) break;
-      uc_close(c);
-      c = NULL;
-    }
-  }
-  if (c) {
-    c->reused = 1;
-    c->state = UC_SENDING;
-  } else {
-    c = uc_new(r->w, p);
-    if (!c) return 1;
-    c->reused = 0;
-    if (connect(c->fd, (struct sockaddr *)&p->addr, p->alen) < 0 && errno != EINPROGRESS) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "connect to %s failed: %s", p->key, strerror(errno));
-      c->r = r;
-      r->upc = c;
-      uc_fail(c, CURLE_COULDNT_CONNECT, msg);
-      return -1;
-    }
-    c->state = UC_CONNECTING;
-  }
-  if (uc_start_on(c, r, &u) < 0) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "sending to %s failed: %s", p->key, strerror(errno));
-    if (c->reused && !r->upc_retried) {
-      uc_release(c, 0);
-      r->upc_retried = 1;
-      return upc_start(r);
-    }
-    uc_fail(c, CURLE_SEND_ERROR, msg);
-    return -1;
-  }
-  return 0;
+  return uc_begin(w, p, u.path, u.pathlen, s, ctx, slot, connect_ms ? connect_ms : 10000, head, 0);
 }
 
-void upc_abort(struct aigw_req *r) {
-  upconn *c = r->upc;
-  if (!c) return;
-  uc_release(c, 0); /* mid-response: the connection cannot be reused */
+void upc_close(upconn **slot) {
+  upconn *c = *slot;
+  if (c) uc_release(c, 0); /* mid-response: the connection cannot be reused */
 }
 
-void upc_unpause(struct aigw_req *r) {
-  upconn *c = r->upc;
+void upc_resume(upconn *c) {
   if (!c || !c->paused) return;
   c->paused = 0;
   if (!c->rev_added) {
@@ -571,3 +578,60 @@ void upc_shutdown(worker *w) {
   }
   w->uppools = NULL;
 }
+
+/* ---- the proxied request's sink (core.h: upc_start, upc_abort, upc_unpause) ---- */
+
+/* The request head as the provider prepared it; the body is referenced, not copied (it stays in
+ * the request's memory until the transfer ends). */
+static int px_build(void *ctx, struct evbuffer *o, const char *path, size_t pathlen, const char *host, size_t hostlen) {
+  struct aigw_req *r = ctx;
+  int is_get = str_ieq(r->method.p, r->method.n, "GET", 3) || r->route->api == AIGW_API_MODELS;
+  if (is_get) evbuffer_add(o, "GET ", 4);
+  else if (str_ieq(r->method.p, r->method.n, "POST", 4) || r->route->api != AIGW_API_PASSTHROUGH) evbuffer_add(o, "POST ", 5);
+  else {
+    evbuffer_add(o, r->method.p, r->method.n);
+    evbuffer_add(o, " ", 1);
+  }
+  if (*path != '/') evbuffer_add(o, "/", 1);
+  evbuffer_add(o, path, pathlen);
+  evbuffer_add(o, " HTTP/1.1\r\nHost: ", 17);
+  evbuffer_add(o, host, hostlen);
+  evbuffer_add(o, "\r\n", 2);
+  for (size_t i = 0; i < r->ureq.hdrs.n; i++) {
+    const hdr *h = &r->ureq.hdrs.v[i];
+    evbuffer_add(o, h->name.p, h->name.n);
+    evbuffer_add(o, ": ", 2);
+    evbuffer_add(o, h->value.p, h->value.n);
+    evbuffer_add(o, "\r\n", 2);
+  }
+  if (!is_get) {
+    char hb[48];
+    int hn = snprintf(hb, sizeof hb, "Content-Length: %zu\r\n", r->ureq.body_len);
+    evbuffer_add(o, hb, (size_t)hn);
+  }
+  evbuffer_add(o, "\r\n", 2);
+  if (!is_get && r->ureq.body_len) evbuffer_add_reference(o, r->ureq.body, r->ureq.body_len, NULL, NULL);
+  return 0;
+}
+
+static void px_header(void *ctx, const char *line, size_t n) { upstream_on_header_line(ctx, line, n); }
+
+static int px_body(void *ctx, const char *p, size_t n) {
+  struct aigw_req *r = ctx;
+  if (upstream_on_body(r, p, n) != n) return UPC_BODY_ABORT;
+  return r->up_paused ? UPC_BODY_PAUSE : UPC_BODY_OK;
+}
+
+static void px_done(void *ctx, CURLcode rc, const char *msg) { upstream_transfer_done(ctx, rc, msg); }
+
+static const upc_sink px_sink = {px_build, px_header, px_body, px_done};
+
+/* 0 started (or failed and already answered through upstream_transfer_done), 1 not eligible. */
+int upc_start(struct aigw_req *r) {
+  int head = r->route->api == AIGW_API_PASSTHROUGH && str_ieq(r->method.p, r->method.n, "HEAD", 4);
+  return upc_open(r->w, r->upstream_url, &px_sink, r, &r->upc, r->route->timeouts.connect_ms, head);
+}
+
+void upc_abort(struct aigw_req *r) { upc_close(&r->upc); }
+
+void upc_unpause(struct aigw_req *r) { upc_resume(r->upc); }
