@@ -42,9 +42,9 @@
 //     thought:true}; thinking on (thinkingConfig with thinkingBudget != 0, or a gemini-2.5 / gemini-3
 //     model) → usageMetadata.thoughtsTokenCount and a thoughtSignature on the first functionCall
 //     part. gemini-3* models: a functionCall part of the current turn without thoughtSignature → 400.
-//   - Implicit cache: the prefix (systemInstruction, tools, all contents but the last) seen before
-//     by this instance → usageMetadata.cachedContentTokenCount = its tokens (promptTokenCount
-//     includes them, as Gemini reports). An explicit cachedContent → 64 cached tokens.
+//   - Implicit cache: the longest prefix (systemInstruction, tools, contents[0..k), k < n) this
+//     instance has seen before → usageMetadata.cachedContentTokenCount = its tokens
+//     (promptTokenCount includes them, as Gemini reports). An explicit cachedContent → 64 cached tokens.
 //   - Tokens: ceil(chars/4) of the texts; one candidate token per word / per functionCall.
 //   - maxOutputTokens below the reply's words: cut, finishReason MAX_TOKENS; stopSequences: cut, STOP.
 //     candidateCount n → n identical candidates (index 0..n-1).
@@ -427,16 +427,19 @@ export function createGeminiMock(opts = {}) {
     const calls = functionCallsFor(body);
     const promptTokens = tokensOf(promptChars(body));
     let cached = 0;
+    // implicit cache: the longest earlier-seen prefix (systemInstruction, tools, contents[0..k))
+    const prefixHash = (k) => crypto.createHash('sha256').update(JSON.stringify({ s: body.systemInstruction ?? null, t: body.tools ?? null, c: body.contents.slice(0, k), m: model })).digest('hex');
     if (body.cachedContent) cached = Math.min(64, promptTokens);
-    else if (body.contents.length > 1) {
-      const pre = { s: body.systemInstruction ?? null, t: body.tools ?? null, c: body.contents.slice(0, -1), m: model };
-      const h = crypto.createHash('sha256').update(JSON.stringify(pre)).digest('hex');
-      const preTokens = tokensOf(promptChars({ systemInstruction: pre.s, tools: pre.t, contents: pre.c }));
-      if (prefixSeen.has(h)) { cached = Math.min(preTokens, promptTokens); stats.cache_hits++; }
-      prefixSeen.add(h);
+    else {
+      for (let k = body.contents.length - 1; k >= 1; k--) {
+        if (prefixSeen.has(prefixHash(k))) {
+          cached = Math.min(promptTokens, tokensOf(promptChars({ systemInstruction: body.systemInstruction, tools: body.tools, contents: body.contents.slice(0, k) })));
+          stats.cache_hits++;
+          break;
+        }
+      }
     }
-    // the full conversation is a prefix of the next turn
-    prefixSeen.add(crypto.createHash('sha256').update(JSON.stringify({ s: body.systemInstruction ?? null, t: body.tools ?? null, c: body.contents, m: model })).digest('hex'));
+    for (let k = 1; k <= body.contents.length; k++) prefixSeen.add(prefixHash(k));
     const thoughtWords = thinking ? splitWords(thinkingText(body)) : [];
     const chunks = []; // arrays of parts, one per stream chunk
     if (include) chunks.push([{ text: thinkingText(body), thought: true }]);
