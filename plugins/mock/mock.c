@@ -12,8 +12,11 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "ingress.h" /* Anthropic-format clients: answered through the hub format */
 
 #define MOCK_ECHO_MAX 200    /* bytes of the user's message quoted back */
 #define MOCK_WORDS_PER_CHUNK 3
@@ -167,6 +170,9 @@ typedef struct mock_reply {
   int status;
   const char *ctype;
   aigw_str body;
+  int translate; /* the client speaks Anthropic messages: the OpenAI answer goes through the hub */
+  int st_init;
+  ing_stream st;
 } mock_reply;
 
 static void sb_usage(sb *b, int64_t in, int64_t out) {
@@ -443,15 +449,39 @@ static aigw_status mock_prepare(void *vi, aigw_req *r, void **rctx) {
   *rctx = rep;
 
   if (api == AIGW_API_MODELS) {
-    *rep = (mock_reply){200, "application/json", AIGW_STR(MODELS_JSON)};
+    rep->status = 200, rep->ctype = "application/json", rep->body = AIGW_STR(MODELS_JSON);
     rc = 0;
-  } else if (api == AIGW_API_CHAT || api == AIGW_API_EMBEDDINGS) {
+  } else if (api == AIGW_API_CHAT || api == AIGW_API_EMBEDDINGS || api == AIGW_API_MESSAGES) {
+    if (api == AIGW_API_MESSAGES) {
+      /* answer the hub (OpenAI chat) version of the request, translated back on the way out */
+      pc_err e = {0};
+      cJSON *hub = ing_hub_request(H, r, &e);
+      if (!hub) {
+        H->respond_error(r, e.status ? e.status : 400, NULL, e.msg);
+        return AIGW_STOP;
+      }
+      cJSON_DeleteItemFromObjectCaseSensitive(hub, "stream_options");
+      cJSON *so = cJSON_AddObjectToObject(hub, "stream_options");
+      if (so) cJSON_AddTrueToObject(so, "include_usage");
+      char *txt = cJSON_PrintUnformatted(hub);
+      cJSON_Delete(hub);
+      if (!txt || H->set_body(r, AIGW_UPSTREAM_REQUEST, (aigw_str){txt, strlen(txt)}) != AIGW_OK) {
+        free(txt);
+        return AIGW_ERROR;
+      }
+      free(txt);
+      rep->translate = 1;
+      if (H->is_stream(r)) {
+        ing_stream_init(H, r, &rep->st);
+        rep->st_init = 1;
+      }
+    }
     aigw_json *body = H->body(r, AIGW_UPSTREAM_REQUEST);
     if (!body || H->json_type(body) != AIGW_JSON_OBJECT) {
       H->respond_error(r, 400, "invalid_request_error", "the request body must be a JSON object");
       return AIGW_STOP;
     }
-    rc = api == AIGW_API_CHAT ? chat_answer(r, body, rep) : embeddings_answer(in, r, body, rep);
+    rc = api != AIGW_API_EMBEDDINGS ? chat_answer(r, body, rep) : embeddings_answer(in, r, body, rep);
   } else {
     H->respond_error(r, 400, "invalid_request_error", "this API is not supported by provider mock");
     return AIGW_ERROR;
@@ -469,7 +499,12 @@ static aigw_status mock_prepare(void *vi, aigw_req *r, void **rctx) {
  * as they would behind the openai provider. The mock never drops anything: it only sends the
  * usage chunk when the client asked for it. */
 static aigw_status mock_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
-  (void)vi, (void)r, (void)rctx;
+  (void)vi;
+  mock_reply *rep = rctx ? *rctx : NULL;
+  if (rep && rep->translate) {
+    ing_openai_event(H, r, &rep->st, ev);
+    return AIGW_DROP;
+  }
   aigw_str data = {0}, s;
   H->event_data(ev, &data);
   if (data.n >= 6 && memcmp(data.p, "[DONE]", 6) == 0) {
@@ -488,6 +523,31 @@ static aigw_status mock_on_event(void *vi, aigw_req *r, void **rctx, aigw_event 
   else if (u && H->json_type(u) == AIGW_JSON_OBJECT) k = AIGW_EV_USAGE;
   H->event_set_kind(ev, k);
   return AIGW_CONTINUE;
+}
+
+/* Anthropic-format clients: the OpenAI-format answer -> the client's format. */
+static aigw_status mock_on_response(void *vi, aigw_req *r, void **rctx) {
+  (void)vi;
+  mock_reply *rep = rctx ? *rctx : NULL;
+  if (!rep || !rep->translate || H->status(r, AIGW_UPSTREAM_RESPONSE) != 200) return AIGW_CONTINUE;
+  aigw_str raw = {0};
+  H->body_raw(r, AIGW_UPSTREAM_RESPONSE, &raw);
+  cJSON *hub = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  pc_err e = {0};
+  int rc = hub ? ing_hub_response(H, r, hub, &e) : -1;
+  cJSON_Delete(hub);
+  if (rc < 0) {
+    H->respond_error(r, 500, NULL, e.msg[0] ? e.msg : "mock provider: translation failed");
+    return AIGW_STOP;
+  }
+  return AIGW_CONTINUE;
+}
+
+static void mock_on_done(void *vi, aigw_req *r, void *rctx) {
+  (void)vi;
+  (void)r;
+  mock_reply *rep = rctx;
+  if (rep && rep->st_init) ing_stream_free(&rep->st);
 }
 
 /* ---- create / destroy --------------------------------------------------------------------- */
@@ -537,22 +597,18 @@ static void *mock_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d)
 static void mock_destroy(void *inst) { H->free(inst); }
 
 static const aigw_provider mock_provider = {
-    .struct_size = sizeof(aigw_provider), .wire_format = "openai", .prepare = mock_prepare, .on_event = mock_on_event,
+    .struct_size = sizeof(aigw_provider), .wire_format = "openai", .prepare = mock_prepare, .on_response = mock_on_response, .on_event = mock_on_event,
 };
 
 static const aigw_plugin mock_plugin = {
     AIGW_PLUGIN_HEADER,
-    "mock",
-    "0.1.0",
-    0,
-    AIGW_IS_PROVIDER,
-    mock_create,
-    mock_destroy,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    &mock_provider,
+    .name = "mock",
+    .version = "0.2.0",
+    .flags = AIGW_IS_PROVIDER,
+    .create = mock_create,
+    .destroy = mock_destroy,
+    .on_done = mock_on_done,
+    .provider = &mock_provider,
 };
 
 AIGW_EXPORT const aigw_plugin *aigw_plugin_entry(const aigw_host *h, char *err, size_t errlen) {

@@ -7,20 +7,58 @@
  * it asks for stream_options.include_usage so that every stream is metered; the extra usage chunk
  * is removed again when the client had not asked for it itself.
  *
+ * Presets ("preset": "groq", ...) give the base URL of the common OpenAI-compatible services, so
+ * each is one line of config; "base_url" still overrides. "preset": "azure" speaks Azure OpenAI
+ * (deployment URLs, api-version, api-key header or an Entra bearer token), "azure_foundry" the
+ * Azure AI Foundry model inference endpoint.
+ *
  * The instance is built once in create and never written afterwards (shared by all workers). The
  * API key lives only in the instance and in the upstream Authorization header; it is never logged. */
 #include <aigw/plugin.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "ingress.h" /* plugins/common: Anthropic-format clients through the hub format */
 
 /* The host table, set once by the entry (main thread) before anything else runs. */
 static const aigw_host *H;
 
+enum { OA_PLAIN = 0, OA_AZURE = 1, OA_FOUNDRY = 2 };
+
+/* OpenAI-compatible services: one line of config each. */
+static const struct oa_preset {
+  const char *name, *base_url;
+} presets[] = {
+    {"openai", "https://api.openai.com/v1"},
+    {"mistral", "https://api.mistral.ai/v1"},
+    {"groq", "https://api.groq.com/openai/v1"},
+    {"deepseek", "https://api.deepseek.com/v1"},
+    {"together", "https://api.together.xyz/v1"},
+    {"fireworks", "https://api.fireworks.ai/inference/v1"},
+    {"openrouter", "https://openrouter.ai/api/v1"},
+    {"xai", "https://api.x.ai/v1"},
+    {"perplexity", "https://api.perplexity.ai"},
+    {"cerebras", "https://api.cerebras.ai/v1"},
+    {"sambanova", "https://api.sambanova.ai/v1"},
+    {"nvidia", "https://integrate.api.nvidia.com/v1"},
+    {"huggingface", "https://router.huggingface.co/v1"},
+    {"ollama", "http://127.0.0.1:11434/v1"},
+    {"vllm", "http://127.0.0.1:8000/v1"},
+    {"lmstudio", "http://127.0.0.1:1234/v1"},
+    {"llamacpp", "http://127.0.0.1:8080/v1"},
+    {"azure", NULL},         /* base_url: https://<resource>.openai.azure.com */
+    {"azure_foundry", NULL}, /* base_url: https://<resource>.services.ai.azure.com/models */
+};
+
 typedef struct oa_inst {
   char *base_url; /* normalized: no trailing '/' */
   size_t base_len;
-  char *auth; /* "Bearer <api_key>", NULL when api_key is empty */
+  int kind;        /* OA_PLAIN, OA_AZURE, OA_FOUNDRY */
+  char *api_version; /* azure: "?api-version=<v>" */
+  char *auth; /* "Bearer <api_key>" (or the bare key for api-key auth), NULL when api_key is empty */
+  int auth_api_key; /* send the key as "api-key: <key>" (Azure) instead of Authorization */
   aigw_str *hdrs; /* name, value pairs: OpenAI-Organization, OpenAI-Project, config "headers" */
   size_t nhdrs;
   int stream_usage; /* inject stream_options.include_usage into streamed chat requests */
@@ -29,6 +67,9 @@ typedef struct oa_inst {
 /* Per-request state (h->req_alloc, freed by the host): only streamed chat requests have one. */
 typedef struct oa_rctx {
   int client_usage; /* the client asked for the usage chunk itself */
+  int translate;    /* the client speaks another format (Anthropic messages): via the hub */
+  int st_init;
+  ing_stream st;    /* translated streams */
 } oa_rctx;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -104,6 +145,7 @@ static void oa_destroy(void *vi) {
   for (size_t i = 0; i < in->nhdrs * 2; i++) H->free((void *)in->hdrs[i].p);
   H->free(in->hdrs);
   H->free(in->base_url);
+  H->free(in->api_version);
   H->free(in->auth);
   H->free(in);
 }
@@ -124,18 +166,70 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
     if (!str_eq(k, "base_url") && !str_eq(k, "api_key") && !str_eq(k, "organization") &&
-        !str_eq(k, "project") && !str_eq(k, "headers") && !str_eq(k, "stream_usage")) {
+        !str_eq(k, "project") && !str_eq(k, "headers") && !str_eq(k, "stream_usage") &&
+        !str_eq(k, "preset") && !str_eq(k, "api_version") && !str_eq(k, "auth")) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
-      H->diag_error(d, ptr, "unknown option (known: base_url, api_key, organization, project, "
-                            "headers, stream_usage)");
+      H->diag_error(d, ptr, "unknown option (known: preset, base_url, api_key, organization, project, "
+                            "headers, stream_usage, api_version, auth)");
+      bad = 1;
+    }
+  }
+
+  int kind = OA_PLAIN;
+  const struct oa_preset *pre = NULL;
+  v = H->json_get(cfg, "preset");
+  if (v) {
+    aigw_str pn = {0};
+    if (H->json_str(v, &pn) == AIGW_OK)
+      for (size_t i = 0; i < sizeof presets / sizeof *presets; i++)
+        if (str_eq(pn, presets[i].name)) pre = &presets[i];
+    if (!pre) {
+      char known[512];
+      size_t o = 0;
+      for (size_t i = 0; i < sizeof presets / sizeof *presets && o + 20 < sizeof known; i++)
+        o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", i ? ", " : "", presets[i].name);
+      H->diag_error(d, "/preset", "unknown preset (known: %s)", known);
+      bad = 1;
+    } else if (str_eq(pn, "azure")) {
+      kind = OA_AZURE;
+    } else if (str_eq(pn, "azure_foundry")) {
+      kind = OA_FOUNDRY;
+    }
+  }
+  aigw_str apiver = {0};
+  v = H->json_get(cfg, "api_version");
+  if (v && (H->json_str(v, &apiver) != AIGW_OK || apiver.n == 0 || apiver.n > 64 || has_ctl(apiver) ||
+            memchr(apiver.p, '&', apiver.n) || memchr(apiver.p, ' ', apiver.n) || memchr(apiver.p, '#', apiver.n))) {
+    H->diag_error(d, "/api_version", "must be an API version string such as \"2024-10-21\"");
+    bad = 1;
+  } else if (v && kind == OA_PLAIN) {
+    H->diag_error(d, "/api_version", "only applies to the azure and azure_foundry presets");
+    bad = 1;
+  } else if (!v && kind != OA_PLAIN) {
+    H->diag_error(d, "/api_version", "is required for Azure (e.g. \"2024-10-21\")");
+    bad = 1;
+  }
+  int auth_api_key = kind != OA_PLAIN;
+  v = H->json_get(cfg, "auth");
+  if (v) {
+    aigw_str am = {0};
+    H->json_str(v, &am);
+    if (str_eq(am, "api-key")) auth_api_key = 1;
+    else if (str_eq(am, "bearer")) auth_api_key = 0;
+    else {
+      H->diag_error(d, "/auth", "must be \"bearer\" (Authorization: Bearer <api_key>) or \"api-key\" (api-key: <api_key>)");
       bad = 1;
     }
   }
 
   v = H->json_get(cfg, "base_url");
-  if (!v) {
-    H->diag_error(d, "/base_url", "is required (e.g. \"https://api.openai.com/v1\")");
+  if (!v && pre && pre->base_url) {
+    base = (aigw_str){pre->base_url, strlen(pre->base_url)};
+  } else if (!v) {
+    H->diag_error(d, "/base_url", kind == OA_AZURE ? "is required for Azure: \"https://<resource>.openai.azure.com\""
+                                  : kind == OA_FOUNDRY ? "is required for Azure AI Foundry: \"https://<resource>.services.ai.azure.com/models\""
+                                  : "is required (e.g. \"https://api.openai.com/v1\"), or set a \"preset\"");
     bad = 1;
   } else if (H->json_str(v, &base) != AIGW_OK) {
     H->diag_error(d, "/base_url", "must be a string");
@@ -226,10 +320,20 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   if (!in) goto nomem;
   memset(in, 0, sizeof *in);
   in->stream_usage = stream_usage;
+  in->kind = kind;
+  in->auth_api_key = auth_api_key;
   in->base_url = dup_str(base);
   in->base_len = base.n;
   if (!in->base_url) goto nomem;
-  if (key.n) {
+  if (apiver.n) {
+    in->api_version = H->alloc(apiver.n + 14);
+    if (!in->api_version) goto nomem;
+    snprintf(in->api_version, apiver.n + 14, "?api-version=%.*s", (int)apiver.n, apiver.p);
+  }
+  if (key.n && auth_api_key) {
+    in->auth = dup_str(key);
+    if (!in->auth) goto nomem;
+  } else if (key.n) {
     in->auth = H->alloc(key.n + 8);
     if (!in->auth) goto nomem;
     memcpy(in->auth, "Bearer ", 7);
@@ -301,6 +405,131 @@ static int report_usage(aigw_req *r, const aigw_json *u, aigw_api api) {
 
 /* ---- prepare ------------------------------------------------------------------------------ */
 
+/* An Anthropic-format client (route api "messages") in front of an OpenAI-compatible upstream:
+ * Anthropic request -> hub (= OpenAI chat) -> stripped of what OpenAI does not take. */
+static aigw_status oa_prepare_translated(aigw_req *r, void **rctx) {
+  static const char *const anth_hdrs[] = {"anthropic-beta", "anthropic-version"};
+  for (size_t i = 0; i < 2; i++) {
+    aigw_str name = {anth_hdrs[i], strlen(anth_hdrs[i])}, v;
+    if (H->header(r, AIGW_UPSTREAM_REQUEST, name, &v) != AIGW_OK) continue;
+    if (i == 0)
+      H->log(r, AIGW_LOG_WARN, "dropped anthropic-beta \"%.*s\": provider openai does not take it",
+             (int)(v.n > 200 ? 200 : v.n), v.p);
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, name, (aigw_str){NULL, 0});
+  }
+  pc_err e = {0};
+  cJSON *hub = ing_hub_request(H, r, &e);
+  if (!hub || ing_hub_strip_for_openai(H, r, hub, "openai", &e) < 0) {
+    cJSON_Delete(hub);
+    ing_error(H, r, e.status ? e.status : 400, NULL, e.msg[0] ? e.msg : "the request cannot be translated");
+    return AIGW_STOP;
+  }
+  oa_rctx *ctx = H->req_alloc(r, sizeof *ctx);
+  if (!ctx) {
+    cJSON_Delete(hub);
+    return AIGW_ERROR;
+  }
+  ctx->translate = 1;
+  *rctx = ctx;
+  if (H->is_stream(r)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(hub, "stream_options");
+    cJSON *so = cJSON_AddObjectToObject(hub, "stream_options");
+    if (!so || !cJSON_AddTrueToObject(so, "include_usage")) {
+      cJSON_Delete(hub);
+      return AIGW_ERROR;
+    }
+    ing_stream_init(H, r, &ctx->st);
+    ctx->st_init = 1;
+  }
+  char *txt = cJSON_PrintUnformatted(hub);
+  cJSON_Delete(hub);
+  if (!txt) return AIGW_ERROR;
+  int rc = H->set_body(r, AIGW_UPSTREAM_REQUEST, (aigw_str){txt, strlen(txt)});
+  free(txt);
+  return rc == AIGW_OK ? AIGW_CONTINUE : AIGW_ERROR;
+}
+
+static aigw_status oa_on_response_translated(aigw_req *r) {
+  int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
+  aigw_str raw = {0};
+  H->body_raw(r, AIGW_UPSTREAM_RESPONSE, &raw);
+  if (st < 200 || st > 299) {
+    ing_upstream_error(H, r, "openai", st, raw);
+    return AIGW_CONTINUE;
+  }
+  cJSON *hub = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  pc_err e = {0};
+  if (!cJSON_IsObject(hub)) {
+    cJSON_Delete(hub);
+    ing_error(H, r, 502, "upstream_error", "the provider answered 2xx with a body that is not a JSON object");
+    return AIGW_STOP;
+  }
+  int rc = ing_hub_response(H, r, hub, &e);
+  cJSON_Delete(hub);
+  if (rc < 0) {
+    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg);
+    return AIGW_STOP;
+  }
+  return AIGW_CONTINUE;
+}
+
+static aigw_status oa_on_event_translated(aigw_req *r, oa_rctx *ctx, aigw_event *ev) {
+  ing_openai_event(H, r, &ctx->st, ev);
+  return AIGW_DROP;
+}
+
+static void oa_on_done(void *vi, aigw_req *r, void *rctx) {
+  (void)vi;
+  (void)r;
+  oa_rctx *ctx = rctx;
+  if (ctx && ctx->st_init) ing_stream_free(&ctx->st);
+}
+
+/* Azure deployment names are URL path segments: letters, digits, '-', '_', '.'. */
+static int deployment_ok(aigw_str m) {
+  if (m.n == 0 || m.n > 128) return 0;
+  for (size_t i = 0; i < m.n; i++) {
+    char c = m.p[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.'))
+      return 0;
+  }
+  return 1;
+}
+
+/* base_url + path (+ Azure's deployment segment and api-version query). 0 = set, 1 = answered
+ * the client with an error, < 0 = failure. */
+static int oa_set_url(oa_inst *in, aigw_req *r, const char *suffix, int has_body) {
+  aigw_str dep = {0};
+  if (in->kind == OA_AZURE && strcmp(suffix, "/models") != 0) {
+    /* the deployment is the model name: the route's target model, else the client's "model" */
+    if (H->meta_get(r, "aigw.target_model", &dep) != AIGW_OK || !dep.n) {
+      const aigw_json *m = has_body ? H->body_member(r, AIGW_CLIENT_REQUEST, "model", NULL) : NULL;
+      if (!m || H->json_str(m, &dep) != AIGW_OK) dep = (aigw_str){0};
+    }
+    if (!deployment_ok(dep)) {
+      H->respond_error(r, 400, "invalid_request_error",
+                       "Azure OpenAI needs a deployment name: set \"model\" (or the route target's model) "
+                       "to the deployment name (letters, digits, '-', '_', '.')");
+      return 1; /* answered */
+    }
+  }
+  const char *av = in->api_version ? in->api_version : "";
+  size_t sl = strlen(suffix), al = strlen(av);
+  size_t cap = in->base_len + 32 + dep.n + sl + al + 1;
+  char *url = H->req_alloc(r, cap);
+  if (!url) return AIGW_E_NOMEM;
+  int n;
+  if (in->kind == OA_AZURE && dep.n)
+    n = snprintf(url, cap, "%.*s/openai/deployments/%.*s%s%s", (int)in->base_len, in->base_url, (int)dep.n, dep.p, suffix, av);
+  else if (in->kind == OA_AZURE)
+    n = snprintf(url, cap, "%.*s/openai%s%s", (int)in->base_len, in->base_url, suffix, av);
+  else
+    n = snprintf(url, cap, "%.*s%s%s", (int)in->base_len, in->base_url, suffix, av);
+  if (n < 0 || (size_t)n >= cap) return AIGW_E_INVAL;
+  return H->set_upstream_url(r, (aigw_str){url, (size_t)n});
+}
+
 static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
   oa_inst *in = vi;
   const char *suffix;
@@ -312,23 +541,23 @@ static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
   case AIGW_API_EMBEDDINGS: suffix = "/embeddings"; break;
   case AIGW_API_MODELS: suffix = "/models"; has_body = 0; break;
   case AIGW_API_RESPONSES: suffix = "/responses"; break;
+  case AIGW_API_MESSAGES: suffix = "/chat/completions"; break; /* translated through the hub */
   default:
     H->respond_error(r, 400, "invalid_request_error", "this API is not supported by provider openai");
     return AIGW_ERROR;
   }
 
-  size_t sl = strlen(suffix);
-  char *url = H->req_alloc(r, in->base_len + sl + 1);
-  if (!url) return AIGW_ERROR;
-  memcpy(url, in->base_url, in->base_len);
-  memcpy(url + in->base_len, suffix, sl + 1);
-  if (H->set_upstream_url(r, (aigw_str){url, in->base_len + sl}) != AIGW_OK) return AIGW_ERROR;
+  int urc = oa_set_url(in, r, suffix, has_body);
+  if (urc == 1) return AIGW_STOP;
+  if (urc != AIGW_OK) return AIGW_ERROR;
 
   for (size_t i = 0; i < in->nhdrs; i++)
     H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
   if (in->auth)
-    H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("Authorization"),
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("Authorization"),
                   (aigw_str){in->auth, strlen(in->auth)});
+
+  if (api == AIGW_API_MESSAGES) return oa_prepare_translated(r, rctx);
 
   if (!has_body) {
     aigw_str raw;
@@ -383,7 +612,8 @@ static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
 
 static aigw_status oa_on_response(void *vi, aigw_req *r, void **rctx) {
   (void)vi;
-  (void)rctx;
+  oa_rctx *tctx = rctx ? *rctx : NULL;
+  if (tctx && tctx->translate) return oa_on_response_translated(r);
   aigw_api api = H->api(r);
   int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
   if (st < 200 || st > 299 || api == AIGW_API_MODELS) return AIGW_CONTINUE;
@@ -484,6 +714,8 @@ static int plain_content_delta(aigw_str d) {
 
 static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
   (void)vi;
+  oa_rctx *tctx = rctx ? *rctx : NULL;
+  if (tctx && tctx->translate) return oa_on_event_translated(r, tctx, ev);
   aigw_str data = {0}, name = {0};
   H->event_data(ev, &data);
   while (data.n && (data.p[0] == ' ' || data.p[0] == '\t')) data.p++, data.n--;
@@ -550,17 +782,14 @@ static const aigw_provider oa_provider = {
 
 static const aigw_plugin oa_plugin = {
     AIGW_PLUGIN_HEADER,
-    "openai",
-    "0.1.0",
-    0,
-    AIGW_IS_PROVIDER,
-    oa_create,
-    oa_destroy,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    &oa_provider,
+    .name = "openai",
+    .version = "0.2.0",
+    .priority = 0,
+    .flags = AIGW_IS_PROVIDER,
+    .create = oa_create,
+    .destroy = oa_destroy,
+    .on_done = oa_on_done,
+    .provider = &oa_provider,
 };
 
 AIGW_EXPORT const aigw_plugin *aigw_plugin_entry(const aigw_host *h, char *err, size_t errlen) {
