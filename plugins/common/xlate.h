@@ -155,7 +155,9 @@ typedef struct xl_anth_dec {
 void xl_anth_dec_init(xl_anth_dec *d, long long created);
 void xl_anth_dec_free(xl_anth_dec *d);
 
-/* One SSE event: name (may be NULL; the data's "type" decides), data (n bytes, borrowed).
+/* One SSE event: name (NUL-terminated or NULL; the data's "type" member decides, the name is
+ * only a fallback), data (n bytes, not NUL-terminated, borrowed). Feed events in order; the
+ * caller's SSE parser reassembles events split across reads.
  * Returns 0, the callback's non-zero value, XL_EUPSTREAM for an error event, or -1 (err set:
  * 502 for data that is not an Anthropic event, 500 out of memory). */
 int xl_anth_dec_event(xl_anth_dec *d, const char *name, const char *data, size_t n, pc_chunk_fn cb,

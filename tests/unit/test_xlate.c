@@ -399,6 +399,44 @@ static void test_stream_decoder_errors(void) {
   xl_anth_dec_free(&d);
 }
 
+/* server tool blocks and citations are skipped; redacted thinking and text in a start pass */
+static void test_stream_decoder_skips(void) {
+  const char *s =
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\",\"model\":\"c\"}}\n\n"
+      "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"server_tool_use\","
+      "\"id\":\"srvtoolu_1\",\"name\":\"web_search\",\"input\":{}}}\n\n"
+      "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
+      "\"partial_json\":\"{\\\"q\\\":1}\"}}\n\n"
+      "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\","
+      "\"data\":\"R\"}}\n\n"
+      "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"text\",\"text\":\"pre\"}}\n\n"
+      "data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"citations_delta\",\"citation\":{}}}\n\n"
+      "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"refusal\"},"
+      "\"usage\":{\"input_tokens\":7,\"output_tokens\":3,\"output_tokens_details\":{\"thinking_tokens\":2}}}\n\n"
+      "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+  int rc;
+  cJSON *got = decode_sse(s, strlen(s), 0, &rc, NULL);
+  T_EQ_INT(rc, 0);
+  const char *H = "\"id\":\"m1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"c\"";
+  char want_s[2048];
+  snprintf(want_s, sizeof want_s,
+           "[{%s,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,"
+           "\"finish_reason\":null}]},"
+           "{%s,\"choices\":[{\"index\":0,\"delta\":{\"thinking_blocks\":[{\"type\":\"redacted_thinking\",\"data\":"
+           "\"R\"}]},\"logprobs\":null,\"finish_reason\":null}]},"
+           "{%s,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"pre\"},\"logprobs\":null,\"finish_reason\":null}]},"
+           "{%s,\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"content_filter\"}]},"
+           "{%s,\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10,"
+           "\"prompt_tokens_details\":{\"cached_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":2},"
+           "\"cache_creation_input_tokens\":0}}]",
+           H, H, H, H, H);
+  cJSON *want = cJSON_Parse(want_s);
+  T_CHECK(want);
+  T_JSON(got, want, "decoded stream with skipped blocks");
+  cJSON_Delete(got);
+  cJSON_Delete(want);
+}
+
 static cJSON *encode_chunks(const cJSON *chunks, const xl_anth_enc_opts *o, int *rc_out) {
   xl_anth_enc e;
   xl_anth_enc_init(&e, o);
@@ -620,6 +658,7 @@ int main(void) {
   T_RUN(test_merging);
   T_RUN(test_stream_decoder);
   T_RUN(test_stream_decoder_errors);
+  T_RUN(test_stream_decoder_skips);
   T_RUN(test_stream_encoder);
   T_RUN(test_stream_roundtrip);
   T_RUN(test_errors);
