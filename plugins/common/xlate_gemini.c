@@ -138,7 +138,7 @@ int xg_error_parse(int http_status, const char *body, size_t n, xg_error *out)
       st = (int)code->valuedouble;
     if (!st) st = status_of_name(gs);
     snprintf(out->gstatus, sizeof out->gstatus, "%s", gs ? gs : "");
-    snprintf(out->message, sizeof out->message, "%s", msg && *msg ? msg : (gs ? gs : "gemini error"));
+    snprintf(out->message, sizeof out->message, "%s", msg && *msg ? msg : (gs && *gs ? gs : "gemini error"));
     rc = 0;
   }
   if (!st) st = 502;
@@ -154,7 +154,7 @@ int xg_error_parse(int http_status, const char *body, size_t n, xg_error *out)
 
 static int url_safe(const char *s)
 {
-  if (!s || !*s) return 0;
+  if (!s || !*s || strspn(s, ".") == strlen(s)) return 0; /* nor "." / ".." */
   for (; *s; s++)
     if (!isalnum((unsigned char)*s) && !strchr("._@-", *s)) return 0;
   return 1;
@@ -506,6 +506,19 @@ typedef struct rq {
 static cJSON *turn(rq *q, const char *role)
 {
   if (q->cur && !strcmp(q->cur_role, role)) return q->cur;
+  if (q->cur && !q->cur->child) {
+    /* the last turn stayed empty (e.g. an assistant message with content ""): drop it, and go on
+     * with the turn before it when that has the wanted role, so that turns still alternate */
+    cJSON *last = q->contents->child ? q->contents->child->prev : NULL;
+    cJSON_Delete(cJSON_DetachItemViaPointer(q->contents, last));
+    last = q->contents->child ? q->contents->child->prev : NULL;
+    q->cur = NULL;
+    if (last) {
+      q->cur = cJSON_GetObjectItemCaseSensitive(last, "parts");
+      q->cur_role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "role"));
+      if (!strcmp(q->cur_role, role)) return q->cur;
+    }
+  }
   cJSON *c = cJSON_CreateObject();
   if (add(q->contents, NULL, c) || add_str(c, "role", role)) return NULL;
   cJSON *parts = cJSON_CreateArray();
@@ -1616,7 +1629,7 @@ int xg_stream_event(xg_stream *s, const char *data, size_t n, pc_chunk_fn fn, vo
   int pos = 0;
   cJSON_ArrayForEach(cand, cJSON_GetObjectItemCaseSensitive(gem, "candidates")) {
     int ci = cand_index(cand, pos++);
-    if (ci >= XG_MAX_CHOICES) continue;
+    if (ci >= XG_MAX_CHOICES || s->finished[ci]) continue; /* nothing follows a finish */
     if (ci + 1 > s->nchoices) s->nchoices = ci + 1;
     const cJSON *part;
     cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cand, "content"), "parts")) {

@@ -159,6 +159,10 @@ static void test_request_signatures(void)
                "{\"functionCall\":{\"name\":\"g\",\"args\":{\"a\":1}}}]},"
                "{\"role\":\"user\",\"parts\":[{\"functionResponse\":{\"name\":\"g\",\"response\":{\"content\":\"[1,2]\"}}},"
                "{\"functionResponse\":{\"name\":\"f\",\"response\":{\"content\":\"42\"}}}]}]");
+  /* an assistant turn left empty disappears and the user turns around it merge (alternation) */
+  check_member("{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"\"},"
+               "{\"role\":\"user\",\"content\":\"b\"},{\"role\":\"assistant\",\"content\":null}]}",
+               &def, "contents", "[{\"role\":\"user\",\"parts\":[{\"text\":\"a\"},{\"text\":\"b\"}]}]");
   /* Gemini's OpenAI-compatible extra_content signature is kept and not overridden by the dummy */
   check_member("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":["
                "{\"id\":\"x\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"},"
