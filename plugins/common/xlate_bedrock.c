@@ -66,7 +66,9 @@ static const cJSON *get(const cJSON *o, const char *k) { return cJSON_IsObject(o
 static const char *gstr(const cJSON *o, const char *k) { return cJSON_GetStringValue(get(o, k)); }
 static const cJSON *gobj(const cJSON *o, const char *k) { const cJSON *v = get(o, k); return cJSON_IsObject(v) ? v : NULL; }
 static const cJSON *garr(const cJSON *o, const char *k) { const cJSON *v = get(o, k); return cJSON_IsArray(v) ? v : NULL; }
-static long long gll(const cJSON *o, const char *k, long long d) { const cJSON *v = get(o, k); return cJSON_IsNumber(v) ? (long long)v->valuedouble : d; }
+/* a JSON number as an integer without overflow (NaN / out of range -> dflt) */
+static long long d2ll(double d, long long dflt) { return d >= -1e15 && d <= 1e15 ? (long long)d : dflt; }
+static long long gll(const cJSON *o, const char *k, long long d) { const cJSON *v = get(o, k); return cJSON_IsNumber(v) ? d2ll(v->valuedouble, d) : d; }
 static int present(const cJSON *o, const char *k) { const cJSON *v = get(o, k); return v && !cJSON_IsNull(v); }
 
 /* ---------------- requests ---------------- */
@@ -453,8 +455,11 @@ cJSON *xb_req_from_hub(const cJSON *hub, pc_err *err)
   cJSON *ic = cJSON_CreateObject();
   const cJSON *v;
   long long max_tokens = -1;
-  if (cJSON_IsNumber(v = get(hub, "max_completion_tokens")) || cJSON_IsNumber(v = get(hub, "max_tokens")))
-    max_tokens = (long long)v->valuedouble;
+  if (cJSON_IsNumber(v = get(hub, "max_completion_tokens")) || cJSON_IsNumber(v = get(hub, "max_tokens"))) {
+    max_tokens = d2ll(v->valuedouble, -1);
+    if (max_tokens < 1 || (double)max_tokens != v->valuedouble)
+      fail(c, 400, v->string, "%s: must be a positive integer for bedrock", v->string);
+  }
   if (cJSON_IsNumber(v = get(hub, "temperature"))) put_num(c, ic, "temperature", v->valuedouble);
   if (cJSON_IsNumber(v = get(hub, "top_p"))) put_num(c, ic, "topP", v->valuedouble);
   if (cJSON_IsString(v = get(hub, "stop")))
@@ -766,9 +771,9 @@ void xb_error_from_upstream(int http_status, const char *error_type, const char 
     }
   if (!status) status = http_status >= 400 && http_status <= 599 ? http_status : 502;
   const char *msg = gstr(j, "message");
-  if (!msg) msg = gstr(j, "Message");
+  if (!msg || !*msg) msg = gstr(j, "Message");
   char fallback[160];
-  if (!msg) {
+  if (!msg || !*msg) {
     snprintf(fallback, sizeof fallback, "bedrock: %s", name[0] ? name : "upstream error");
     msg = fallback;
   }

@@ -98,6 +98,8 @@ static void test_req_refusals(void)
       {"{\"functions\":[{\"name\":\"f\"}],\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "functions"},
       {"{\"modalities\":[\"text\",\"audio\"],\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "modalities"},
       {"{\"x_anthropic\":{\"mcp_servers\":[]},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "x_anthropic.mcp_servers"},
+      {"{\"max_tokens\":1e300,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "max_tokens"},
+      {"{\"max_completion_tokens\":0.5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "max_completion_tokens"},
       {"{\"reasoning_effort\":\"extreme\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "reasoning_effort"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
