@@ -94,8 +94,10 @@ int gj_b64url(pc_buf *out, const void *p, size_t n)
   int len = EVP_EncodeBlock(t, p, (int)n);
   while (len > 0 && t[len - 1] == '=') len--;
   for (int i = 0; i < len; i++) {
-    if (t[i] == '+') t[i] = '-';
-    else if (t[i] == '/') t[i] = '_';
+    if (t[i] == '+')
+      t[i] = '-';
+    else if (t[i] == '/')
+      t[i] = '_';
   }
   int rc = pc_buf_add(out, t, (size_t)len);
   free(t);
@@ -183,8 +185,8 @@ int gj_token_body(const char *assertion, pc_buf *out)
   static const char hex[] = "0123456789ABCDEF";
   if (pc_buf_adds(out, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=")) return -1;
   for (const unsigned char *p = (const unsigned char *)assertion; *p; p++) {
-    int plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                *p == '-' || *p == '_' || *p == '.' || *p == '~';
+    int plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                *p == '_' || *p == '.' || *p == '~';
     char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
     if (plain ? pc_buf_add(out, p, 1) : pc_buf_add(out, enc, 3)) return -1;
   }
@@ -216,8 +218,10 @@ int gj_token_parse(const char *body, size_t n, long long now, gj_token *out, pc_
     if (!(secs >= 0 && secs < 1e9)) secs = 0;
     out->access_token = sdup(tok);
     out->expires_at = now + (long long)secs;
-    if (out->access_token) rc = 0;
-    else pc_err_set(e, 500, "", "out of memory");
+    if (out->access_token)
+      rc = 0;
+    else
+      pc_err_set(e, 500, "", "out of memory");
   }
   cJSON_Delete(root);
   return rc;

@@ -85,8 +85,9 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 
 const char *xg_finish_reason(const char *r, int has_tool_calls)
 {
-  static const char *const filt[] = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
-                                     "LANGUAGE", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", NULL};
+  static const char *const filt[] = {"SAFETY", "RECITATION", "BLOCKLIST",    "PROHIBITED_CONTENT",
+                                     "SPII",   "LANGUAGE",   "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
+                                     NULL};
   if (r && !strcmp(r, "MAX_TOKENS")) return "length";
   for (int i = 0; r && filt[i]; i++)
     if (!strcmp(r, filt[i])) return "content_filter";
@@ -102,7 +103,8 @@ const char *xg_error_type(int status)
   case 404: return "not_found_error";
   case 413: return "request_too_large";
   case 429: return "rate_limit_error";
-  case 503: case 529: return "overloaded_error";
+  case 503:
+  case 529: return "overloaded_error";
   case 504: return "timeout_error";
   default: return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
   }
@@ -110,13 +112,25 @@ const char *xg_error_type(int status)
 
 static int status_of_name(const char *s)
 {
-  static const struct { const char *n; int st; } t[] = {
-      {"INVALID_ARGUMENT", 400}, {"FAILED_PRECONDITION", 400}, {"OUT_OF_RANGE", 400},
-      {"UNAUTHENTICATED", 401},  {"PERMISSION_DENIED", 403},   {"NOT_FOUND", 404},
-      {"ALREADY_EXISTS", 409},   {"ABORTED", 409},             {"RESOURCE_EXHAUSTED", 429},
-      {"CANCELLED", 499},        {"UNIMPLEMENTED", 501},       {"UNAVAILABLE", 503},
-      {"DEADLINE_EXCEEDED", 504}, {"INTERNAL", 500},           {"UNKNOWN", 500},
-      {"DATA_LOSS", 500}};
+  static const struct {
+    const char *n;
+    int st;
+  } t[] = {{"INVALID_ARGUMENT", 400},
+           {"FAILED_PRECONDITION", 400},
+           {"OUT_OF_RANGE", 400},
+           {"UNAUTHENTICATED", 401},
+           {"PERMISSION_DENIED", 403},
+           {"NOT_FOUND", 404},
+           {"ALREADY_EXISTS", 409},
+           {"ABORTED", 409},
+           {"RESOURCE_EXHAUSTED", 429},
+           {"CANCELLED", 499},
+           {"UNIMPLEMENTED", 501},
+           {"UNAVAILABLE", 503},
+           {"DEADLINE_EXCEEDED", 504},
+           {"INTERNAL", 500},
+           {"UNKNOWN", 500},
+           {"DATA_LOSS", 500}};
   for (size_t i = 0; s && i < sizeof t / sizeof t[0]; i++)
     if (!strcmp(s, t[i].n)) return t[i].st;
   return 0;
@@ -163,8 +177,8 @@ static int url_safe(const char *s)
 int xg_url(pc_buf *out, xg_flavor flavor, const char *base, const char *project, const char *location,
            const char *model, const char *method)
 {
-  static const char *const methods[] = {"generateContent", "streamGenerateContent", "batchEmbedContents",
-                                        "embedContent", "predict", "countTokens", NULL};
+  static const char *const methods[] = {
+      "generateContent", "streamGenerateContent", "batchEmbedContents", "embedContent", "predict", "countTokens", NULL};
   int ok = 0;
   for (int i = 0; method && methods[i]; i++)
     if (!strcmp(method, methods[i])) ok = 1;
@@ -185,8 +199,8 @@ int xg_url(pc_buf *out, xg_flavor flavor, const char *base, const char *project,
     else
       rc = pc_buf_printf(out, "https://%s-aiplatform.googleapis.com", location);
     if (!rc)
-      rc = pc_buf_printf(out, "/v1/projects/%s/locations/%s/publishers/google/models/%s:%s%s", project, location,
-                         model, method, alt);
+      rc = pc_buf_printf(out, "/v1/projects/%s/locations/%s/publishers/google/models/%s:%s%s", project, location, model,
+                         method, alt);
   } else {
     rc = blen ? pc_buf_add(out, base, blen) : pc_buf_adds(out, "https://generativelanguage.googleapis.com");
     if (!rc) rc = pc_buf_printf(out, "/v1beta/models/%s:%s%s", model, method, alt);
@@ -220,16 +234,20 @@ static const cJSON *ref_resolve(const cJSON *root, const char *ref)
     for (; *p && *p != '/'; p++) {
       char c = *p;
       if (c == '~') {
-        if (p[1] == '0') c = '~';
-        else if (p[1] == '1') c = '/';
-        else return NULL;
+        if (p[1] == '0')
+          c = '~';
+        else if (p[1] == '1')
+          c = '/';
+        else
+          return NULL;
         p++;
       }
       if (k + 1 >= sizeof tok) return NULL;
       tok[k++] = c;
     }
     tok[k] = 0;
-    if (cJSON_IsObject(cur)) cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+    if (cJSON_IsObject(cur))
+      cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
     else if (cJSON_IsArray(cur)) {
       char *end;
       long i = strtol(tok, &end, 10);
@@ -244,7 +262,7 @@ static const cJSON *ref_resolve(const cJSON *root, const char *ref)
 
 static const char *gtype(const char *t)
 {
-  static const char *const m[][2] = {{"string", "STRING"}, {"number", "NUMBER"},   {"integer", "INTEGER"},
+  static const char *const m[][2] = {{"string", "STRING"},   {"number", "NUMBER"}, {"integer", "INTEGER"},
                                      {"boolean", "BOOLEAN"}, {"array", "ARRAY"},   {"object", "OBJECT"},
                                      {"null", "NULL"}};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
@@ -300,18 +318,23 @@ static int sch_fill(sch_ctx *c, const cJSON *s, int refdepth, cJSON *out)
   } else if (cJSON_IsArray(type)) {
     int nn = 0;
     const cJSON *t;
-    cJSON_ArrayForEach(t, type) {
+    cJSON_ArrayForEach(t, type)
+    {
       if (!cJSON_IsString(t) || !gtype(t->valuestring)) return sch_fail(c, "%s", "bad type list");
-      if (!strcmp(t->valuestring, "null")) nullable = 1;
-      else nn++;
+      if (!strcmp(t->valuestring, "null"))
+        nullable = 1;
+      else
+        nn++;
     }
-    if (nn == 0) gt = "NULL";
+    if (nn == 0)
+      gt = "NULL";
     else if (nn == 1) {
       cJSON_ArrayForEach(t, type) if (strcmp(t->valuestring, "null")) gt = gtype(t->valuestring);
     } else {
       anyof_types = cJSON_CreateArray();
       if (!anyof_types) return -1;
-      cJSON_ArrayForEach(t, type) {
+      cJSON_ArrayForEach(t, type)
+      {
         if (!strcmp(t->valuestring, "null")) continue;
         cJSON *o = cJSON_CreateObject();
         if (add(anyof_types, NULL, o) || add_str(o, "type", gtype(t->valuestring))) {
@@ -340,7 +363,7 @@ static int sch_fill(sch_ctx *c, const cJSON *s, int refdepth, cJSON *out)
       if (add_str(out, copy_str[i], v)) return -1;
     }
   }
-  static const char *const copy_num[] = {"minimum", "maximum", "minLength", "maxLength", "minItems",
+  static const char *const copy_num[] = {"minimum",  "maximum",       "minLength",     "maxLength", "minItems",
                                          "maxItems", "minProperties", "maxProperties", NULL};
   for (int i = 0; copy_num[i]; i++) {
     const cJSON *v = jget(s, copy_num[i]);
@@ -374,10 +397,12 @@ static int sch_fill(sch_ctx *c, const cJSON *s, int refdepth, cJSON *out)
     if (!list) return -1;
     const cJSON *v;
     if (cJSON_IsArray(en)) {
-      cJSON_ArrayForEach(v, en) {
+      cJSON_ArrayForEach(v, en)
+      {
         if (cJSON_IsString(v)) {
           if (add_str(list, NULL, v->valuestring)) goto enum_fail;
         } else if (cJSON_IsNull(v)) {
+          cJSON_DeleteItemFromObjectCaseSensitive(out, "nullable");
           if (add(out, "nullable", cJSON_CreateTrue())) goto enum_fail;
         } else {
           char *t = cJSON_PrintUnformatted(v);
@@ -414,7 +439,8 @@ enum_done:;
     cJSON *po = obj_or(out, "properties");
     if (!po) return -1;
     const cJSON *p;
-    cJSON_ArrayForEach(p, props) {
+    cJSON_ArrayForEach(p, props)
+    {
       cJSON *cv = sch_conv(c, p, refdepth);
       if (!cv) return -1;
       cJSON_DeleteItemFromObjectCaseSensitive(po, p->string);
@@ -437,7 +463,8 @@ enum_done:;
     cJSON *ao = arr_or(out, "anyOf");
     if (!ao) return -1;
     const cJSON *m;
-    cJSON_ArrayForEach(m, l) {
+    cJSON_ArrayForEach(m, l)
+    {
       cJSON *cv = sch_conv(c, m, refdepth);
       if (!cv || add(ao, NULL, cv)) return -1;
     }
@@ -537,12 +564,12 @@ static int text_part(cJSON *parts, const char *text)
 
 static const char *mime_from_name(const char *u)
 {
-  static const char *const m[][2] = {
-      {"png", "image/png"},   {"jpg", "image/jpeg"},        {"jpeg", "image/jpeg"}, {"gif", "image/gif"},
-      {"webp", "image/webp"}, {"heic", "image/heic"},       {"heif", "image/heif"}, {"pdf", "application/pdf"},
-      {"txt", "text/plain"},  {"md", "text/md"},            {"csv", "text/csv"},    {"html", "text/html"},
-      {"mp3", "audio/mp3"},   {"wav", "audio/wav"},         {"flac", "audio/flac"}, {"mp4", "video/mp4"},
-      {"mov", "video/mov"},   {"json", "application/json"}};
+  static const char *const m[][2] = {{"png", "image/png"},   {"jpg", "image/jpeg"},      {"jpeg", "image/jpeg"},
+                                     {"gif", "image/gif"},   {"webp", "image/webp"},     {"heic", "image/heic"},
+                                     {"heif", "image/heif"}, {"pdf", "application/pdf"}, {"txt", "text/plain"},
+                                     {"md", "text/md"},      {"csv", "text/csv"},        {"html", "text/html"},
+                                     {"mp3", "audio/mp3"},   {"wav", "audio/wav"},       {"flac", "audio/flac"},
+                                     {"mp4", "video/mp4"},   {"mov", "video/mov"},       {"json", "application/json"}};
   size_t n = strcspn(u, "?#");
   const char *dot = NULL;
   for (size_t i = 0; i < n; i++) {
@@ -651,12 +678,15 @@ static int conv_part(rq *q, cJSON *parts, const cJSON *p, const char *path)
       const char *m = fmt ? fmt : mime_from_name(fn ? fn : fid);
       if (!m) m = mime_from_name(fid);
       if (!m) {
-        pc_err_set(e, 400, path, "%s.file: gemini needs the file's MIME type; give file.format or a filename with an extension", path);
+        pc_err_set(e, 400, path,
+                   "%s.file: gemini needs the file's MIME type; give file.format or a filename with an extension",
+                   path);
         return -1;
       }
       gp = file_part(fid, m);
     } else {
-      pc_err_set(e, 400, path, "%s.file: gemini takes file_data as a base64 data: URL or file_id as a gs:// or https:// URI", path);
+      pc_err_set(e, 400, path,
+                 "%s.file: gemini takes file_data as a base64 data: URL or file_id as a gs:// or https:// URI", path);
       return -1;
     }
   } else if (!strcmp(type, "input_audio")) {
@@ -696,7 +726,8 @@ static int content_text(const cJSON *c, pc_buf *b, const char *path, pc_err *e)
   const cJSON *p;
   int i = 0, first = 1;
   if (pc_buf_add(b, "", 0)) goto nomem;
-  cJSON_ArrayForEach(p, c) {
+  cJSON_ArrayForEach(p, c)
+  {
     const char *t = jstr(p, "type"), *tx = jstr(p, "text");
     if (!t || strcmp(t, "text") || !tx) {
       pc_err_set(e, 400, path, "%s.content[%d]: only text parts are supported by gemini here", path, i);
@@ -719,7 +750,8 @@ static const char *tool_name_for(const cJSON *msgs, int before, const char *id)
     const char *r = jstr(m, "role");
     if (!r || strcmp(r, "assistant")) continue;
     const cJSON *tc;
-    cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(m, "tool_calls")) {
+    cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(m, "tool_calls"))
+    {
       const char *tid = jstr(tc, "id");
       if (tid && !strcmp(tid, id)) return jstr(cJSON_GetObjectItemCaseSensitive(tc, "function"), "name");
     }
@@ -791,7 +823,8 @@ static int conv_assistant(rq *q, const cJSON *m)
   /* thought parts */
   const cJSON *tb;
   int i = 0;
-  cJSON_ArrayForEach(tb, cJSON_GetObjectItemCaseSensitive(m, "thinking_blocks")) {
+  cJSON_ArrayForEach(tb, cJSON_GetObjectItemCaseSensitive(m, "thinking_blocks"))
+  {
     const char *t = jstr(tb, "type");
     if (t && !strcmp(t, "thinking")) {
       const char *txt = jstr(tb, "thinking"), *sig = jstr(tb, "signature");
@@ -819,12 +852,14 @@ static int conv_assistant(rq *q, const cJSON *m)
   } else if (cJSON_IsArray(c)) {
     const cJSON *p;
     int k = 0;
-    cJSON_ArrayForEach(p, c) {
+    cJSON_ArrayForEach(p, c)
+    {
       char pp[128];
       snprintf(pp, sizeof pp, "%s.content[%d]", path, k++);
       int before = cJSON_GetArraySize(parts);
       if (conv_part(q, parts, p, pp)) return -1;
-      if (cJSON_GetArraySize(parts) > before && cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(parts, before), "text"))
+      if (cJSON_GetArraySize(parts) > before &&
+          cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(parts, before), "text"))
         last_text = before;
     }
   } else if (c && !cJSON_IsNull(c)) {
@@ -836,7 +871,8 @@ static int conv_assistant(rq *q, const cJSON *m)
   const cJSON *tc;
   int nfc = 0, first_fc = -1;
   i = 0;
-  cJSON_ArrayForEach(tc, tcs) {
+  cJSON_ArrayForEach(tc, tcs)
+  {
     const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
     const char *name = jstr(fn, "name");
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
@@ -867,8 +903,9 @@ static int conv_assistant(rq *q, const cJSON *m)
       goto nomem;
     }
     if (add_str(fc, "name", name) || add(fc, "args", a)) goto nomem;
-    const char *sig = jstr(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tc, "extra_content"), "google"),
-                           "thought_signature");
+    const char *sig =
+        jstr(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tc, "extra_content"), "google"),
+             "thought_signature");
     if (sig && add_str(p, "thoughtSignature", sig)) goto nomem;
     if (first_fc < 0) first_fc = cJSON_GetArraySize(parts) - 1;
     nfc++;
@@ -910,7 +947,8 @@ static int conv_messages(rq *q, const cJSON *msgs)
   }
   int idx = 0, conv = 0;
   const cJSON *m;
-  cJSON_ArrayForEach(m, msgs) {
+  cJSON_ArrayForEach(m, msgs)
+  {
     snprintf(q->path, sizeof q->path, "messages[%d]", idx);
     const char *role = jstr(m, "role");
     if (!role) {
@@ -957,7 +995,8 @@ static int conv_messages(rq *q, const cJSON *msgs)
       } else if (cJSON_IsArray(c)) {
         const cJSON *p;
         int k = 0;
-        cJSON_ArrayForEach(p, c) {
+        cJSON_ArrayForEach(p, c)
+        {
           char pp[128];
           snprintf(pp, sizeof pp, "%s.content[%d]", q->path, k++);
           if (conv_part(q, parts, p, pp)) return -1;
@@ -982,7 +1021,8 @@ static int conv_messages(rq *q, const cJSON *msgs)
   cJSON *c = q->contents->child;
   while (c) {
     cJSON *next = c->next;
-    if (!cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(c, "parts"))) cJSON_Delete(cJSON_DetachItemViaPointer(q->contents, c));
+    if (!cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(c, "parts")))
+      cJSON_Delete(cJSON_DetachItemViaPointer(q->contents, c));
     c = next;
   }
   if (!cJSON_GetArraySize(q->contents)) {
@@ -1014,7 +1054,8 @@ static int conv_tools(const cJSON *hub, cJSON *out, const xg_req_opts *o, pc_err
       if (add(t0, "functionDeclarations", decls)) goto nomem;
       const cJSON *t;
       int i = 0;
-      cJSON_ArrayForEach(t, tools) {
+      cJSON_ArrayForEach(t, tools)
+      {
         char path[64];
         snprintf(path, sizeof path, "tools[%d]", i);
         const char *type = jstr(t, "type");
@@ -1052,9 +1093,12 @@ static int conv_tools(const cJSON *hub, cJSON *out, const xg_req_opts *o, pc_err
     const char *mode = NULL, *only = NULL;
     const cJSON *allowed = NULL;
     if (cJSON_IsString(tch)) {
-      if (!strcmp(tch->valuestring, "auto")) mode = "AUTO";
-      else if (!strcmp(tch->valuestring, "none")) mode = "NONE";
-      else if (!strcmp(tch->valuestring, "required")) mode = "ANY";
+      if (!strcmp(tch->valuestring, "auto"))
+        mode = "AUTO";
+      else if (!strcmp(tch->valuestring, "none"))
+        mode = "NONE";
+      else if (!strcmp(tch->valuestring, "required"))
+        mode = "ANY";
     } else if (cJSON_IsObject(tch)) {
       const char *type = jstr(tch, "type");
       if (type && !strcmp(type, "function")) {
@@ -1082,7 +1126,8 @@ static int conv_tools(const cJSON *hub, cJSON *out, const xg_req_opts *o, pc_err
       if (add(fcc, "allowedFunctionNames", names)) goto nomem;
       if (only && add_str(names, NULL, only)) goto nomem;
       const cJSON *a;
-      cJSON_ArrayForEach(a, allowed) {
+      cJSON_ArrayForEach(a, allowed)
+      {
         const char *n = jstr(cJSON_GetObjectItemCaseSensitive(a, "function"), "name");
         if (!n) n = jstr(a, "name");
         if (!n) {
@@ -1133,13 +1178,20 @@ static int conv_thinking(const cJSON *hub, cJSON *gc, const xg_req_opts *o, pc_e
     } else if (t && (!strcmp(t, "adaptive") || (!strcmp(t, "enabled") && !bt))) {
       budget = -1; /* dynamic */
     } else {
-      pc_err_set(e, 400, "thinking", "thinking: expected {\"type\":\"enabled\",\"budget_tokens\":N} or {\"type\":\"disabled\"} for gemini");
+      pc_err_set(e, 400, "thinking",
+                 "thinking: expected {\"type\":\"enabled\",\"budget_tokens\":N} or {\"type\":\"disabled\"} for gemini");
       return -1;
     }
   } else {
-    static const struct { const char *n; long b; const char *lv; } t[] = {
-        {"none", 0, "MINIMAL"},           {"minimal", XG_BUDGET_MINIMAL, "MINIMAL"}, {"low", XG_BUDGET_LOW, "LOW"},
-        {"medium", XG_BUDGET_MEDIUM, "MEDIUM"}, {"high", XG_BUDGET_HIGH, "HIGH"}};
+    static const struct {
+      const char *n;
+      long b;
+      const char *lv;
+    } t[] = {{"none", 0, "MINIMAL"},
+             {"minimal", XG_BUDGET_MINIMAL, "MINIMAL"},
+             {"low", XG_BUDGET_LOW, "LOW"},
+             {"medium", XG_BUDGET_MEDIUM, "MEDIUM"},
+             {"high", XG_BUDGET_HIGH, "HIGH"}};
     size_t i;
     for (i = 0; i < sizeof t / sizeof t[0]; i++)
       if (!strcmp(effort, t[i].n)) break;
@@ -1148,8 +1200,10 @@ static int conv_thinking(const cJSON *hub, cJSON *gc, const xg_req_opts *o, pc_e
       return -1;
     }
     if (!strcmp(effort, "none")) include = 0;
-    if (o->thinking_level) level = t[i].lv;
-    else budget = t[i].b;
+    if (o->thinking_level)
+      level = t[i].lv;
+    else
+      budget = t[i].b;
   }
   cJSON *tc = cJSON_CreateObject();
   if (add(gc, "thinkingConfig", tc)) goto nomem;
@@ -1180,7 +1234,8 @@ static int conv_generation(const cJSON *hub, cJSON *out, const xg_req_opts *o, p
       if (add_str(ss, NULL, stop->valuestring)) goto nomem;
     } else if (cJSON_IsArray(stop)) {
       const cJSON *s;
-      cJSON_ArrayForEach(s, stop) {
+      cJSON_ArrayForEach(s, stop)
+      {
         if (!cJSON_IsString(s)) {
           pc_err_set(e, 400, "stop", "stop must be a string or an array of strings");
           goto fail;
@@ -1259,7 +1314,8 @@ cJSON *xg_request_from_hub(const cJSON *hub, const xg_req_opts *opts, pc_err *e)
   const cJSON *mod = jget(hub, "modalities");
   if (mod) {
     const cJSON *x;
-    cJSON_ArrayForEach(x, mod) if (!cJSON_IsString(x) || strcmp(x->valuestring, "text")) {
+    cJSON_ArrayForEach(x, mod) if (!cJSON_IsString(x) || strcmp(x->valuestring, "text"))
+    {
       pc_err_set(e, 400, "modalities", "modalities other than \"text\" are not supported by gemini");
       return NULL;
     }
@@ -1382,8 +1438,10 @@ static int envelope(cJSON *o, const char *id, const char *object, long long crea
 static void resp_ids(const cJSON *gem, const xg_meta *meta, char id[128], char model[128])
 {
   const char *rid = jstr(gem, "responseId"), *mv = jstr(gem, "modelVersion");
-  if (rid && *rid) snprintf(id, 128, "chatcmpl-%s", rid);
-  else snprintf(id, 128, "%s", meta && meta->id ? meta->id : "chatcmpl-gemini");
+  if (rid && *rid)
+    snprintf(id, 128, "chatcmpl-%s", rid);
+  else
+    snprintf(id, 128, "%s", meta && meta->id ? meta->id : "chatcmpl-gemini");
   snprintf(model, 128, "%s", mv && *mv ? mv : (meta && meta->model ? meta->model : ""));
 }
 
@@ -1430,7 +1488,8 @@ cJSON *xg_response_to_hub(const cJSON *gem, const xg_meta *meta, pc_err *e)
   if (envelope(out, id, "chat.completion", meta ? meta->created : 0, model)) goto nomem;
   int pos = 0;
   const cJSON *cand;
-  cJSON_ArrayForEach(cand, cands) {
+  cJSON_ArrayForEach(cand, cands)
+  {
     int ci = cand_index(cand, pos);
     cJSON *ch = cJSON_CreateObject(), *msg = cJSON_CreateObject();
     if (add(choices, NULL, ch)) {
@@ -1442,7 +1501,9 @@ cJSON *xg_response_to_hub(const cJSON *gem, const xg_meta *meta, pc_err *e)
     int ntext = 0, nreas = 0, ntc = 0;
     text.n = reas.n = 0;
     const cJSON *part;
-    cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cand, "content"), "parts")) {
+    cJSON_ArrayForEach(part,
+                       cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cand, "content"), "parts"))
+    {
       const char *t = jstr(part, "text"), *sig = jstr(part, "thoughtSignature");
       int thought = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(part, "thought"));
       const cJSON *fc = cJSON_GetObjectItemCaseSensitive(part, "functionCall");
@@ -1571,8 +1632,8 @@ static int stream_usage(xg_stream *s, pc_chunk_fn fn, void *ud, pc_err *e)
 {
   if (s->usage_sent || !s->usage) return 0;
   cJSON *c = cJSON_CreateObject();
-  if (!c || envelope(c, s->id, "chat.completion.chunk", s->created, s->model) || add(c, "choices", cJSON_CreateArray()) ||
-      add(c, "usage", hub_usage(s->usage))) {
+  if (!c || envelope(c, s->id, "chat.completion.chunk", s->created, s->model) ||
+      add(c, "choices", cJSON_CreateArray()) || add(c, "usage", hub_usage(s->usage))) {
     cJSON_Delete(c);
     oom(e);
     return -1;
@@ -1627,12 +1688,15 @@ int xg_stream_event(xg_stream *s, const char *data, size_t n, pc_chunk_fn fn, vo
   }
   const cJSON *cand;
   int pos = 0;
-  cJSON_ArrayForEach(cand, cJSON_GetObjectItemCaseSensitive(gem, "candidates")) {
+  cJSON_ArrayForEach(cand, cJSON_GetObjectItemCaseSensitive(gem, "candidates"))
+  {
     int ci = cand_index(cand, pos++);
     if (ci >= XG_MAX_CHOICES || s->finished[ci]) continue; /* nothing follows a finish */
     if (ci + 1 > s->nchoices) s->nchoices = ci + 1;
     const cJSON *part;
-    cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cand, "content"), "parts")) {
+    cJSON_ArrayForEach(part,
+                       cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cand, "content"), "parts"))
+    {
       const char *t = jstr(part, "text"), *sig = jstr(part, "thoughtSignature");
       int thought = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(part, "thought"));
       const cJSON *fc = cJSON_GetObjectItemCaseSensitive(part, "functionCall");
@@ -1715,7 +1779,8 @@ cJSON *xg_embed_request(const cJSON *req, xg_flavor flavor, const char *model, p
     return NULL;
   }
   const cJSON *x;
-  if (cJSON_IsArray(in)) cJSON_ArrayForEach(x, in) if (!cJSON_IsString(x)) {
+  if (cJSON_IsArray(in)) cJSON_ArrayForEach(x, in) if (!cJSON_IsString(x))
+    {
       pc_err_set(e, 400, "input", "input: token arrays are not supported by gemini; send text");
       return NULL;
     }
@@ -1787,7 +1852,8 @@ static cJSON *b64_floats(const cJSON *vals)
   if (raw && txt) {
     int i = 0;
     const cJSON *v;
-    cJSON_ArrayForEach(v, vals) {
+    cJSON_ArrayForEach(v, vals)
+    {
       float f = (float)v->valuedouble;
       uint32_t u;
       memcpy(&u, &f, 4);
@@ -1835,7 +1901,8 @@ cJSON *xg_embed_response(const cJSON *gem, const char *model, int base64, pc_err
     const cJSON *emb = it;
     if (list && list == preds) {
       emb = cJSON_GetObjectItemCaseSensitive(it, "embeddings");
-      const cJSON *tc = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(emb, "statistics"), "token_count");
+      const cJSON *tc =
+          cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(emb, "statistics"), "token_count");
       if (cJSON_IsNumber(tc)) tokens += tc->valuedouble;
     }
     const cJSON *vals = cJSON_GetObjectItemCaseSensitive(emb, "values"), *v;

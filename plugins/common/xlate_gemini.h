@@ -229,8 +229,9 @@ const char *xg_error_type(int status);
  *   Vertex     {base}/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:{method}
  * method: "generateContent", "streamGenerateContent" (gets "?alt=sse"), "batchEmbedContents",
  * "embedContent", "predict", "countTokens". model may carry a "models/" prefix. project,
- * location and model must be [A-Za-z0-9._@-]+ and not only dots (no path tricks). AI Studio authenticates with the
- * header "x-goog-api-key: <key>", Vertex with "Authorization: Bearer <token>" (gcp_jwt.h).
+ * location and model must be [A-Za-z0-9._@-]+ and not only dots (no path tricks). AI Studio
+ * authenticates with the header "x-goog-api-key: <key>", Vertex with "Authorization: Bearer
+ * <token>" (gcp_jwt.h).
  * Returns 0, or -1 (bad argument or out of memory; out unchanged on bad arguments). */
 int xg_url(pc_buf *out, xg_flavor flavor, const char *base, const char *project,
            const char *location, const char *model, const char *method);

@@ -25,10 +25,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c) do { if (!(c)) abort(); } while (0)
+#define CHECK(c)                                                                                                       \
+  do {                                                                                                                 \
+    if (!(c)) abort();                                                                                                 \
+  } while (0)
+
+/* no object in the tree has a member name twice */
+static void no_dup_keys(const cJSON *j, int depth)
+{
+  CHECK(depth < 2000);
+  for (const cJSON *a = j ? j->child : NULL; a; a = a->next) {
+    if (cJSON_IsObject(j))
+      for (const cJSON *b = a->next; b; b = b->next) CHECK(strcmp(a->string, b->string));
+    no_dup_keys(a, depth + 1);
+  }
+}
 
 static void reprint(const cJSON *j)
 {
+  no_dup_keys(j, 0);
   char *t = cJSON_PrintUnformatted(j);
   CHECK(t);
   cJSON *back = cJSON_Parse(t);
@@ -46,14 +61,16 @@ static void check_err(const pc_err *e)
 /* Gemini Schema subset keywords (OpenAPI mode) */
 static void check_schema(const cJSON *s, int depth)
 {
-  static const char *const ok[] = {"type", "format", "title", "description", "nullable", "enum", "maxItems",
-                                   "minItems", "properties", "required", "minProperties", "maxProperties",
-                                   "minLength", "maxLength", "pattern", "example", "anyOf", "propertyOrdering",
-                                   "default", "items", "minimum", "maximum", NULL};
+  static const char *const ok[] = {
+      "type",     "format",     "title",    "description",      "nullable",      "enum",      "maxItems",
+      "minItems", "properties", "required", "minProperties",    "maxProperties", "minLength", "maxLength",
+      "pattern",  "example",    "anyOf",    "propertyOrdering", "default",       "items",     "minimum",
+      "maximum",  NULL};
   CHECK(depth < 2000);
   if (!cJSON_IsObject(s)) return;
   const cJSON *k;
-  cJSON_ArrayForEach(k, s) {
+  cJSON_ArrayForEach(k, s)
+  {
     int found = 0;
     for (int i = 0; ok[i]; i++)
       if (!strcmp(k->string, ok[i])) found = 1;
@@ -75,7 +92,9 @@ static void do_request(const char *t, size_t n, unsigned flags)
 {
   cJSON *hub = cJSON_ParseWithLength(t, n);
   if (!hub) return;
-  xg_req_opts o = {.schema_openapi = flags & 1, .hoist_mid_system = !!(flags & 2), .thinking_level = !!(flags & 4),
+  xg_req_opts o = {.schema_openapi = flags & 1,
+                   .hoist_mid_system = !!(flags & 2),
+                   .thinking_level = !!(flags & 4),
                    .fill_signatures = !!(flags & 8)};
   pc_err e = {0};
   cJSON *g = xg_request_from_hub(hub, &o, &e);
@@ -83,7 +102,8 @@ static void do_request(const char *t, size_t n, unsigned flags)
     CHECK(cJSON_IsObject(g));
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(g, "contents"), *x;
     CHECK(cJSON_IsArray(c) && cJSON_GetArraySize(c) > 0);
-    cJSON_ArrayForEach(x, c) {
+    cJSON_ArrayForEach(x, c)
+    {
       const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "role"));
       CHECK(role && (!strcmp(role, "user") || !strcmp(role, "model")));
       CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, "parts")) > 0);
@@ -93,10 +113,13 @@ static void do_request(const char *t, size_t n, unsigned flags)
                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x->next, "role"))));
     if (o.schema_openapi) {
       const cJSON *d;
-      cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(g, "tools"), 0),
-                                                             "functionDeclarations"))
-        check_schema(cJSON_GetObjectItemCaseSensitive(d, "parameters"), 0);
-      check_schema(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g, "generationConfig"), "responseSchema"), 0);
+      cJSON_ArrayForEach(
+          d, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(g, "tools"), 0),
+                                              "functionDeclarations"))
+          check_schema(cJSON_GetObjectItemCaseSensitive(d, "parameters"), 0);
+      check_schema(
+          cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g, "generationConfig"), "responseSchema"),
+          0);
     }
     reprint(g);
   } else {
@@ -122,12 +145,15 @@ static void do_response(const char *t, size_t n)
   if (h) {
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive(h, "choices"), *c;
     CHECK(cJSON_GetArraySize(ch) > 0);
-    cJSON_ArrayForEach(c, ch) {
+    cJSON_ArrayForEach(c, ch)
+    {
       CHECK(known_finish(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "finish_reason"))));
       const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c, "message"), *tc;
       CHECK(cJSON_IsObject(msg));
-      cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls")) {
-        const char *a = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tc, "function"), "arguments"));
+      cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls"))
+      {
+        const char *a = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tc, "function"), "arguments"));
         CHECK(a);
         cJSON *pa = cJSON_Parse(a); /* arguments are JSON text */
         CHECK(pa);
@@ -171,7 +197,8 @@ static int on_chunk(void *ud, const cJSON *c)
     CHECK(cJSON_IsNull(fr));
   s->delta_seen[ix] = 1;
   const cJSON *tc;
-  cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "delta"), "tool_calls")) {
+  cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "delta"), "tool_calls"))
+  {
     CHECK((int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(tc, "index")) == s->ntools[ix]);
     s->ntools[ix]++;
   }
@@ -206,15 +233,17 @@ static void do_embed(const char *t, size_t n)
   pc_err e = {0};
   for (int f = 0; f < 2; f++) {
     cJSON *r = xg_embed_request(j, f ? XG_VERTEX : XG_AISTUDIO, NULL, &e);
-    if (r) reprint(r);
-    else check_err(&e);
+    if (r)
+      reprint(r);
+    else
+      check_err(&e);
     cJSON_Delete(r);
     r = xg_embed_response(j, "m", f, &e);
     if (r) {
       const cJSON *d;
       cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(r, "data"))
-        CHECK(f ? cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d, "embedding"))
-                : cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(d, "embedding")));
+          CHECK(f ? cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d, "embedding"))
+                  : cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(d, "embedding")));
       reprint(r);
     } else
       check_err(&e);

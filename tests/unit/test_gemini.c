@@ -101,8 +101,10 @@ static void check_member(const char *hub_text, const xg_req_opts *o, const char 
   cJSON *want = want_text ? cJSON_Parse(want_text) : NULL;
   T_CHECK(!want_text || want != NULL);
   const cJSON *got = g ? cJSON_GetObjectItemCaseSensitive(g, member) : NULL;
-  if (want_text) T_CHECK(same_json(got, want, member));
-  else T_CHECK(g && !got); /* absent */
+  if (want_text)
+    T_CHECK(same_json(got, want, member));
+  else
+    T_CHECK(g && !got); /* absent */
   cJSON_Delete(g);
   cJSON_Delete(want);
 }
@@ -130,46 +132,55 @@ static void test_request_thinking_and_choice(void)
   check_member("{" U ",\"stop\":[\"a\",\"b\"],\"max_tokens\":9}", &def, "generationConfig",
                "{\"stopSequences\":[\"a\",\"b\"],\"maxOutputTokens\":9}");
   check_member("{" U ",\"response_format\":{\"type\":\"text\"}}", &def, "generationConfig", NULL);
-  check_member("{" U ",\"tool_choice\":\"auto\"}", &def, "toolConfig", "{\"functionCallingConfig\":{\"mode\":\"AUTO\"}}");
-  check_member("{" U ",\"tool_choice\":\"required\"}", &def, "toolConfig", "{\"functionCallingConfig\":{\"mode\":\"ANY\"}}");
-  check_member("{" U ",\"tool_choice\":{\"type\":\"allowed_tools\",\"allowed_tools\":{\"mode\":\"required\",\"tools\":["
-               "{\"type\":\"function\",\"function\":{\"name\":\"a\"}},{\"type\":\"function\",\"function\":{\"name\":\"b\"}}]}}}",
-               &def, "toolConfig",
-               "{\"functionCallingConfig\":{\"mode\":\"ANY\",\"allowedFunctionNames\":[\"a\",\"b\"]}}");
+  check_member("{" U ",\"tool_choice\":\"auto\"}", &def, "toolConfig",
+               "{\"functionCallingConfig\":{\"mode\":\"AUTO\"}}");
+  check_member("{" U ",\"tool_choice\":\"required\"}", &def, "toolConfig",
+               "{\"functionCallingConfig\":{\"mode\":\"ANY\"}}");
+  check_member(
+      "{" U ",\"tool_choice\":{\"type\":\"allowed_tools\",\"allowed_tools\":{\"mode\":\"required\",\"tools\":["
+      "{\"type\":\"function\",\"function\":{\"name\":\"a\"}},{\"type\":\"function\",\"function\":{\"name\":\"b\"}}]}}}",
+      &def, "toolConfig", "{\"functionCallingConfig\":{\"mode\":\"ANY\",\"allowedFunctionNames\":[\"a\",\"b\"]}}");
 }
 
 static void test_request_signatures(void)
 {
   /* a turn without signatures gets the documented dummy on its first call with fill_signatures */
-  const char *h = "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
-                  "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"x\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}},"
-                  "{\"id\":\"y\",\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
-                  "{\"role\":\"tool\",\"tool_call_id\":\"y\",\"content\":\"[1,2]\"},"
-                  "{\"role\":\"tool\",\"tool_call_id\":\"x\",\"content\":\"42\"}]}";
+  const char *h =
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
+      "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"x\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+      "\"arguments\":\"{}\"}},"
+      "{\"id\":\"y\",\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
+      "{\"role\":\"tool\",\"tool_call_id\":\"y\",\"content\":\"[1,2]\"},"
+      "{\"role\":\"tool\",\"tool_call_id\":\"x\",\"content\":\"42\"}]}";
   xg_req_opts fill = {.fill_signatures = 1}, def = {0};
-  check_member(h, &fill, "contents",
-               "[{\"role\":\"user\",\"parts\":[{\"text\":\"q\"}]},"
-               "{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}},\"thoughtSignature\":\"" XG_DUMMY_SIGNATURE "\"},"
-               "{\"functionCall\":{\"name\":\"g\",\"args\":{\"a\":1}}}]},"
-               "{\"role\":\"user\",\"parts\":[{\"functionResponse\":{\"name\":\"g\",\"response\":{\"content\":\"[1,2]\"}}},"
-               "{\"functionResponse\":{\"name\":\"f\",\"response\":{\"content\":\"42\"}}}]}]");
-  check_member(h, &def, "contents",
-               "[{\"role\":\"user\",\"parts\":[{\"text\":\"q\"}]},"
-               "{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}}},"
-               "{\"functionCall\":{\"name\":\"g\",\"args\":{\"a\":1}}}]},"
-               "{\"role\":\"user\",\"parts\":[{\"functionResponse\":{\"name\":\"g\",\"response\":{\"content\":\"[1,2]\"}}},"
-               "{\"functionResponse\":{\"name\":\"f\",\"response\":{\"content\":\"42\"}}}]}]");
+  check_member(
+      h, &fill, "contents",
+      "[{\"role\":\"user\",\"parts\":[{\"text\":\"q\"}]},"
+      "{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}},\"thoughtSignature\":"
+      "\"" XG_DUMMY_SIGNATURE "\"},"
+      "{\"functionCall\":{\"name\":\"g\",\"args\":{\"a\":1}}}]},"
+      "{\"role\":\"user\",\"parts\":[{\"functionResponse\":{\"name\":\"g\",\"response\":{\"content\":\"[1,2]\"}}},"
+      "{\"functionResponse\":{\"name\":\"f\",\"response\":{\"content\":\"42\"}}}]}]");
+  check_member(
+      h, &def, "contents",
+      "[{\"role\":\"user\",\"parts\":[{\"text\":\"q\"}]},"
+      "{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}}},"
+      "{\"functionCall\":{\"name\":\"g\",\"args\":{\"a\":1}}}]},"
+      "{\"role\":\"user\",\"parts\":[{\"functionResponse\":{\"name\":\"g\",\"response\":{\"content\":\"[1,2]\"}}},"
+      "{\"functionResponse\":{\"name\":\"f\",\"response\":{\"content\":\"42\"}}}]}]");
   /* an assistant turn left empty disappears and the user turns around it merge (alternation) */
   check_member("{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"\"},"
                "{\"role\":\"user\",\"content\":\"b\"},{\"role\":\"assistant\",\"content\":null}]}",
                &def, "contents", "[{\"role\":\"user\",\"parts\":[{\"text\":\"a\"},{\"text\":\"b\"}]}]");
   /* Gemini's OpenAI-compatible extra_content signature is kept and not overridden by the dummy */
-  check_member("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":["
-               "{\"id\":\"x\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"},"
-               "\"extra_content\":{\"google\":{\"thought_signature\":\"REAL\"}}}]}]}",
-               &fill, "contents",
-               "[{\"role\":\"user\",\"parts\":[{\"text\":\"q\"}]},"
-               "{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}},\"thoughtSignature\":\"REAL\"}]}]");
+  check_member(
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":["
+      "{\"id\":\"x\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"},"
+      "\"extra_content\":{\"google\":{\"thought_signature\":\"REAL\"}}}]}]}",
+      &fill, "contents",
+      "[{\"role\":\"user\",\"parts\":[{\"text\":\"q\"}]},"
+      "{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}},\"thoughtSignature\":\"REAL\"}]}"
+      "]");
 }
 
 static void expect_400(const char *hub_text, const xg_req_opts *o, const char *param)
@@ -200,33 +211,48 @@ static void test_request_errors(void)
   expect_400("{" U ",\"response_format\":{\"type\":\"xml\"}}", &def, "response_format");
   expect_400("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"video\",\"video\":{}}]}]}", &def,
              "messages[0].content[0]");
-  expect_400("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png,abc\"}}]}]}",
+  expect_400("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:"
+             "image/png,abc\"}}]}]}",
              &def, "messages[0].content[0]");
-  expect_400("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"ftp://x/y.png\"}}]}]}",
+  expect_400("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"ftp://x/"
+             "y.png\"}}]}]}",
              &def, "messages[0].content[0]");
-  expect_400("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"file\",\"file\":{\"file_id\":\"file-abc\"}}]}]}", &def,
-             "messages[0].content[0]");
-  expect_400("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"tool\",\"tool_call_id\":\"nope\",\"content\":\"1\"}]}",
+  expect_400(
+      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"file\",\"file\":{\"file_id\":\"file-abc\"}}]}]}",
+      &def, "messages[0].content[0]");
+  expect_400("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"tool\",\"tool_call_id\":\"nope\","
+             "\"content\":\"1\"}]}",
              &def, "messages[1]");
-  expect_400("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"x\","
-             "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
-             &def, "messages[1]");
+  expect_400(
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"x\","
+      "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
+      &def, "messages[1]");
   expect_400("{\"messages\":[{\"role\":\"function\",\"content\":\"q\"}]}", &def, "messages[0]");
   expect_400("{\"messages\":[{\"role\":\"system\",\"content\":\"only system\"}]}", &def, "messages");
   /* schema subset: what cannot be carried is named */
-  expect_400("{" U ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+  expect_400("{" U
+             ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
              "\"properties\":{\"a\":{\"not\":{\"type\":\"string\"}}}}}}]}",
              &openapi, "tools[0].function.parameters");
-  expect_400("{" U ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"$ref\":\"#/$defs/n\","
+  expect_400("{" U
+             ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"$ref\":\"#/$defs/n\","
              "\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"next\":{\"$ref\":\"#/$defs/n\"}}}}}}}]}",
              &openapi, "tools[0].function.parameters");
-  expect_400("{" U ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"$ref\":\"http://x/s.json\"}}}]}",
+  expect_400("{" U ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"$ref\":\"http://"
+                   "x/s.json\"}}}]}",
              &openapi, "tools[0].function.parameters");
+  /* enum with null and a nullable type list: one "nullable" member */
+  check_member("{" U ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"n\",\"schema\":"
+               "{\"type\":[\"string\",\"null\"],\"enum\":[\"a\",null],\"allOf\":[{\"description\":\"d\"}]}}}}",
+               &openapi, "generationConfig",
+               "{\"responseMimeType\":\"application/json\",\"responseSchema\":"
+               "{\"description\":\"d\",\"type\":\"STRING\",\"nullable\":true,\"enum\":[\"a\"]}}");
   /* the recursive schema passes unchanged as parametersJsonSchema */
   pc_err e = {0};
-  cJSON *g = req_of("{" U ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"$ref\":\"#/$defs/n\","
-                    "\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"next\":{\"$ref\":\"#/$defs/n\"}}}}}}}]}",
-                    &def, &e);
+  cJSON *g = req_of(
+      "{" U ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"$ref\":\"#/$defs/n\","
+      "\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"next\":{\"$ref\":\"#/$defs/n\"}}}}}}}]}",
+      &def, &e);
   T_CHECK(g != NULL);
   cJSON_Delete(g);
   /* not an object at all */
@@ -275,11 +301,14 @@ static void test_response_errors(void)
   T_EQ_INT(e.status, 502);
   cJSON_Delete(bad);
   /* own ids of function calls are kept */
-  cJSON *own = cJSON_Parse("{\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"id\":\"fc-9\",\"name\":\"f\"}}]},"
-                           "\"finishReason\":\"STOP\"}]}");
+  cJSON *own =
+      cJSON_Parse("{\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"id\":\"fc-9\",\"name\":\"f\"}}]},"
+                  "\"finishReason\":\"STOP\"}]}");
   cJSON *h = xg_response_to_hub(own, NULL, &e);
   const cJSON *tc = cJSON_GetArrayItem(
-      cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(h, "choices"), 0), "message"), "tool_calls"), 0);
+      cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(h, "choices"), 0), "message"),
+                          "tool_calls"),
+      0);
   T_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(tc, "id")), "fc-9");
   T_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "arguments")), "{}");
   cJSON_Delete(h);
@@ -291,8 +320,8 @@ static void test_finish_reasons(void)
   T_EQ_STR(xg_finish_reason("STOP", 0), "stop");
   T_EQ_STR(xg_finish_reason("STOP", 1), "tool_calls");
   T_EQ_STR(xg_finish_reason("MAX_TOKENS", 1), "length");
-  const char *filt[] = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE", "IMAGE_SAFETY",
-                        "IMAGE_PROHIBITED_CONTENT"};
+  const char *filt[] = {"SAFETY", "RECITATION", "BLOCKLIST",    "PROHIBITED_CONTENT",
+                        "SPII",   "LANGUAGE",   "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"};
   for (size_t i = 0; i < sizeof filt / sizeof filt[0]; i++) T_EQ_STR(xg_finish_reason(filt[i], 0), "content_filter");
   T_EQ_STR(xg_finish_reason("MALFORMED_FUNCTION_CALL", 0), "stop");
   T_EQ_STR(xg_finish_reason("OTHER", 0), "stop");
@@ -340,12 +369,16 @@ static void test_stream_golden(void)
   T_CHECK(same_json(sk.chunks, want, "stream_tools.chunks.json"));
 
   /* the same answer non-streamed gives the same tool-call ids */
-  const char *last = strrchr(sse, '{') ? strstr(sse, "data: {\"candidates\": [{\"content\": {\"role\": \"model\", \"parts\": [{\"functionCall\"") : NULL;
+  const char *last =
+      strrchr(sse, '{')
+          ? strstr(sse, "data: {\"candidates\": [{\"content\": {\"role\": \"model\", \"parts\": [{\"functionCall\"")
+          : NULL;
   T_CHECK(last != NULL);
   if (last) {
     cJSON *g = cJSON_Parse(last + 6);
     cJSON *h = xg_response_to_hub(g, &m, &e);
-    const cJSON *tcs = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(h, "choices"), 0), "message"), "tool_calls");
+    const cJSON *tcs = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(h, "choices"), 0), "message"), "tool_calls");
     T_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(tcs, 0), "id")), "call_cb498327ad01a387");
     T_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(tcs, 1), "id")), "call_218777efc3c1f9a1");
     cJSON_Delete(h);
@@ -396,14 +429,16 @@ static void test_stream_edges(void)
     xg_stream st;
     xg_stream_init(&st, &m);
     sink sk = {cJSON_CreateArray(), 0};
-    const char *ev = "{\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":4,\"totalTokenCount\":4},"
+    const char *ev = "{\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":4,"
+                     "\"totalTokenCount\":4},"
                      "\"responseId\":\"b\",\"modelVersion\":\"gemini-2.5-flash\"}";
     T_EQ_INT(xg_stream_event(&st, ev, strlen(ev), collect, &sk, &e), 0);
     T_EQ_INT(xg_stream_finish(&st, collect, &sk, &e), 0);
     cJSON *want = cJSON_Parse(
         "[{\"id\":\"chatcmpl-b\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"gemini-2.5-flash\","
         "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":\"content_filter\"}]},"
-        "{\"id\":\"chatcmpl-b\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"gemini-2.5-flash\",\"choices\":[],"
+        "{\"id\":\"chatcmpl-b\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"gemini-2.5-flash\","
+        "\"choices\":[],"
         "\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":0,\"total_tokens\":4,"
         "\"prompt_tokens_details\":{\"cached_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0}}}]");
     T_CHECK(same_json(sk.chunks, want, "blocked stream"));
@@ -431,8 +466,10 @@ static void test_stream_edges(void)
     xg_stream st;
     xg_stream_init(&st, &m);
     sink sk = {cJSON_CreateArray(), 0};
-    const char *ev = "{\"candidates\":[{\"index\":1,\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]},"
-                     "\"finishReason\":\"STOP\"},{\"index\":0,\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"MAX_TOKENS\"}]}";
+    const char *ev =
+        "{\"candidates\":[{\"index\":1,\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]},"
+        "\"finishReason\":\"STOP\"},{\"index\":0,\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"MAX_"
+        "TOKENS\"}]}";
     T_EQ_INT(xg_stream_event(&st, ev, strlen(ev), collect, &sk, &e), 0);
     T_EQ_INT(xg_stream_finish(&st, collect, &sk, &e), 0);
     T_EQ_INT(cJSON_GetArraySize(sk.chunks), 4);
@@ -470,8 +507,9 @@ static void test_embeddings(void)
   T_CHECK(same_json(gv, wv, "embed_resp.vertex.openai.json"));
   /* base64: little-endian float32 of [1, -2] */
   cJSON *gb = xg_embed_response(rv, "m", 1, &e);
-  T_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(gb, "data"), 0), "embedding")),
-           "AACAPwAAAMA=");
+  T_EQ_STR(
+      cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(gb, "data"), 0), "embedding")),
+      "AACAPwAAAMA=");
   /* single embedContent answer */
   cJSON *one = cJSON_Parse("{\"embedding\":{\"values\":[0.25]}}");
   cJSON *go = xg_embed_response(one, "m", 0, &e);
@@ -529,8 +567,8 @@ static void test_errors(void)
   T_EQ_STR(xg_error_type(504), "timeout_error");
 }
 
-static void url_is(xg_flavor f, const char *base, const char *proj, const char *loc, const char *model, const char *method,
-                   const char *want)
+static void url_is(xg_flavor f, const char *base, const char *proj, const char *loc, const char *model,
+                   const char *method, const char *want)
 {
   pc_buf b = {0};
   int rc = xg_url(&b, f, base, proj, loc, model, method);
@@ -553,7 +591,8 @@ static void test_urls(void)
   url_is(XG_AISTUDIO, "http://127.0.0.1:18080/", NULL, NULL, "text-embedding-004", "batchEmbedContents",
          "http://127.0.0.1:18080/v1beta/models/text-embedding-004:batchEmbedContents");
   url_is(XG_VERTEX, NULL, "my-proj", "us-central1", "gemini-2.0-flash-001", "generateContent",
-         "https://us-central1-aiplatform.googleapis.com/v1/projects/my-proj/locations/us-central1/publishers/google/models/"
+         "https://us-central1-aiplatform.googleapis.com/v1/projects/my-proj/locations/us-central1/publishers/google/"
+         "models/"
          "gemini-2.0-flash-001:generateContent");
   url_is(XG_VERTEX, NULL, "p", "global", "gemini-2.5-pro", "streamGenerateContent",
          "https://aiplatform.googleapis.com/v1/projects/p/locations/global/publishers/google/models/gemini-2.5-pro:"
@@ -659,13 +698,14 @@ static void test_jwt(void)
     T_EQ_INT(b64url_dec(d2 + 1, strlen(d2 + 1), &s), 0);
     cJSON *hj = cJSON_Parse(h.p), *cj = cJSON_Parse(c.p);
     cJSON *wh = cJSON_Parse("{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"kid-123\"}");
-    cJSON *wc = cJSON_Parse("{\"iss\":\"svc@proj-1.iam.gserviceaccount.com\",\"scope\":"
-                            "\"https://www.googleapis.com/auth/cloud-platform\",\"aud\":\"http://127.0.0.1:18081/token\","
-                            "\"iat\":1700000000,\"exp\":1700003600}");
+    cJSON *wc =
+        cJSON_Parse("{\"iss\":\"svc@proj-1.iam.gserviceaccount.com\",\"scope\":"
+                    "\"https://www.googleapis.com/auth/cloud-platform\",\"aud\":\"http://127.0.0.1:18081/token\","
+                    "\"iat\":1700000000,\"exp\":1700003600}");
     T_CHECK(same_json(hj, wh, "JWT header"));
     T_CHECK(same_json(cj, wc, "JWT claims"));
     T_CHECK(strstr(c.p, "\"iat\":1700000000") != NULL); /* integers, not 1.7e+09 */
-    T_EQ_INT(s.n, 256);                                  /* RSA-2048 signature */
+    T_EQ_INT(s.n, 256);                                 /* RSA-2048 signature */
     T_CHECK(verify_rs256(k, jwt.p, (size_t)(d2 - jwt.p), (unsigned char *)s.p, s.n));
     /* a changed claim no longer verifies */
     char *tampered = xstrdup(jwt.p);
@@ -702,9 +742,10 @@ static void test_jwt(void)
     b64url_dec(a + 1, (size_t)(b2 - a - 1), &c);
     cJSON *hj = cJSON_Parse(h.p), *cj = cJSON_Parse(c.p);
     cJSON *wh = cJSON_Parse("{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
-    cJSON *wc = cJSON_Parse("{\"iss\":\"svc@proj-1.iam.gserviceaccount.com\",\"scope\":"
-                            "\"https://www.googleapis.com/auth/generative-language\",\"aud\":\"" GJ_DEFAULT_TOKEN_URI "\","
-                            "\"iat\":5,\"exp\":3605}");
+    cJSON *wc =
+        cJSON_Parse("{\"iss\":\"svc@proj-1.iam.gserviceaccount.com\",\"scope\":"
+                    "\"https://www.googleapis.com/auth/generative-language\",\"aud\":\"" GJ_DEFAULT_TOKEN_URI "\","
+                    "\"iat\":5,\"exp\":3605}");
     T_CHECK(same_json(hj, wh, "JWT header without kid"));
     T_CHECK(same_json(cj, wc, "JWT claims, other scope"));
     cJSON_Delete(hj);
@@ -726,10 +767,11 @@ static void test_jwt(void)
   T_CHECK(key.client_email == NULL);
 
   /* parse errors name the field */
-  const char *bad[][2] = {{"{\"type\":\"authorized_user\",\"client_email\":\"a\",\"private_key\":\"-----BEGIN X\"}", "type"},
-                          {"{\"private_key\":\"-----BEGIN X\"}", "client_email"},
-                          {"{\"client_email\":\"a\",\"private_key\":\"nope\"}", "private_key"},
-                          {"[]", ""}};
+  const char *bad[][2] = {
+      {"{\"type\":\"authorized_user\",\"client_email\":\"a\",\"private_key\":\"-----BEGIN X\"}", "type"},
+      {"{\"private_key\":\"-----BEGIN X\"}", "client_email"},
+      {"{\"client_email\":\"a\",\"private_key\":\"nope\"}", "private_key"},
+      {"[]", ""}};
   for (int i = 0; i < 4; i++) {
     gj_key kk;
     T_EQ_INT(gj_key_parse(bad[i][0], strlen(bad[i][0]), &kk, &e), -1);
