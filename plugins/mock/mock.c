@@ -440,6 +440,13 @@ static void latency_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *u
   H->resume(r, deliver(r, ud) == AIGW_OK ? AIGW_STOP : AIGW_ERROR);
 }
 
+/* The request path (query ignored) ends with suffix. */
+static int path_ends(aigw_str path, const char *suffix) {
+  const char *q = memchr(path.p, '?', path.n);
+  size_t n = q ? (size_t)(q - path.p) : path.n, sl = strlen(suffix);
+  return n >= sl && memcmp(path.p + n - sl, suffix, sl) == 0;
+}
+
 static aigw_status mock_prepare(void *vi, aigw_req *r, void **rctx) {
   mock_inst *in = vi;
   mock_reply *rep = H->req_alloc(r, sizeof *rep);
@@ -448,8 +455,42 @@ static aigw_status mock_prepare(void *vi, aigw_req *r, void **rctx) {
   if (!rep) return AIGW_ERROR;
   *rctx = rep;
 
+  aigw_str path = {0};
   if (api == AIGW_API_MODELS) {
     rep->status = 200, rep->ctype = "application/json", rep->body = AIGW_STR(MODELS_JSON);
+    rc = 0;
+  } else if (api == AIGW_API_PASSTHROUGH && H->path(r, &path) == AIGW_OK && path_ends(path, "/messages/count_tokens")) {
+    /* Anthropic's count_tokens, offline: the same ceil(bytes / 4) estimate as the answers' usage */
+    aigw_str raw = {0};
+    H->body_raw(r, AIGW_UPSTREAM_REQUEST, &raw);
+    cJSON *b = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+    if (!cJSON_IsObject(b)) {
+      cJSON_Delete(b);
+      H->respond_error(r, 400, "invalid_request_error", "the request body must be a JSON object");
+      return AIGW_STOP;
+    }
+    size_t bytes = 0;
+    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(b, "system"), *m, *part;
+    if (cJSON_IsString(sys)) bytes += strlen(sys->valuestring);
+    const cJSON *sysarr = cJSON_IsArray(sys) ? sys : NULL;
+    cJSON_ArrayForEach(part, sysarr) {
+      const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+      if (cJSON_IsString(t)) bytes += strlen(t->valuestring);
+    }
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(b, "messages")) {
+      const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+      if (cJSON_IsString(c)) bytes += strlen(c->valuestring);
+      const cJSON *carr = cJSON_IsArray(c) ? c : NULL;
+      cJSON_ArrayForEach(part, carr) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (cJSON_IsString(t)) bytes += strlen(t->valuestring);
+      }
+    }
+    cJSON_Delete(b);
+    sb out = {r, NULL, 0, 0, 0};
+    sb_printf(&out, "{\"input_tokens\":%lld}", (long long)est_tokens(bytes));
+    if (out.oom) return AIGW_ERROR;
+    rep->status = 200, rep->ctype = "application/json", rep->body = (aigw_str){out.p, out.n};
     rc = 0;
   } else if (api == AIGW_API_CHAT || api == AIGW_API_EMBEDDINGS || api == AIGW_API_MESSAGES) {
     if (api == AIGW_API_MESSAGES) {
@@ -482,9 +523,14 @@ static aigw_status mock_prepare(void *vi, aigw_req *r, void **rctx) {
       return AIGW_STOP;
     }
     rc = api != AIGW_API_EMBEDDINGS ? chat_answer(r, body, rep) : embeddings_answer(in, r, body, rep);
+  } else if (api == AIGW_API_PASSTHROUGH) {
+    H->respond_error(r, 404, "invalid_request_error",
+                     "the built-in mock provider serves chat completions, embeddings, models, messages and "
+                     "count_tokens only; configure a real provider (e.g. set OPENAI_API_KEY) for other APIs");
+    return AIGW_STOP;
   } else {
     H->respond_error(r, 400, "invalid_request_error", "this API is not supported by provider mock");
-    return AIGW_ERROR;
+    return AIGW_STOP;
   }
   if (rc == -1) return AIGW_STOP; /* answered with a 400 */
   if (rc != 0) {

@@ -405,6 +405,33 @@ static int report_usage(aigw_req *r, const aigw_json *u, aigw_api api) {
 
 /* ---- prepare ------------------------------------------------------------------------------ */
 
+/* Any other API (files, batches, audio, images, moderations, ...): the client's path under
+ * base_url ("/v1/files" -> <base_url ending in /v1>/files), method, query and body untouched;
+ * only the credentials are ours. */
+static aigw_status oa_prepare_passthrough(oa_inst *in, aigw_req *r) {
+  aigw_str p;
+  if (in->kind != OA_PLAIN) {
+    H->respond_error(r, 400, "invalid_request_error", "passthrough routes are not supported for Azure presets");
+    return AIGW_STOP;
+  }
+  if (H->path(r, &p) != AIGW_OK || !p.n || p.p[0] != '/') return AIGW_ERROR;
+  if (in->base_len >= 3 && !memcmp(in->base_url + in->base_len - 3, "/v1", 3) && p.n >= 4 && !memcmp(p.p, "/v1/", 4)) {
+    p.p += 3;
+    p.n -= 3;
+  }
+  char *url = H->req_alloc(r, in->base_len + p.n + 1);
+  if (!url) return AIGW_ERROR;
+  memcpy(url, in->base_url, in->base_len);
+  memcpy(url + in->base_len, p.p, p.n);
+  url[in->base_len + p.n] = 0;
+  if (H->set_upstream_url(r, (aigw_str){url, in->base_len + p.n}) != AIGW_OK) return AIGW_ERROR;
+  for (size_t i = 0; i < in->nhdrs; i++) H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
+  if (in->auth)
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("Authorization"),
+                  (aigw_str){in->auth, strlen(in->auth)});
+  return AIGW_CONTINUE;
+}
+
 /* An Anthropic-format client (route api "messages") in front of an OpenAI-compatible upstream:
  * Anthropic request -> hub (= OpenAI chat) -> stripped of what OpenAI does not take. */
 static aigw_status oa_prepare_translated(aigw_req *r, void **rctx) {
@@ -542,6 +569,7 @@ static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
   case AIGW_API_MODELS: suffix = "/models"; has_body = 0; break;
   case AIGW_API_RESPONSES: suffix = "/responses"; break;
   case AIGW_API_MESSAGES: suffix = "/chat/completions"; break; /* translated through the hub */
+  case AIGW_API_PASSTHROUGH: return oa_prepare_passthrough(in, r);
   default:
     H->respond_error(r, 400, "invalid_request_error", "this API is not supported by provider openai");
     return AIGW_ERROR;

@@ -30,6 +30,7 @@ function config(mockPort, anthPort) {
       { name: 'msg_anth', match: { methods: ['POST'], path: '/v1/messages' }, api: 'messages', targets: [{ provider: 'anth' }] },
       { name: 'count_anth', match: { methods: ['POST'], path: '/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'anth' }] },
       { name: 'msg_mock', match: { methods: ['POST'], path: '/mock/v1/messages' }, api: 'messages', targets: [{ provider: 'local' }] },
+      { name: 'count_mock', match: { methods: ['POST'], path: '/mock/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'local' }] },
     ];
     return cfg;
   };
@@ -331,5 +332,7 @@ describe('anthropic translation, both directions (official SDKs)', { skip }, () 
     const final = await anMock.messages.stream({ model: 'claude-anything', max_tokens: 50, messages: [{ role: 'user', content: 'offline stream' }] }).finalMessage();
     assert.match(final.content[0].text, /You said: offline stream/);
     assert.ok(final.usage.output_tokens > 0);
+    const c = await anMock.messages.countTokens({ model: 'claude-anything', system: 'abcd', messages: [{ role: 'user', content: 'efgh' }] });
+    assert.equal(c.input_tokens, 2, 'ceil(8 bytes / 4)');
   });
 });
