@@ -115,6 +115,7 @@ if build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -
     [ -x "$f" ] || continue
     n=$(basename "$f")
     corpus=tests/fuzz/corpus/${n#fuzz_}
+    [ -d "$corpus" ] || corpus=tests/fuzz/corpus/$n
     mkdir -p "build-fuzz/corpus-$n"
     if "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 -print_final_stats=1 "build-fuzz/corpus-$n" \
          $( [ -d "$corpus" ] && echo "$corpus" ) >"$LOGDIR/$n.log" 2>&1; then
