@@ -23,6 +23,15 @@ cJSON *ing_hub_request(const aigw_host *H, aigw_req *r, pc_err *err) {
   switch (H->api(r)) {
   case AIGW_API_CHAT: hub = in; break;
   case AIGW_API_MESSAGES:
+    /* anthropic-version / anthropic-beta mean nothing to another provider: never sent on */
+    for (int i = 0; i < 2; i++) {
+      aigw_str name = i ? AIGW_STR("anthropic-version") : AIGW_STR("anthropic-beta"), v;
+      if (H->header(r, AIGW_UPSTREAM_REQUEST, name, &v) != AIGW_OK) continue;
+      if (!i)
+        H->log(r, AIGW_LOG_WARN, "dropped anthropic-beta \"%.*s\": the provider is not Anthropic",
+               (int)(v.n > 200 ? 200 : v.n), v.p);
+      H->set_header(r, AIGW_UPSTREAM_REQUEST, name, (aigw_str){NULL, 0});
+    }
     hub = xl_anth_req_to_hub(in, err);
     cJSON_Delete(in);
     break;

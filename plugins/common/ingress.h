@@ -17,7 +17,9 @@
 
 /* The client's request (the upstream-request body as the request hooks left it) as a hub request;
  * NULL with err set (400 naming the field) when it cannot be read or carried. The route target's
- * model ("aigw.target_model") replaces "model" when set. */
+ * model ("aigw.target_model") replaces "model" when set. For Anthropic-format clients it also
+ * removes anthropic-version / anthropic-beta from the upstream request (a warning names the
+ * dropped betas): only for adapters whose provider is not Anthropic. */
 cJSON *ing_hub_request(const aigw_host *H, aigw_req *r, pc_err *err);
 
 /* Answer the client with a hub chat.completion in its format (response phase, provider

@@ -435,15 +435,6 @@ static aigw_status oa_prepare_passthrough(oa_inst *in, aigw_req *r) {
 /* An Anthropic-format client (route api "messages") in front of an OpenAI-compatible upstream:
  * Anthropic request -> hub (= OpenAI chat) -> stripped of what OpenAI does not take. */
 static aigw_status oa_prepare_translated(aigw_req *r, void **rctx) {
-  static const char *const anth_hdrs[] = {"anthropic-beta", "anthropic-version"};
-  for (size_t i = 0; i < 2; i++) {
-    aigw_str name = {anth_hdrs[i], strlen(anth_hdrs[i])}, v;
-    if (H->header(r, AIGW_UPSTREAM_REQUEST, name, &v) != AIGW_OK) continue;
-    if (i == 0)
-      H->log(r, AIGW_LOG_WARN, "dropped anthropic-beta \"%.*s\": provider openai does not take it",
-             (int)(v.n > 200 ? 200 : v.n), v.p);
-    H->set_header(r, AIGW_UPSTREAM_REQUEST, name, (aigw_str){NULL, 0});
-  }
   pc_err e = {0};
   cJSON *hub = ing_hub_request(H, r, &e);
   if (!hub || ing_hub_strip_for_openai(H, r, hub, "openai", &e) < 0) {
