@@ -189,6 +189,10 @@ static int visit_content(const char *role, cJSON *content, text_visit fn, void *
                                  !strcmp(type->valuestring, "output_text")) && cJSON_IsString(text)) {
       int rc = fn(ud, role, part, text);
       if (rc) return rc;
+    } else if (cJSON_IsString(type) && !strcmp(type->valuestring, "tool_result")) {
+      /* Anthropic tool results: their text is content too (guards must see it) */
+      int rc = visit_content("tool", cJSON_GetObjectItemCaseSensitive(part, "content"), fn, ud);
+      if (rc) return rc;
     }
   }
   return 0;

@@ -65,6 +65,7 @@ function abiConfig(downPort) {
       ]),
       route('down', '/down', 'down', PLUGINS), // upstream refuses connections
       route('local', '/local', 'local', PLUGINS), // the in-process mock provider (provider_reply)
+      { name: 'messages', match: { methods: ['POST'], path: '/v1/messages' }, api: 'messages', targets: [{ provider: 'local' }], plugins: PLUGINS },
     );
     return cfg;
   };
@@ -266,6 +267,25 @@ describe('ABI: test plugins loaded into the gateway', { skip }, () => {
       assert.equal(sent[2].content, 'no secret here', 'assistant text untouched');
       assert.deepEqual(sent[3].content, [{ type: 'text', text: 'part with [redacted]' }, { type: 'text', text: 'clean part' }]);
       assert.ok(!data.choices[0].message.content.includes('secret'), data.choices[0].message.content);
+    });
+
+    test('text view over an Anthropic-format request: system, user blocks and tool_result texts, with roles', async () => {
+      const body = {
+        model: 'claude-x', max_tokens: 50,
+        system: [{ type: 'text', text: 'sys one' }],
+        messages: [
+          { role: 'user', content: 'weather?' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'w', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'rainy' }] }, { type: 'text', text: 'and now?' }] },
+        ],
+      };
+      const r = await fetch(`${ctx.gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-abi-text-roles': '1', 'x-abi-redact': 'now' }, body: JSON.stringify(body) });
+      assert.equal(r.status, 200, await r.clone().text());
+      assert.equal(r.headers.get('x-abi-text-roles'), 'system:sys one|user:weather?|tool:rainy|user:and [redacted]?', 'listed after the redaction ran');
+      assert.equal(r.headers.get('x-abi-redacted'), '1');
+      const j = await r.json();
+      assert.equal(j.type, 'message');
+      assert.match(j.content[0].text, /and \[redacted\]\?/, 'the redacted text is what the provider saw');
     });
 
     test('respond + STOP: local answer, upstream not called, lower-priority plugin skipped, response hooks still run', async () => {

@@ -12,6 +12,7 @@
  *   x-abi-set-model: m        -> body "model" = m (json_set_str + body_changed)
  *   x-abi-system: text        -> a system message prepended to "messages" (json_dump + json_set_raw)
  *   x-abi-redact: word        -> word replaced by [redacted] in user texts (text_get/text_set)
+ *   x-abi-text-roles: 1       -> response header x-abi-text-roles: "role:text|role:text|..." (text view)
  *   x-abi-respond: status     -> local answer (a chat.completion) with that status, STOP
  *   x-abi-respond-continue    -> same, but the hook returns CONTINUE (must count as STOP)
  *   x-abi-error: status:type  -> respond_error(status, type, "abi_request refused"), STOP
@@ -317,6 +318,19 @@ static aigw_status ar_on_request(void *inst, aigw_req *r, void **rctx)
         return AIGW_ERROR;
     if (hdr(h, r, "x-abi-redact", buf, sizeof buf))
         redact(h, r, buf);
+    if (hdr(h, r, "x-abi-text-roles", buf, sizeof buf)) {
+        char out[1024];
+        size_t o = 0, n = h->text_count(r, AIGW_CLIENT_REQUEST);
+        out[0] = '\0';
+        for (size_t i = 0; i < n && o + 80 < sizeof out; i++) {
+            aigw_str role, text;
+            if (h->text_get(r, AIGW_CLIENT_REQUEST, i, &role, &text) != AIGW_OK)
+                continue;
+            o += (size_t)snprintf(out + o, sizeof out - o, "%s%.*s:%.*s", i ? "|" : "", (int)role.n, role.p,
+                                  (int)(text.n > 60 ? 60 : text.n), text.p);
+        }
+        set_resp(h, r, "x-abi-text-roles", out);
+    }
 
     /* flow control */
     if (hdr(h, r, "x-abi-respond", buf, sizeof buf)) {
