@@ -883,6 +883,7 @@ static aigw_status gm_prepare(void *vi, aigw_req *r, void **rctx) {
     H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-goog-api-key"), (aigw_str){in->api_key, strlen(in->api_key)});
     return AIGW_CONTINUE;
   }
+  H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-goog-api-key"), (aigw_str){NULL, 0}); /* a client's, not ours */
   return auth_step(r, ctx);
 }
 

@@ -78,6 +78,7 @@ describe('gemini provider (AI Studio and Vertex) with the official SDKs', { skip
         cfg.providers.vtx_bad = vertex(gm, { credentials: JSON.stringify(saKey(otherKey)) });
         cfg.providers.vtx_down = vertex(gm, { token_uri: `http://127.0.0.1:${deadPort}/token` });
         cfg.providers.vtx_slow = vertex(gm, { token_uri: slow.url });
+        cfg.providers.vtx_slow2 = vertex(gm, { token_uri: slow.url });
         cfg.providers.vtx_short = vertex(gmShort);
         const chat = (name, prefix, provider, model) => ({ name, match: { methods: ['POST'], path: `${prefix}/v1/chat/completions` }, api: 'chat', targets: [model ? { provider, model } : { provider }] });
         cfg.routes = [
@@ -95,6 +96,7 @@ describe('gemini provider (AI Studio and Vertex) with the official SDKs', { skip
           chat('vtx_bad_chat', '/vtxbad', 'vtx_bad', 'gemini-2.0-flash'),
           chat('vtx_down_chat', '/vtxdown', 'vtx_down', 'gemini-2.0-flash'),
           chat('vtx_slow_chat', '/vtxslow', 'vtx_slow', 'gemini-2.0-flash'),
+          chat('vtx_slow2_chat', '/vtxslow2', 'vtx_slow2', 'gemini-2.0-flash'),
           chat('vtx_short_chat', '/vtxshort', 'vtx_short', 'gemini-2.0-flash'),
         ];
         return cfg;
@@ -398,6 +400,16 @@ describe('gemini provider (AI Studio and Vertex) with the official SDKs', { skip
     }));
     rs.forEach((t, i) => assert.equal(t, `You said: concurrent ${i}`));
     assert.equal(await mints(), before + 1);
+    // the same with a token endpoint that takes 400 ms: all 20 are in flight during the mint
+    // (both workers), 19 of them wait for it
+    const seen0 = slow.seen;
+    const c2 = vtx('vtxslow2');
+    const t0 = Date.now();
+    const rs2 = await Promise.all(Array.from({ length: 20 }, (_, i) => c2.chat.completions.create({ model: 'x', messages: user(`slow mint ${i}`) })));
+    rs2.forEach((r, i) => assert.equal(r.choices[0].message.content, `You said: slow mint ${i}`));
+    assert.equal(slow.seen, seen0 + 1, 'one token request for 20 waiting clients');
+    assert.ok(Date.now() - t0 >= 390, 'they did wait for it');
+    assert.equal(await mints(), before + 2);
   });
 
   test('vertex: credentials_file, project from the key, location "global"', async () => {
@@ -526,6 +538,15 @@ describe('gemini provider: configuration errors are reported at load with JSON p
       const only = { ...cfg, providers: { ok: cfg.providers.ok } };
       const r2 = await runAigw(['--check', writeConfig(only, dir)]);
       assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+      // credentials from GOOGLE_APPLICATION_CREDENTIALS (project from the key)
+      const keyFile = path.join(dir, 'adc.json');
+      fs.writeFileSync(keyFile, JSON.stringify({ type: 'service_account', project_id: 'adc-project', client_email: 'a@b', private_key: good }));
+      const adc = { ...cfg, providers: { ok: { plugin: 'gemini', config: { mode: 'vertex' } } } };
+      const r3 = await runAigw(['--check', writeConfig(adc, dir)], { env: { GOOGLE_APPLICATION_CREDENTIALS: keyFile } });
+      assert.equal(r3.code, 0, r3.stdout + r3.stderr);
+      const r4 = await runAigw(['--check', writeConfig(adc, dir)], { env: { GOOGLE_APPLICATION_CREDENTIALS: '' } });
+      assert.notEqual(r4.code, 0);
+      assert.match(r4.stdout + r4.stderr, /GOOGLE_APPLICATION_CREDENTIALS/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
