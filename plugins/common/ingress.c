@@ -41,6 +41,22 @@ cJSON *ing_hub_request(const aigw_host *H, aigw_req *r, pc_err *err) {
     return NULL;
   }
   if (!hub) return NULL;
+  if (H->is_stream(r) && H->api(r) == AIGW_API_MESSAGES) {
+    size_t bytes = 0;
+    const cJSON *m, *part;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(hub, "messages")) {
+      const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+      if (cJSON_IsString(c)) bytes += strlen(c->valuestring);
+      const cJSON *arr = cJSON_IsArray(c) ? c : NULL;
+      cJSON_ArrayForEach(part, arr) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (cJSON_IsString(t)) bytes += strlen(t->valuestring);
+      }
+    }
+    char nb[24];
+    int nn = snprintf(nb, sizeof nb, "%zu", (bytes + 3) / 4);
+    H->meta_set(r, "ingress.prompt_tokens_estimate", (aigw_str){nb, (size_t)nn});
+  }
   aigw_str tm = {0};
   if (H->meta_get(r, "aigw.target_model", &tm) == AIGW_OK && tm.n) {
     char *m = malloc(tm.n + 1);
@@ -116,7 +132,18 @@ void ing_stream_init(const aigw_host *H, aigw_req *r, ing_stream *s) {
   memset(s, 0, sizeof *s);
   s->api = H->api(r);
   if (s->api == AIGW_API_MESSAGES) {
-    xl_anth_enc_opts o = {.input_tokens = -1, .model = NULL, .id = NULL};
+    /* message_start must carry input usage, but OpenAI-style upstreams report it only at the
+     * end: ing_hub_request left an estimate of the prompt (ceil(text bytes / 4)); message_delta
+     * then carries the provider's real numbers. */
+    aigw_str est = {0};
+    long long in_est = -1;
+    if (H->meta_get(r, "ingress.prompt_tokens_estimate", &est) == AIGW_OK && est.n && est.n < 20) {
+      char nb[24];
+      memcpy(nb, est.p, est.n);
+      nb[est.n] = 0;
+      in_est = atoll(nb);
+    }
+    xl_anth_enc_opts o = {.input_tokens = in_est, .model = NULL, .id = NULL};
     char model[160] = "";
     const aigw_json *m = H->body_member(r, AIGW_CLIENT_REQUEST, "model", NULL);
     aigw_str ms;

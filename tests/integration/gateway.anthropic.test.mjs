@@ -216,10 +216,12 @@ describe('anthropic translation, both directions (official SDKs)', { skip }, () 
   test('anthropic sdk -> openai: stream; message_start, text deltas, real usage at the end', async () => {
     const stream = anOai.messages.stream({ model: 'claude-x', max_tokens: 100, messages: [{ role: 'user', content: 'stream it' }] });
     const types = [];
-    stream.on('streamEvent', (e) => types.push(e.type));
+    let startUsage = null;
+    stream.on('streamEvent', (e) => { types.push(e.type); if (e.type === 'message_start') startUsage = e.message.usage; });
     const final = await stream.finalMessage();
     assert.equal(final.content[0].text, oaReply({ messages: [{ role: 'user', content: 'stream it' }] }));
     assert.equal(types[0], 'message_start');
+    assert.ok(startUsage.input_tokens > 0, 'message_start carries input usage (an estimate until message_delta)');
     assert.equal(types.at(-1), 'message_stop');
     assert.ok(types.filter((t) => t === 'content_block_delta').length >= 2);
     assert.ok(final.usage.output_tokens > 0);
