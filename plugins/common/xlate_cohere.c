@@ -327,23 +327,31 @@ cJSON *xc_req_from_hub(const cJSON *hub, pc_err *err) {
         if (cJSON_IsTrue(xl_get(fn, "strict"))) strict = 1;
       }
       if (!c.failed && forced && !found)
-        xl_fail(&c, 400, "tool_choice", "tool_choice: the tool \"%s\" is not among the tools", forced);
+        xl_fail(&c, 400, "tool_choice", "tool_choice: the tool \"%s\" is not among the tools (%s can only be forced to use one of them)", forced, PROV);
       if (strict) xl_put(&c, out, "strict_tools", cJSON_CreateTrue());
     }
   }
   if (!c.failed && tch && !cJSON_IsNull(tch)) {
-    if (forced || is_str(tch, "required")) xl_put_str(&c, out, "tool_choice", "REQUIRED");
-    else if (is_str(tch, "none")) xl_put_str(&c, out, "tool_choice", "NONE");
-    else if (!is_str(tch, "auto")) xl_fail(&c, 400, "tool_choice", "tool_choice: unknown value for %s", PROV);
-    if (!c.failed && forced && !xl_get(out, "tools"))
-      xl_fail(&c, 400, "tool_choice", "tool_choice: names a tool but the request has no tools");
+    /* Cohere takes tool_choice only together with tools */
+    int have_tools = xl_get(out, "tools") != NULL;
+    if (forced || is_str(tch, "required")) {
+      if (have_tools) xl_put_str(&c, out, "tool_choice", "REQUIRED");
+      else xl_fail(&c, 400, "tool_choice", "tool_choice: asks for a tool call but the request has no tools for %s", PROV);
+    } else if (is_str(tch, "none")) {
+      if (have_tools) xl_put_str(&c, out, "tool_choice", "NONE");
+    } else if (!is_str(tch, "auto")) {
+      xl_fail(&c, 400, "tool_choice", "tool_choice: unknown value for %s", PROV);
+    }
   }
 
   /* response_format */
   const cJSON *rf = xl_get(hub, "response_format");
   if (!c.failed && cJSON_IsObject(rf)) {
     const char *ty = xl_str(rf, "type");
-    if (ty && strcmp(ty, "json_object") == 0) {
+    if (ty && strcmp(ty, "text") != 0 && xl_get(out, "tools"))
+      xl_fail(&c, 400, "response_format", "response_format: %s does not take a JSON response format together with tools", PROV);
+    if (c.failed) {
+    } else if (ty && strcmp(ty, "json_object") == 0) {
       cJSON *o = xl_put(&c, out, "response_format", xl_obj(&c));
       xl_put_str(&c, o, "type", "json_object");
     } else if (ty && strcmp(ty, "json_schema") == 0) {

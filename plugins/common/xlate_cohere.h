@@ -27,6 +27,7 @@
  *                                           parameters}}]; any function.strict true -> strict_tools
  *   tool_choice auto / none / required      omitted / "NONE" / "REQUIRED"
  *   tool_choice {type:function,name}        only that tool is sent, tool_choice "REQUIRED"
+ *                                           (tool_choice none without tools: omitted)
  *   response_format json_object / json_schema  {type:"json_object"[, json_schema: schema]}
  *   temperature, top_p, ext top_k           temperature, p, k
  *   max_tokens | max_completion_tokens      max_tokens
@@ -44,7 +45,8 @@
  *   logit_bias, audio / modalities with audio, functions / function_call, prediction,
  *   web_search_options, parallel_tool_calls false, non-function tools, file / input_audio parts,
  *   image parts outside user turns, role function, unknown roles, x_anthropic.{mcp_servers,
- *   container, context_management}, unknown reasoning_effort.
+ *   container, context_management}, unknown reasoning_effort, tool_choice required / named
+ *   without tools, a JSON response_format together with tools (Cohere refuses the pair).
  *
  * ---- Response mapping (Cohere -> hub) ----
  *   id -> id (verbatim); message.content[] text -> content (joined; null when none), thinking ->
