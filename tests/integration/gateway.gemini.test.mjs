@@ -70,7 +70,7 @@ describe('gemini provider (AI Studio and Vertex) with the official SDKs', { skip
     gw = await startGateway({
       mockPort: mock.port,
       config: (cfg) => {
-        cfg.providers.gem = { plugin: 'gemini', config: { api_key: GM_KEY, base_url: gm.url } };
+        cfg.providers.gem = { plugin: 'gemini', config: { api_key: GM_KEY, base_url: gm.url, headers: { 'x-goog-user-project': 'billing-project' } } };
         cfg.providers.vtx = vertex(gm);
         cfg.providers.vtx2 = vertex(gm);
         cfg.providers.vtx_exp = vertex(gm);
@@ -132,6 +132,7 @@ describe('gemini provider (AI Studio and Vertex) with the official SDKs', { skip
     const up = await lastGm();
     assert.equal(up.path, '/v1beta/models/gemini-2.5-flash:generateContent', 'route target model in the URL');
     assert.equal(up.headers['x-goog-api-key'], GM_KEY);
+    assert.equal(up.headers['x-goog-user-project'], 'billing-project', 'configured extra header');
     assert.equal(up.headers.authorization, undefined);
     assert.ok(!JSON.stringify(up.headers).includes(CLIENT_KEY), 'client key never forwarded');
     assert.deepEqual(up.body.systemInstruction, { parts: [{ text: 'Be brief.' }] });
