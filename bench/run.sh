@@ -444,6 +444,7 @@ run_wrk() {
     [[ $(kv "$line" rps) != 0 ]] || echo "WARNING: $label: wrk produced no result (see $f)" >>"$WARNF"
   fi
   echo "$line cpu=$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" -v d="$dur" 'BEGIN { printf "%.0f", (b - a) / h / d * 100 }')" \
+    "cpuus=$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" -v d="$dur" -v r="$(kv "$line" rps)" 'BEGIN { printf "%.1f", (r > 0 ? (b - a) / h * 1e6 / (r * d) : 0) }')" \
     "sutcore=$(busy_pct "$s0" "$s1") loadcore=$(busy_pct "$l0" "$l1") upconns=$((${a1:-0} - ${a0:-0} - 1))"
 }
 
@@ -572,16 +573,16 @@ TABLE=$OUT/table.md
   echo "not the proxy, limited that run; up conns = connections the proxy opened to the mock during the run —"
   echo "with upstream keep-alive working it stays near the client connection count, not the request count):"
   echo
-  echo "| case | side | round | rps | p50 | p99 | p99.9 | cpu | core $CORE_SUT | core $CORE_LOAD | up conns |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| case | side | round | rps | p50 | p99 | p99.9 | cpu | cpu µs/req | core $CORE_SUT | core $CORE_LOAD | up conns |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for c in "${CASES[@]}"; do
     IFS=: read -r cname _ <<<"$c"
     for s in nginx aigw; do
       ((HAVE_AIGW)) || [[ $s == nginx ]] || continue
       for ((r = 1; r <= ROUNDS; r++)); do
-        printf '| %s | %s | %d | %.0f | %s | %s | %s | %s%% | %s%% | %s%% | %s |\n' "$cname" "$s" "$r" \
+        printf '| %s | %s | %d | %.0f | %s | %s | %s | %s%% | %s | %s%% | %s%% | %s |\n' "$cname" "$s" "$r" \
           "${RES[$cname|$s|$r|rps]:-0}" "${RES[$cname|$s|$r|p50_us]:-}" "${RES[$cname|$s|$r|p99_us]:-}" \
-          "${RES[$cname|$s|$r|p999_us]:-}" "${RES[$cname|$s|$r|cpu]:-?}" "${RES[$cname|$s|$r|sutcore]:-?}" \
+          "${RES[$cname|$s|$r|p999_us]:-}" "${RES[$cname|$s|$r|cpu]:-?}" "${RES[$cname|$s|$r|cpuus]:-?}" "${RES[$cname|$s|$r|sutcore]:-?}" \
           "${RES[$cname|$s|$r|loadcore]:-?}" "${RES[$cname|$s|$r|upconns]:-?}"
       done
     done
