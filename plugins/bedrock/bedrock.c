@@ -1,0 +1,539 @@
+/* bedrock.c - provider adapter for Amazon Bedrock Runtime's Converse API, through the hub format
+ * (docs/translation.md).
+ *
+ * Clients: OpenAI chat (route api "chat") and Anthropic messages ("messages") go through
+ * ingress.h (client -> hub) and xlate_bedrock.h (hub -> Converse / ConverseStream, and back).
+ * Non-stream requests POST /model/{modelId}/converse (JSON answer); stream requests POST
+ * /model/{modelId}/converse-stream, whose answer is AWS event-stream (binary frames, not SSE):
+ * the adapter sets on_stream_data, decodes the frames with xb_stream_feed and emits the client's
+ * events (OpenAI chunks or Anthropic events) with h->provider_emit. The model id is the route
+ * target's model ("aigw.target_model"), else the client's "model". Embeddings (InvokeModel with
+ * Titan / Cohere bodies) are not served: such routes get a 400 naming the provider.
+ *
+ * Every request is signed with AWS Signature Version 4 (aws_sigv4.h) over the exact bytes sent:
+ * method POST, the wire path (model id percent-encoded once, signed encoded twice), the host as
+ * the core sends it (the base URL's authority, a default port dropped), content-type, x-amz-date,
+ * x-amz-security-token (temporary credentials) and the SHA-256 of the body set with h->set_body.
+ * The core adds content-length after signing; it is not signed, as in AWS's own SDKs.
+ *
+ * Config (all strings; checked at create, errors at JSON pointers):
+ *   region             e.g. "us-east-1" (else AWS_REGION, else AWS_DEFAULT_REGION)
+ *   access_key_id      \ the gateway's AWS credentials (use "${ENV}" references); when neither
+ *   secret_access_key  / key is set: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+ *   session_token      temporary credentials (with configured keys only)
+ *   base_url           endpoint override (default https://bedrock-runtime.<region>.amazonaws.com);
+ *                      an optional path prefix is kept (and signed)
+ * Credentials are resolved once, at create (no refresh of expiring temporary credentials: reload
+ * the configuration with new ones). The instance is immutable after create; secrets are never
+ * logged. No process globals besides the host table H. */
+#include <aigw/plugin.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "aws_sigv4.h"
+#include "ingress.h"
+#include "xlate_bedrock.h"
+
+static const aigw_host *H;
+
+typedef struct br_inst {
+  char *base;   /* scheme://authority[/prefix], no trailing '/' */
+  size_t base_len;
+  char *host;   /* authority as the core sends it in Host */
+  char *prefix; /* path prefix of base ("" or "/x/y") */
+  aws_creds creds;
+} br_inst;
+
+typedef struct br_rctx {
+  aigw_api api;
+  int xs_init, st_init, got_data;
+  const char *model; /* request memory */
+  xb_stream xs;      /* ConverseStream frames -> hub chunks */
+  ing_stream st;     /* hub chunks -> client events */
+} br_rctx;
+
+static char *dup_n(const char *p, size_t n) {
+  char *s = H->alloc(n + 1);
+  if (s) {
+    memcpy(s, p, n);
+    s[n] = 0;
+  }
+  return s;
+}
+
+static int str_eq(aigw_str s, const char *lit) { return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0; }
+
+static int has_ctl(aigw_str s) {
+  for (size_t i = 0; i < s.n; i++)
+    if ((unsigned char)s.p[i] < 0x20 || s.p[i] == 0x7f) return 1;
+  return 0;
+}
+
+static long long now_s(void) { return (long long)time(NULL); }
+
+/* ---- create ---- */
+
+static void br_destroy(void *vi) {
+  br_inst *in = vi;
+  if (!in) return;
+  H->free(in->base);
+  H->free(in->host);
+  H->free(in->prefix);
+  aws_creds_free(&in->creds);
+  H->free(in);
+}
+
+/* A config string member: NUL-terminated copy into buf (cap), or "" when absent. 0, or -1 after
+ * a diag. */
+static int cfg_str(const aigw_json *cfg, const char *key, char *buf, size_t cap, aigw_diag *d, const char *what) {
+  buf[0] = 0;
+  const aigw_json *v = cfg ? H->json_get(cfg, key) : NULL;
+  if (!v) return 0;
+  aigw_str s;
+  char ptr[40];
+  snprintf(ptr, sizeof ptr, "/%s", key);
+  if (H->json_str(v, &s) != AIGW_OK || has_ctl(s) || s.n >= cap || memchr(s.p, 0, s.n)) {
+    H->diag_error(d, ptr, "must be %s (a string without control characters, under %zu bytes)", what, cap);
+    return -1;
+  }
+  memcpy(buf, s.p, s.n);
+  buf[s.n] = 0;
+  return 0;
+}
+
+static int region_ok(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-')) return 0;
+  return 1;
+}
+
+/* Splits base (scheme://authority[/prefix]) and normalizes it: trailing '/' dropped, a default
+ * port (":443" for https, ":80" for http) dropped so that the Host the core sends and the one
+ * signed agree. 0, or -1 when it is not such a URL. */
+static int parse_base(br_inst *in, const char *url) {
+  size_t sl;
+  int https;
+  if (!strncmp(url, "https://", 8)) sl = 8, https = 1;
+  else if (!strncmp(url, "http://", 7)) sl = 7, https = 0;
+  else return -1;
+  const char *a = url + sl;
+  size_t an = strcspn(a, "/?#");
+  if (!an || a[an] == '?' || a[an] == '#' || strchr(a, '?') || strchr(a, '#')) return -1;
+  if (memchr(a, '@', an) || memchr(a, ' ', an)) return -1;
+  const char *prefix = a + an;
+  size_t pn = strlen(prefix);
+  while (pn && prefix[pn - 1] == '/') pn--;
+  if (memchr(prefix, ' ', pn)) return -1;
+  /* the port, if any (after the last ':' outside an IPv6 literal) */
+  size_t hn = an;
+  const char *rb = memchr(a, ']', an);
+  const char *colon = NULL;
+  for (const char *p = rb ? rb : a; p < a + an; p++)
+    if (*p == ':') colon = p;
+  if (a[0] == '[' && !rb) return -1;
+  if (colon) {
+    const char *ps = colon + 1;
+    size_t psn = (size_t)(a + an - ps);
+    if (!psn || psn > 5) return -1;
+    long port = 0;
+    for (size_t i = 0; i < psn; i++) {
+      if (ps[i] < '0' || ps[i] > '9') return -1;
+      port = port * 10 + (ps[i] - '0');
+    }
+    if (port < 1 || port > 65535) return -1;
+    if ((https && port == 443) || (!https && port == 80)) hn = (size_t)(colon - a);
+  }
+  if (!hn) return -1;
+  in->host = dup_n(a, hn);
+  in->prefix = dup_n(prefix, pn);
+  in->base_len = sl + hn + pn;
+  in->base = H->alloc(in->base_len + 1);
+  if (!in->host || !in->prefix || !in->base) return -2;
+  memcpy(in->base, url, sl);
+  memcpy(in->base + sl, a, hn);
+  memcpy(in->base + sl + hn, prefix, pn);
+  in->base[in->base_len] = 0;
+  return 0;
+}
+
+static void *br_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
+  (void)h;
+  int bad = 0;
+  if (cfg && H->json_type(cfg) != AIGW_JSON_OBJECT) {
+    H->diag_error(d, "", "provider bedrock: config must be an object");
+    return NULL;
+  }
+  static const char *const known[] = {"region", "access_key_id", "secret_access_key", "session_token", "base_url"};
+  for (size_t i = 0; cfg && i < H->json_len(cfg); i++) {
+    aigw_str k;
+    if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
+    int ok = 0;
+    for (size_t j = 0; j < sizeof known / sizeof *known; j++) ok |= str_eq(k, known[j]);
+    if (!ok) {
+      char ptr[128];
+      snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
+      H->diag_error(d, ptr, "unknown option (known: region, access_key_id, secret_access_key, session_token, base_url)");
+      bad = 1;
+    }
+  }
+  char region[64], ak[256], sk[256], tok[4096], base[1024];
+  if (cfg_str(cfg, "region", region, sizeof region, d, "an AWS region such as \"us-east-1\"") < 0) bad = 1;
+  if (cfg_str(cfg, "access_key_id", ak, sizeof ak, d, "an AWS access key id") < 0) bad = 1;
+  if (cfg_str(cfg, "secret_access_key", sk, sizeof sk, d, "an AWS secret access key") < 0) bad = 1;
+  if (cfg_str(cfg, "session_token", tok, sizeof tok, d, "an AWS session token") < 0) bad = 1;
+  if (cfg_str(cfg, "base_url", base, sizeof base, d, "an http:// or https:// URL") < 0) bad = 1;
+  if (region[0] && !region_ok(region)) {
+    H->diag_error(d, "/region", "must be an AWS region such as \"us-east-1\" (lowercase letters, digits, '-')");
+    bad = 1;
+  }
+  if (bad) return NULL;
+  br_inst *in = H->alloc(sizeof *in);
+  if (!in) {
+    H->diag_error(d, "", "out of memory");
+    return NULL;
+  }
+  memset(in, 0, sizeof *in);
+  char err[200];
+  if (aws_creds_resolve(&in->creds, ak, sk, tok, region, aws_getenv_process, NULL, err, sizeof err) < 0) {
+    const char *ptr = "";
+    if (strstr(err, "region")) ptr = "/region";
+    else if (strstr(err, "access_key_id is set")) ptr = "/secret_access_key";
+    else if (strstr(err, "secret_access_key is set")) ptr = "/access_key_id";
+    H->diag_error(d, ptr, "provider bedrock: %s", err);
+    goto fail;
+  }
+  if (!region_ok(in->creds.region)) {
+    H->diag_error(d, "/region", "the region from the environment (\"%.60s\") is not an AWS region name", in->creds.region);
+    goto fail;
+  }
+  if (!base[0]) snprintf(base, sizeof base, "https://bedrock-runtime.%s.amazonaws.com", in->creds.region);
+  int rc = parse_base(in, base);
+  if (rc == -2) {
+    H->diag_error(d, "", "out of memory");
+    goto fail;
+  }
+  if (rc < 0) {
+    H->diag_error(d, "/base_url", "must be an http:// or https:// URL without query or user info, e.g. \"https://bedrock-runtime.us-east-1.amazonaws.com\"");
+    goto fail;
+  }
+  /* test-sign once: a problem with the credentials' bytes shows here, not per request */
+  aws_sigv4_req sr = {.method = "POST", .host = in->host, .path = "/"};
+  aws_sigv4_params sp = {.access_key = in->creds.access_key, .secret_key = in->creds.secret_key,
+                         .session_token = in->creds.session_token, .region = in->creds.region,
+                         .service = "bedrock", .now = time(NULL)};
+  aws_sigv4_result res;
+  if (aws_sigv4_sign(&sr, &sp, &res, err, sizeof err) < 0) {
+    H->diag_error(d, "", "provider bedrock: the credentials cannot sign a request: %s", err);
+    goto fail;
+  }
+  aws_sigv4_result_free(&res);
+  return in;
+fail:
+  br_destroy(in);
+  return NULL;
+}
+
+/* ---- prepare ---- */
+
+static aigw_status bad_model(aigw_req *r, const char *m) {
+  char msg[300];
+  if (!m || !*m) snprintf(msg, sizeof msg, "model: required (the Bedrock model id, e.g. \"anthropic.claude-3-5-haiku-20241022-v1:0\"), or set one on the route's target");
+  else snprintf(msg, sizeof msg, "model: \"%.160s\" is not a Bedrock model id or ARN", m);
+  ing_error(H, r, 400, "invalid_request_error", msg);
+  return AIGW_STOP;
+}
+
+static int model_ok(const char *m) {
+  size_t n = strlen(m);
+  if (!n || n > 2048 || !strcmp(m, ".") || !strcmp(m, "..")) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)m[i] < 0x20 || m[i] == 0x7f) return 0;
+  return 1;
+}
+
+/* Client headers meant for other APIs, and any AWS header that would collide with the signature. */
+static void drop_foreign_headers(aigw_req *r) {
+  static const char *const drop[] = {"anthropic-version", "anthropic-beta", "openai-organization", "openai-project",
+                                     "openai-beta"};
+  for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){drop[i], strlen(drop[i])}, (aigw_str){NULL, 0});
+  for (int pass = 0; pass < 64; pass++) {
+    aigw_str n, v;
+    int found = 0;
+    for (size_t i = 0; H->header_at(r, AIGW_UPSTREAM_REQUEST, i, &n, &v) == AIGW_OK; i++) {
+      if (n.n >= 5 && !strncasecmp(n.p, "x-amz", 5)) {
+        char nm[128];
+        if (n.n >= sizeof nm) break;
+        memcpy(nm, n.p, n.n);
+        H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){nm, n.n}, (aigw_str){NULL, 0});
+        found = 1;
+        break; /* the list changed: start over */
+      }
+    }
+    if (!found) break;
+  }
+}
+
+static aigw_status prep_chat(br_inst *in, aigw_req *r, br_rctx *ctx) {
+  pc_err e = {0};
+  cJSON *hub = ing_hub_request(H, r, &e);
+  if (!hub) {
+    ing_error(H, r, e.status ? e.status : 400, NULL, e.msg[0] ? e.msg : "the request cannot be read");
+    return AIGW_STOP;
+  }
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(hub, "model");
+  const char *model = cJSON_IsString(m) ? m->valuestring : NULL;
+  if (!model || !model_ok(model)) {
+    aigw_status s = bad_model(r, model);
+    cJSON_Delete(hub);
+    return s;
+  }
+  size_t mn = strlen(model);
+  char *mcopy = H->req_alloc(r, mn + 1);
+  if (!mcopy) {
+    cJSON_Delete(hub);
+    return AIGW_ERROR;
+  }
+  memcpy(mcopy, model, mn + 1);
+  ctx->model = mcopy;
+  cJSON *conv = xb_req_from_hub(hub, &e);
+  cJSON_Delete(hub);
+  if (!conv) {
+    ing_error(H, r, e.status ? e.status : 400, NULL, e.msg[0] ? e.msg : "the request cannot be translated for bedrock");
+    return AIGW_STOP;
+  }
+  char *txt = cJSON_PrintUnformatted(conv);
+  cJSON_Delete(conv);
+  if (!txt) return AIGW_ERROR;
+  int rc = H->set_body(r, AIGW_UPSTREAM_REQUEST, (aigw_str){txt, strlen(txt)});
+  free(txt);
+  if (rc != AIGW_OK) return AIGW_ERROR;
+
+  int stream = H->is_stream(r);
+  pc_buf path = {0}, url = {0};
+  aigw_status out = AIGW_ERROR;
+  aws_sigv4_result res;
+  memset(&res, 0, sizeof res);
+  if (pc_buf_adds(&path, in->prefix) < 0 || xb_path(&path, ctx->model, stream) < 0) goto done;
+  if (pc_buf_add(&url, in->base, in->base_len) < 0 || pc_buf_add(&url, path.p, path.n) < 0) goto done;
+  if (H->set_upstream_url(r, (aigw_str){url.p, url.n}) != AIGW_OK) goto done;
+
+  drop_foreign_headers(r);
+  H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), AIGW_STR("application/json"));
+  H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("accept"),
+                stream ? AIGW_STR("application/vnd.amazon.eventstream") : AIGW_STR("application/json"));
+
+  /* sign the bytes the core holds now (set_body copied them; nothing changes them afterwards) */
+  aigw_str body = {0};
+  if (H->body_raw(r, AIGW_UPSTREAM_REQUEST, &body) != AIGW_OK) goto done;
+  aws_header sh[] = {{"content-type", "application/json"}};
+  aws_sigv4_req sr = {.method = "POST", .host = in->host, .path = path.p, .query = NULL, .headers = sh,
+                      .nheaders = 1, .body = body.p, .body_len = body.n};
+  aws_sigv4_params sp = {.access_key = in->creds.access_key, .secret_key = in->creds.secret_key,
+                         .session_token = in->creds.session_token, .region = in->creds.region,
+                         .service = "bedrock", .now = time(NULL)};
+  char err[200];
+  if (aws_sigv4_sign(&sr, &sp, &res, err, sizeof err) < 0) {
+    H->log(r, AIGW_LOG_ERROR, "bedrock: signing failed: %s", err);
+    goto done;
+  }
+  for (size_t i = 0; i < res.nheaders; i++)
+    if (H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){res.headers[i].name, strlen(res.headers[i].name)},
+                      (aigw_str){res.headers[i].value, strlen(res.headers[i].value)}) != AIGW_OK)
+      goto done;
+  if (stream) {
+    xb_stream_init(&ctx->xs, NULL, ctx->model, now_s());
+    ctx->xs_init = 1;
+    ing_stream_init(H, r, &ctx->st);
+    ctx->st_init = 1;
+  }
+  out = AIGW_CONTINUE;
+done:
+  aws_sigv4_result_free(&res);
+  pc_buf_free(&path);
+  pc_buf_free(&url);
+  return out;
+}
+
+static aigw_status br_prepare(void *vi, aigw_req *r, void **rctx) {
+  br_inst *in = vi;
+  br_rctx *ctx = H->req_alloc(r, sizeof *ctx);
+  if (!ctx) return AIGW_ERROR;
+  ctx->api = H->api(r);
+  *rctx = ctx;
+  switch (ctx->api) {
+  case AIGW_API_CHAT:
+  case AIGW_API_MESSAGES: return prep_chat(in, r, ctx);
+  case AIGW_API_EMBEDDINGS:
+    ing_error(H, r, 400, "invalid_request_error", "provider bedrock serves chat and messages routes; embeddings (InvokeModel) are not supported yet: route them to another provider");
+    return AIGW_STOP;
+  default:
+    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider bedrock (chat and messages are)");
+    return AIGW_STOP;
+  }
+}
+
+/* ---- responses ---- */
+
+/* "x-amzn-RequestId" -> "chatcmpl-<id>" in buf, or NULL. */
+static const char *resp_id(aigw_req *r, char *buf, size_t cap) {
+  aigw_str v;
+  if (H->header(r, AIGW_UPSTREAM_RESPONSE, AIGW_STR("x-amzn-requestid"), &v) != AIGW_OK || !v.n || v.n > 100 || has_ctl(v))
+    return NULL;
+  snprintf(buf, cap, "chatcmpl-%.*s", (int)v.n, v.p);
+  return buf;
+}
+
+static int is_auth_error(const char *code) {
+  static const char *const names[] = {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+                                      "IncompleteSignatureException", "MissingAuthenticationTokenException",
+                                      "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (!strcmp(code, names[i])) return 1;
+  return 0;
+}
+
+static aigw_status upstream_error(aigw_req *r, int st, aigw_str raw) {
+  char et[128] = "", code[96] = "";
+  aigw_str v;
+  if (H->header(r, AIGW_UPSTREAM_RESPONSE, AIGW_STR("x-amzn-errortype"), &v) == AIGW_OK && v.n < sizeof et) {
+    memcpy(et, v.p, v.n);
+    et[v.n] = 0;
+  }
+  pc_err e = {0};
+  xb_error_from_upstream(st, et[0] ? et : NULL, raw.p, raw.n, &e, code, sizeof code);
+  char msg[520];
+  if (is_auth_error(code) || ((st == 401 || st == 403) && e.status == 502))
+    snprintf(msg, sizeof msg, "bedrock rejected the gateway's AWS credentials (%s): %s", code[0] ? code : "authentication", e.msg);
+  else if (code[0])
+    snprintf(msg, sizeof msg, "bedrock: %s: %s", code, e.msg);
+  else
+    snprintf(msg, sizeof msg, "bedrock: %s", e.msg);
+  ing_error(H, r, e.status ? e.status : 502, NULL, msg);
+  return AIGW_STOP;
+}
+
+static aigw_status br_on_response(void *vi, aigw_req *r, void **rctx) {
+  (void)vi;
+  br_rctx *ctx = rctx ? *rctx : NULL;
+  if (!ctx || !ctx->model) return AIGW_CONTINUE;
+  int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
+  aigw_str raw = {0};
+  H->body_raw(r, AIGW_UPSTREAM_RESPONSE, &raw);
+  if (st < 200 || st > 299) return upstream_error(r, st, raw);
+  if (ctx->xs_init) {
+    ing_error(H, r, 502, "upstream_error", "bedrock answered a stream request without an event stream");
+    return AIGW_STOP;
+  }
+  cJSON *conv = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  pc_err e = {0};
+  char idb[128];
+  cJSON *hub = cJSON_IsObject(conv) ? xb_resp_to_hub(conv, resp_id(r, idb, sizeof idb), ctx->model, now_s(), &e) : NULL;
+  cJSON_Delete(conv);
+  if (!hub) {
+    ing_error(H, r, 502, "upstream_error", e.msg[0] ? e.msg : "bedrock answered 2xx with a body that is not a Converse response");
+    return AIGW_STOP;
+  }
+  int rc = ing_hub_response(H, r, hub, &e);
+  cJSON_Delete(hub);
+  if (rc < 0) {
+    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg);
+    return AIGW_STOP;
+  }
+  return AIGW_CONTINUE;
+}
+
+/* ---- streams ---- */
+
+typedef struct fwd {
+  aigw_req *r;
+  br_rctx *ctx;
+} fwd;
+
+static int fwd_chunk(void *ud, const cJSON *chunk) {
+  fwd *f = ud;
+  return ing_stream_chunk(H, f->r, &f->ctx->st, chunk) < 0 ? 1 : 0;
+}
+
+static void stream_fail(aigw_req *r, br_rctx *ctx, const pc_err *e, const char *dflt) {
+  char msg[480];
+  snprintf(msg, sizeof msg, "bedrock: %s", e->msg[0] ? e->msg : dflt);
+  ing_stream_error(H, r, &ctx->st, e->status ? e->status : 502, msg);
+}
+
+static aigw_status br_on_stream_data(void *vi, aigw_req *r, void **rctx, const char *p, size_t n) {
+  (void)vi;
+  br_rctx *ctx = rctx ? *rctx : NULL;
+  if (!ctx || !ctx->xs_init || ctx->st.done) return AIGW_CONTINUE; /* after the end: ignored */
+  if (!ctx->got_data) {
+    ctx->got_data = 1;
+    char idb[128];
+    if (resp_id(r, idb, sizeof idb)) snprintf(ctx->xs.id, sizeof ctx->xs.id, "%s", idb);
+  }
+  fwd f = {r, ctx};
+  pc_err e = {0};
+  int rc = xb_stream_feed(&ctx->xs, p, n, fwd_chunk, &f, &e);
+  if (rc == XB_EUPSTREAM) stream_fail(r, ctx, &e, "the stream reported an error");
+  else if (rc < 0) stream_fail(r, ctx, &e, "the event stream could not be read");
+  else if (rc == 0 && ctx->xs.done) ing_stream_end(H, r, &ctx->st);
+  /* rc > 0: ing_stream_chunk failed and already ended the client's stream */
+  return AIGW_CONTINUE;
+}
+
+static aigw_status br_on_stream_end(void *vi, aigw_req *r, void **rctx) {
+  (void)vi;
+  br_rctx *ctx = rctx ? *rctx : NULL;
+  if (!ctx || !ctx->xs_init || ctx->st.done) return AIGW_CONTINUE;
+  pc_err e = {0};
+  if (xb_stream_end(&ctx->xs, &e) < 0) stream_fail(r, ctx, &e, "the stream ended early");
+  else ing_stream_end(H, r, &ctx->st); /* messageStop seen, metadata missing: still complete */
+  return AIGW_CONTINUE;
+}
+
+static void br_on_done(void *vi, aigw_req *r, void *rctx) {
+  (void)vi;
+  (void)r;
+  br_rctx *ctx = rctx;
+  if (!ctx) return;
+  if (ctx->xs_init) xb_stream_free(&ctx->xs);
+  if (ctx->st_init) ing_stream_free(&ctx->st);
+  ctx->xs_init = ctx->st_init = 0;
+}
+
+static const aigw_provider br_provider = {
+    .struct_size = sizeof(aigw_provider),
+    .wire_format = "bedrock",
+    .prepare = br_prepare,
+    .on_response = br_on_response,
+    .on_stream_data = br_on_stream_data,
+    .on_stream_end = br_on_stream_end,
+};
+
+static const aigw_plugin br_plugin = {
+    AIGW_PLUGIN_HEADER,
+    .name = "bedrock",
+    .version = "0.1.0",
+    .flags = AIGW_IS_PROVIDER,
+    .create = br_create,
+    .destroy = br_destroy,
+    .on_done = br_on_done,
+    .provider = &br_provider,
+};
+
+AIGW_EXPORT const aigw_plugin *aigw_plugin_entry(const aigw_host *h, char *err, size_t errlen) {
+  if (!h || h->abi_major != AIGW_ABI_MAJOR) {
+    snprintf(err, errlen, "bedrock: host ABI major %u, plugin built for %d", h ? (unsigned)h->abi_major : 0u, AIGW_ABI_MAJOR);
+    return NULL;
+  }
+  if (!AIGW_HAS(h, provider_emit) || !AIGW_HAS(h, body_member)) {
+    snprintf(err, errlen, "bedrock: the host lacks provider_emit (needs a newer aigw)");
+    return NULL;
+  }
+  H = h;
+  return &br_plugin;
+}

@@ -1,0 +1,431 @@
+// The bedrock provider end to end with the official SDKs, against tests/mock/bedrock_mock.mjs
+// (in-process, loopback), which verifies AWS SigV4 on every request, validates Converse requests
+// like the real API and answers ConverseStream with binary event-stream frames:
+//   OpenAI SDK    -> aigw (chat route)     -> bedrock (Converse / ConverseStream)
+//   Anthropic SDK -> aigw (messages route) -> bedrock
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import { startGateway, startMock, skipUnlessGateway, readStream, accessLogFor, AIGW_PLUGIN_DIR } from './lib/harness.mjs';
+import { runAigw, writeConfig, tmpDir } from './lib/ops.mjs';
+import { startBedrockMock, toolInput } from '../mock/bedrock_mock.mjs';
+
+const skip = skipUnlessGateway();
+const CLIENT_KEY = 'sk-client-key-never-forwarded';
+const AK = 'AKIDBEDROCKTEST01';
+const SK = 'bedrock/test/SECRET+key';
+const TMP_AK = 'ASIATEMPORARYKEY01';
+const TMP_SK = 'temporary/secret/KEY';
+const TOKEN = 'FwoGZXIvYXdzEBYaDKmock//session+token==';
+const MODEL = 'anthropic.claude-3-5-haiku-20241022-v1:0';
+const ARN = 'arn:aws:bedrock:us-west-2:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0';
+
+const weather = { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } };
+const clock = { type: 'function', function: { name: 'get_time', description: 'Time in a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } };
+const anthWeather = { name: 'get_weather', description: 'Weather for a city', input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+
+function config(br, brTok) {
+  return (cfg) => {
+    const creds = { access_key_id: AK, secret_access_key: SK };
+    cfg.providers.br = { plugin: 'bedrock', config: { region: 'us-west-2', ...creds, base_url: br.url } };
+    cfg.providers.brbad = { plugin: 'bedrock', config: { region: 'us-west-2', access_key_id: AK, secret_access_key: 'not-the-secret', base_url: br.url } };
+    // temporary credentials: keys and token from ${ENV} references in the config
+    cfg.providers.brtok = { plugin: 'bedrock', config: { region: 'eu-central-1', access_key_id: '${BR_TMP_AK}', secret_access_key: '${BR_TMP_SK}', session_token: '${BR_TMP_TOKEN}', base_url: `${brTok.url}/` } };
+    // no keys in the config: the standard AWS_* variables (with AWS_SESSION_TOKEN), AWS_REGION
+    cfg.providers.brenv = { plugin: 'bedrock', config: { base_url: brTok.url } };
+    const route = (name, path, api, provider, model) => ({ name, match: { methods: ['POST'], path }, api, targets: [model ? { provider, model } : { provider }] });
+    cfg.routes = [
+      route('br_chat', '/br/v1/chat/completions', 'chat', 'br', MODEL),
+      route('br_msg', '/br/v1/messages', 'messages', 'br', MODEL),
+      route('br_emb', '/br/v1/embeddings', 'embeddings', 'br', 'amazon.titan-embed-text-v2:0'),
+      route('brc_chat', '/brc/v1/chat/completions', 'chat', 'br'),
+      route('brbad_chat', '/brbad/v1/chat/completions', 'chat', 'brbad', MODEL),
+      route('brtok_chat', '/brtok/v1/chat/completions', 'chat', 'brtok', MODEL),
+      route('brenv_msg', '/brenv/v1/messages', 'messages', 'brenv', MODEL),
+    ];
+    return cfg;
+  };
+}
+
+describe('bedrock provider (Converse / ConverseStream, SigV4) with the official SDKs', { skip }, () => {
+  let mock, br, brTok, gw, oai, oaiClientModel, oaiBad, oaiTok, an, anEnv;
+  before(async () => {
+    mock = await startMock(); // the harness's default "up" provider
+    br = await startBedrockMock({ accessKeyId: AK, secretAccessKey: SK, region: 'us-west-2' });
+    brTok = await startBedrockMock({ accessKeyId: TMP_AK, secretAccessKey: TMP_SK, sessionToken: TOKEN, region: 'eu-central-1' });
+    gw = await startGateway({
+      mockPort: mock.port,
+      config: config(br, brTok),
+      env: {
+        BR_TMP_AK: TMP_AK, BR_TMP_SK: TMP_SK, BR_TMP_TOKEN: TOKEN,
+        AWS_ACCESS_KEY_ID: TMP_AK, AWS_SECRET_ACCESS_KEY: TMP_SK, AWS_SESSION_TOKEN: TOKEN, AWS_REGION: 'eu-central-1', AWS_DEFAULT_REGION: '',
+      },
+    });
+    oai = new OpenAI({ baseURL: `${gw.url}/br/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    oaiClientModel = new OpenAI({ baseURL: `${gw.url}/brc/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    oaiBad = new OpenAI({ baseURL: `${gw.url}/brbad/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    oaiTok = new OpenAI({ baseURL: `${gw.url}/brtok/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    an = new Anthropic({ baseURL: `${gw.url}/br`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    anEnv = new Anthropic({ baseURL: `${gw.url}/brenv`, apiKey: CLIENT_KEY, maxRetries: 0 });
+  });
+  after(async () => { await gw?.stop(); await br?.stop(); await brTok?.stop(); await mock?.stop(); });
+
+  const lastBr = async () => (await br.requests()).at(-1);
+  const assertSigned = (up) => assert.ok(up.sigv4?.ok, `SigV4 verified by the mock: ${JSON.stringify(up.sigv4)}`);
+
+  // ---------------- OpenAI SDK -> bedrock ----------------
+  test('openai sdk -> bedrock: text with system, usage; the upstream gets a signed, valid Converse request', async () => {
+    await br.clearRequests();
+    const r = await oai.chat.completions.create({ model: 'gpt-whatever', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello bedrock' }] });
+    assert.equal(r.object, 'chat.completion');
+    assert.equal(r.choices[0].message.content, 'You said: hello bedrock');
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    assert.ok(r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0);
+    assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+    assert.match(r.id, /^chatcmpl-/);
+    const up = await lastBr();
+    assertSigned(up);
+    assert.equal(up.path, `/model/${encodeURIComponent(MODEL)}/converse`);
+    assert.equal(up.modelId, MODEL, 'route target model in the path');
+    assert.deepEqual(up.body.system, [{ text: 'Be brief.' }]);
+    assert.deepEqual(up.body.messages, [{ role: 'user', content: [{ text: 'hello bedrock' }] }]);
+    assert.equal(up.body.model, undefined, 'model is in the path, not the body');
+    assert.match(up.headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDBEDROCKTEST01\/\d{8}\/us-west-2\/bedrock\/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=[0-9a-f]{64}$/);
+    assert.ok(!JSON.stringify(up.headers).includes(CLIENT_KEY), 'client key never forwarded');
+    assert.equal(up.headers['x-amz-security-token'], undefined, 'long-term keys: no token');
+  });
+
+  test('openai sdk -> bedrock: stream with deltas and a usage chunk', async () => {
+    await br.clearRequests();
+    const stream = await oai.chat.completions.create({ model: 'x', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'stream me please now' }] });
+    let text = '', finish = null, usage = null, n = 0, role = null;
+    for await (const c of stream) {
+      n++;
+      if (c.choices[0]?.delta?.role) role = c.choices[0].delta.role;
+      if (c.choices[0]?.delta?.content) text += c.choices[0].delta.content;
+      if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+      if (c.usage) usage = c.usage;
+    }
+    assert.equal(text, 'You said: stream me please now');
+    assert.equal(role, 'assistant');
+    assert.equal(finish, 'stop');
+    assert.ok(n >= 4, `several chunks, not one buffered answer (${n})`);
+    assert.ok(usage && usage.prompt_tokens > 0 && usage.completion_tokens > 0, 'usage chunk for a client that asked');
+    const up = await lastBr();
+    assertSigned(up);
+    assert.equal(up.path, `/model/${encodeURIComponent(MODEL)}/converse-stream`);
+  });
+
+  test('openai sdk -> bedrock: stream without include_usage: text/event-stream, [DONE], no usage chunk, usage metered', async () => {
+    const r = await readStream(`${gw.url}/br/v1/chat/completions`, { model: 'x', stream: true, messages: [{ role: 'user', content: 'hi there' }] });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+    assert.equal(r.events.at(-1).data, '[DONE]');
+    const chunks = r.events.filter((e) => e.data !== '[DONE]').map((e) => JSON.parse(e.data));
+    assert.ok(chunks.every((c) => !c.usage), 'no usage for a client that did not ask');
+    assert.equal(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'You said: hi there');
+    const log = await accessLogFor(gw, r.headers.get('x-request-id'));
+    assert.ok(log.tokens_in > 0 && log.tokens_out > 0, JSON.stringify(log));
+  });
+
+  test('openai sdk -> bedrock: tool call (non-stream), then the tool result round trip', async () => {
+    const msgs = [{ role: 'user', content: 'use tool get_weather for Paris' }];
+    const r = await oai.chat.completions.create({ model: 'x', tools: [weather, clock], messages: msgs });
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    const tc = r.choices[0].message.tool_calls;
+    assert.equal(tc.length, 1);
+    assert.equal(tc[0].type, 'function');
+    assert.equal(tc[0].function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(tc[0].function.arguments), toolInput('get_weather', 'use tool get_weather for Paris'));
+    assert.ok(tc[0].id);
+    const up = await lastBr();
+    assert.equal(up.body.toolConfig.tools[0].toolSpec.name, 'get_weather');
+    assert.deepEqual(up.body.toolConfig.tools[0].toolSpec.inputSchema.json, weather.function.parameters);
+    // the mock checks toolUse / toolResult pairing and alternation
+    const r2 = await oai.chat.completions.create({ model: 'x', tools: [weather, clock], messages: [...msgs, r.choices[0].message, { role: 'tool', tool_call_id: tc[0].id, content: 'sunny, 21C' }] });
+    assert.equal(r2.choices[0].message.content, 'Tool said: sunny, 21C');
+    assert.equal(r2.choices[0].finish_reason, 'stop');
+    const up2 = await lastBr();
+    assertSigned(up2);
+    const tr = up2.body.messages.at(-1).content.find((b) => b.toolResult);
+    assert.equal(tr.toolResult.toolUseId, tc[0].id);
+    assert.ok(up2.body.messages[1].content.some((b) => b.toolUse?.toolUseId === tc[0].id));
+  });
+
+  test('openai sdk -> bedrock: parallel tool calls streamed, argument deltas reassemble', async () => {
+    const text = 'parallel tools please: get_weather and get_time';
+    const stream = await oai.chat.completions.create({ model: 'x', stream: true, tools: [weather, clock], messages: [{ role: 'user', content: text }] });
+    const calls = [];
+    let deltas = 0, finish = null;
+    for await (const c of stream) {
+      for (const d of c.choices[0]?.delta?.tool_calls ?? []) {
+        deltas++;
+        calls[d.index] ??= { id: '', name: '', args: '' };
+        if (d.id) calls[d.index].id = d.id;
+        if (d.function?.name) calls[d.index].name = d.function.name;
+        if (d.function?.arguments) calls[d.index].args += d.function.arguments;
+      }
+      if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+    }
+    assert.equal(finish, 'tool_calls');
+    assert.equal(calls.length, 2);
+    assert.ok(deltas > 4, `arguments arrived in pieces (${deltas} deltas)`);
+    for (const c of calls) {
+      assert.match(c.id, /^tooluse_/);
+      assert.deepEqual(JSON.parse(c.args), toolInput(c.name, text));
+    }
+    assert.deepEqual(calls.map((c) => c.name).sort(), ['get_time', 'get_weather']);
+  });
+
+  test('openai sdk -> bedrock: image (base64) reaches Converse as an image block with bytes', async () => {
+    const r = await oai.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] }] });
+    assert.equal(r.choices[0].message.content, 'You said: what is this');
+    const up = await lastBr();
+    assertSigned(up);
+    const img = up.body.messages[0].content.find((b) => b.image);
+    assert.deepEqual(img.image, { format: 'png', source: { bytes: PNG } });
+  });
+
+  test('openai sdk -> bedrock: an image URL cannot be carried: 400 naming bedrock, nothing sent', async () => {
+    await br.clearRequests();
+    await assert.rejects(oai.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.invalid/cat.png' } }] }] }), (e) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, `got ${e?.constructor?.name}`);
+      assert.match(e.message, /bedrock/);
+      return true;
+    });
+    assert.equal((await br.requests()).length, 0);
+  });
+
+  test('openai sdk -> bedrock: the client\'s model (an ARN with ":" and "/") when the route sets none', async () => {
+    await br.clearRequests();
+    const r = await oaiClientModel.chat.completions.create({ model: ARN, messages: [{ role: 'user', content: 'arn please' }] });
+    assert.equal(r.choices[0].message.content, 'You said: arn please');
+    assert.equal(r.model, ARN);
+    const up = await lastBr();
+    assertSigned(up);
+    assert.equal(up.modelId, ARN);
+    assert.equal(up.path, `/model/${encodeURIComponent(ARN)}/converse`);
+  });
+
+  test('openai sdk -> bedrock: ThrottlingException is an OpenAI RateLimitError', async () => {
+    await assert.rejects(oai.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'fault-429' }] }), (e) => {
+      assert.ok(e instanceof OpenAI.RateLimitError, `got ${e?.constructor?.name} ${e?.status}`);
+      assert.match(e.message, /ThrottlingException/);
+      return true;
+    });
+    await assert.rejects(oai.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'fault-400' }] }), (e) => e instanceof OpenAI.BadRequestError);
+    await assert.rejects(oai.chat.completions.create({ model: 'x', stream: true, messages: [{ role: 'user', content: 'fault-429' }] }), (e) => e instanceof OpenAI.RateLimitError, 'before the stream starts: an HTTP error');
+  });
+
+  test('openai sdk -> bedrock: a mid-stream exception ends the stream with an error chunk, never [DONE]', async () => {
+    const r = await readStream(`${gw.url}/br/v1/chat/completions`, { model: 'x', stream: true, messages: [{ role: 'user', content: 'fault-error-after-3 one two three four five' }] });
+    assert.equal(r.status, 200);
+    assert.ok(!r.text.includes('[DONE]'), r.text);
+    const chunks = r.events.map((e) => JSON.parse(e.data));
+    assert.ok(chunks.some((c) => c.choices?.[0]?.delta), 'some content came first');
+    const last = chunks.at(-1);
+    assert.ok(last.error, 'an OpenAI-shaped error chunk ends the stream');
+    assert.match(last.error.message, /Too many tokens/);
+    // the SDK surfaces it as an error
+    const stream = await oai.chat.completions.create({ model: 'x', stream: true, messages: [{ role: 'user', content: 'fault-error-after-2 fault-exception-modelStreamErrorException a b c' }] });
+    await assert.rejects((async () => { for await (const c of stream) void c; })(), /Injected modelStreamErrorException/);
+  });
+
+  test('openai sdk -> bedrock: truncated or corrupt event streams end with an error, never [DONE]', async () => {
+    for (const fault of ['fault-truncate-after-3', 'fault-malformed']) {
+      const r = await readStream(`${gw.url}/br/v1/chat/completions`, { model: 'x', stream: true, messages: [{ role: 'user', content: `${fault} a b c d e` }] });
+      assert.equal(r.status, 200, fault);
+      assert.ok(!r.text.includes('[DONE]'), `${fault}: ${r.text}`);
+      const last = JSON.parse(r.events.at(-1).data);
+      assert.ok(last.error, `${fault}: ${r.text}`);
+      assert.match(last.error.message, fault === 'fault-malformed' ? /CRC/i : /ended early/);
+    }
+  });
+
+  test('openai sdk -> bedrock: wrong secret key: the mock 403s, the client gets a 502 about the gateway\'s credentials', async () => {
+    await br.clearRequests();
+    await assert.rejects(oaiBad.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }), (e) => {
+      assert.equal(e.status, 502, `got ${e?.constructor?.name} ${e?.status}`);
+      assert.ok(e instanceof OpenAI.InternalServerError);
+      assert.match(e.message, /gateway's AWS credentials/);
+      assert.match(e.message, /InvalidSignatureException/);
+      return true;
+    });
+    const up = await lastBr();
+    assert.equal(up.sigv4.ok, false);
+    assert.match(up.sigv4.reason, /signature mismatch/);
+  });
+
+  test('openai sdk -> bedrock: temporary credentials from ${ENV} config references (session token signed)', async () => {
+    await brTok.clearRequests();
+    const r = await oaiTok.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'temporary creds' }] });
+    assert.equal(r.choices[0].message.content, 'You said: temporary creds');
+    const stream = await oaiTok.chat.completions.create({ model: 'x', stream: true, messages: [{ role: 'user', content: 'temporary stream' }] });
+    let text = '';
+    for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+    assert.equal(text, 'You said: temporary stream');
+    const ups = await brTok.requests();
+    assert.equal(ups.length, 2);
+    for (const up of ups) {
+      assertSigned(up);
+      assert.equal(up.headers['x-amz-security-token'], TOKEN);
+      assert.match(up.headers.authorization, /SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,/);
+      assert.match(up.headers.authorization, /\/eu-central-1\/bedrock\/aws4_request/);
+    }
+  });
+
+  test('openai sdk -> bedrock: embeddings are refused with a 400 naming the provider', async () => {
+    const e = await oai.embeddings.create({ model: 'x', input: 'hello' }).catch((x) => x);
+    assert.ok(e instanceof OpenAI.BadRequestError, `got ${e?.constructor?.name}`);
+    assert.match(e.message, /bedrock/);
+  });
+
+  // ---------------- Anthropic SDK -> bedrock ----------------
+  test('anthropic sdk -> bedrock: text with system', async () => {
+    await br.clearRequests();
+    const m = await an.messages.create({ model: 'claude-x', max_tokens: 200, system: 'You are terse.', messages: [{ role: 'user', content: 'hello from anthropic' }] }, { headers: { 'anthropic-beta': 'prompt-caching-2024-07-31' } });
+    assert.equal(m.type, 'message');
+    assert.equal(m.role, 'assistant');
+    assert.equal(m.content[0].type, 'text');
+    assert.equal(m.content[0].text, 'You said: hello from anthropic');
+    assert.equal(m.stop_reason, 'end_turn');
+    assert.ok(m.usage.input_tokens > 0 && m.usage.output_tokens > 0);
+    const up = await lastBr();
+    assertSigned(up);
+    assert.equal(up.modelId, MODEL);
+    assert.deepEqual(up.body.system, [{ text: 'You are terse.' }]);
+    assert.equal(up.body.inferenceConfig.maxTokens, 200);
+    assert.equal(up.headers['anthropic-beta'], undefined, 'Anthropic headers not sent to AWS');
+    assert.equal(up.headers['anthropic-version'], undefined);
+    assert.equal(up.headers['x-api-key'], undefined);
+    assert.ok(!JSON.stringify(up.headers).includes(CLIENT_KEY));
+  });
+
+  test('anthropic sdk -> bedrock: stream; event sequence and usage', async () => {
+    const stream = an.messages.stream({ model: 'claude-x', max_tokens: 100, messages: [{ role: 'user', content: 'stream it to me' }] });
+    const types = [];
+    stream.on('streamEvent', (e) => types.push(e.type));
+    const final = await stream.finalMessage();
+    assert.equal(final.content[0].text, 'You said: stream it to me');
+    assert.equal(types[0], 'message_start');
+    assert.equal(types[1], 'content_block_start');
+    assert.ok(types.filter((t) => t === 'content_block_delta').length >= 2);
+    assert.ok(types.includes('content_block_stop'));
+    assert.equal(types.at(-2), 'message_delta');
+    assert.equal(types.at(-1), 'message_stop');
+    assert.equal(final.stop_reason, 'end_turn');
+    assert.ok(final.usage.output_tokens > 0);
+    assert.ok(final.usage.input_tokens > 0, 'input tokens known by the end');
+  });
+
+  test('anthropic sdk -> bedrock: tool use streamed, input reassembled, tool_result round trip', async () => {
+    const req = { model: 'claude-x', max_tokens: 300, tools: [anthWeather], messages: [{ role: 'user', content: 'use tool get_weather for Rome' }] };
+    const final = await an.messages.stream(req).finalMessage();
+    assert.equal(final.stop_reason, 'tool_use');
+    const tu = final.content.find((b) => b.type === 'tool_use');
+    assert.equal(tu.name, 'get_weather');
+    assert.deepEqual(tu.input, toolInput('get_weather', 'use tool get_weather for Rome'));
+    const up = await lastBr();
+    assert.equal(up.body.toolConfig.tools[0].toolSpec.name, 'get_weather');
+    const m2 = await an.messages.create({ ...req, messages: [...req.messages, { role: 'assistant', content: final.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: tu.id, content: 'cloudy' }] }] });
+    assert.equal(m2.content[0].text, 'Tool said: cloudy');
+    const up2 = await lastBr();
+    assertSigned(up2);
+    assert.equal(up2.body.messages.at(-1).content.find((b) => b.toolResult).toolResult.toolUseId, tu.id);
+  });
+
+  test('anthropic sdk -> bedrock: cache_control becomes cachePoint; cache usage comes back', async () => {
+    await br.clearRequests();
+    const sys = 'Long stable system prompt for caching. '.repeat(30);
+    const req = { model: 'claude-x', max_tokens: 100, system: [{ type: 'text', text: sys, cache_control: { type: 'ephemeral' } }], messages: [{ role: 'user', content: 'cached hello' }] };
+    const m1 = await an.messages.create(req);
+    const m2 = await an.messages.create(req);
+    assert.equal(m1.content[0].text, 'You said: cached hello');
+    assert.ok(m1.usage.cache_creation_input_tokens > 0, `first call writes the cache: ${JSON.stringify(m1.usage)}`);
+    assert.ok(m2.usage.cache_read_input_tokens > 0, `second call reads it: ${JSON.stringify(m2.usage)}`);
+    assert.ok(m2.usage.input_tokens < m2.usage.cache_read_input_tokens, 'input_tokens excludes the cached ones');
+    const ups = await br.requests();
+    assert.equal(ups.length, 2);
+    assert.deepEqual(ups[0].body.system, [{ text: sys }, { cachePoint: { type: 'default' } }]);
+    // stream too: the cache numbers arrive in message_start / message_delta
+    const final = await an.messages.stream(req).finalMessage();
+    assert.ok(final.usage.cache_read_input_tokens > 0, JSON.stringify(final.usage));
+  });
+
+  test('anthropic sdk -> bedrock: ThrottlingException is an Anthropic RateLimitError', async () => {
+    await assert.rejects(an.messages.create({ model: 'claude-x', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }, { headers: { 'x-mock-fault': 'fault-429' } }), (e) => {
+      assert.ok(e instanceof Anthropic.RateLimitError, `got ${e?.constructor?.name} ${e?.status}`);
+      assert.equal(e.error?.type, 'error');
+      assert.equal(e.error?.error?.type, 'rate_limit_error');
+      return true;
+    });
+  });
+
+  test('anthropic sdk -> bedrock: mid-stream exception → an Anthropic error event ends the stream', async () => {
+    const r = await readStream(`${gw.url}/br/v1/messages`, { model: 'claude-x', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'one two three four five' }] }, { headers: { 'x-mock-fault': 'fault-error-after-3' } });
+    assert.equal(r.status, 200);
+    const last = r.events.at(-1);
+    assert.equal(last.event, 'error');
+    const body = JSON.parse(last.data);
+    assert.equal(body.type, 'error');
+    assert.equal(body.error.type, 'rate_limit_error');
+    assert.ok(!r.events.some((e) => e.event === 'message_stop'), 'a cut stream never ends with message_stop');
+  });
+
+  test('anthropic sdk -> bedrock: credentials from AWS_* environment variables, session token passes', async () => {
+    await brTok.clearRequests();
+    const m = await anEnv.messages.create({ model: 'claude-x', max_tokens: 50, messages: [{ role: 'user', content: 'env creds' }] });
+    assert.equal(m.content[0].text, 'You said: env creds');
+    const final = await anEnv.messages.stream({ model: 'claude-x', max_tokens: 50, messages: [{ role: 'user', content: 'env stream' }] }).finalMessage();
+    assert.equal(final.content[0].text, 'You said: env stream');
+    const ups = await brTok.requests();
+    assert.equal(ups.length, 2);
+    for (const up of ups) {
+      assertSigned(up);
+      assert.equal(up.headers['x-amz-security-token'], TOKEN);
+      assert.match(up.headers.authorization, new RegExp(`Credential=${TMP_AK}/\\d{8}/eu-central-1/bedrock/`));
+    }
+  });
+
+  // ---------------- config ----------------
+  test('config: errors at JSON pointers, checked at startup', async () => {
+    const dir = tmpDir('aigw-bedrock-');
+    try {
+      const cfg = {
+        listen: [{ address: '127.0.0.1', port: 18080 }],
+        workers: 1,
+        admin: { address: '127.0.0.1', port: 0 },
+        plugin_paths: [AIGW_PLUGIN_DIR],
+        providers: {
+          typo: { plugin: 'bedrock', config: { region: 'us-east-1', access_key_id: 'A', secret_access_key: 'S', regoin: 'x' } },
+          halfkey: { plugin: 'bedrock', config: { region: 'us-east-1', access_key_id: 'A' } },
+          badregion: { plugin: 'bedrock', config: { region: 'US East', access_key_id: 'A', secret_access_key: 'S' } },
+          badurl: { plugin: 'bedrock', config: { region: 'us-east-1', access_key_id: 'A', secret_access_key: 'S', base_url: 'ftp://x' } },
+          notstr: { plugin: 'bedrock', config: { region: 'us-east-1', access_key_id: 'A', secret_access_key: 42 } },
+          nokeys: { plugin: 'bedrock', config: { region: 'us-east-1' } },
+          ok: { plugin: 'bedrock', config: { region: 'us-east-1', access_key_id: 'A', secret_access_key: 'S' } },
+        },
+        routes: [{ name: 'chat', match: { methods: ['POST'], path: '/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'ok', model: MODEL }] }],
+      };
+      const noAws = { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '', AWS_REGION: '', AWS_DEFAULT_REGION: '' };
+      const r = await runAigw(['--check', writeConfig(cfg, dir)], { env: noAws });
+      const out = r.stdout + r.stderr;
+      assert.notEqual(r.code, 0, out);
+      for (const re of [/typo.*\/regoin.*unknown option/, /halfkey.*\/secret_access_key/, /badregion.*\/region/, /badurl.*\/base_url/, /notstr.*\/secret_access_key/, /nokeys.*AWS_ACCESS_KEY_ID/]) assert.match(out, re);
+      assert.ok(!/providers\/ok\b.*error/.test(out), out);
+      const only = { ...cfg, providers: { ok: cfg.providers.ok } };
+      const r2 = await runAigw(['--check', writeConfig(only, dir)], { env: noAws });
+      assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+      // no region anywhere
+      const noRegion = { ...cfg, providers: { ok: { plugin: 'bedrock', config: { access_key_id: 'A', secret_access_key: 'S' } } } };
+      const r3 = await runAigw(['--check', writeConfig(noRegion, dir)], { env: noAws });
+      assert.notEqual(r3.code, 0);
+      assert.match(r3.stdout + r3.stderr, /\/region.*AWS_REGION/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
