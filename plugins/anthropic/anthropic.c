@@ -55,6 +55,15 @@ static int has_ctl(aigw_str s) {
   return 0;
 }
 
+/* The value of the i-th member of an object (json_at is for arrays). */
+static const aigw_json *member_at(const aigw_json *obj, size_t i, aigw_str *name) {
+  char key[256];
+  if (H->json_key_at(obj, i, name) != AIGW_OK || name->n >= sizeof key) return NULL;
+  memcpy(key, name->p, name->n);
+  key[name->n] = '\0';
+  return H->json_get(obj, key);
+}
+
 static void an_destroy(void *vi) {
   an_inst *in = vi;
   if (!in) return;
@@ -115,9 +124,8 @@ static void *an_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     hdrs = NULL;
   }
   for (size_t i = 0; hdrs && i < H->json_len(hdrs); i++) {
-    aigw_str name, val;
-    H->json_key_at(hdrs, i, &name);
-    const aigw_json *hv = H->json_at(hdrs, i);
+    aigw_str name = {0}, val;
+    const aigw_json *hv = member_at(hdrs, i, &name);
     if (!hv || H->json_str(hv, &val) != AIGW_OK || has_ctl(val) || !name.n || has_ctl(name)) {
       H->diag_error(d, "/headers", "header %.*s: must be a string without control characters", (int)(name.n > 64 ? 64 : name.n), name.p);
       bad = 1;
@@ -139,9 +147,8 @@ static void *an_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     if (!in->hdrs) goto nomem;
     memset(in->hdrs, 0, nh * 2 * sizeof *in->hdrs);
     for (size_t i = 0; i < nh; i++) {
-      aigw_str name, val;
-      H->json_key_at(hdrs, i, &name);
-      H->json_str(H->json_at(hdrs, i), &val);
+      aigw_str name = {0}, val = {0};
+      H->json_str(member_at(hdrs, i, &name), &val);
       in->hdrs[2 * i] = (aigw_str){dup_n(name.p, name.n), name.n};
       in->hdrs[2 * i + 1] = (aigw_str){dup_n(val.p, val.n), val.n};
       in->nhdrs++;

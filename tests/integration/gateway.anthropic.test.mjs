@@ -22,7 +22,7 @@ const anthWeather = { name: 'get_weather', description: 'Weather for a city', in
 
 function config(mockPort, anthPort) {
   return (cfg) => {
-    cfg.providers.anth = { plugin: 'anthropic', config: { base_url: `http://127.0.0.1:${anthPort}`, api_key: ANTH_KEY } };
+    cfg.providers.anth = { plugin: 'anthropic', config: { base_url: `http://127.0.0.1:${anthPort}`, api_key: ANTH_KEY, headers: { 'x-team': 'core' } } };
     cfg.routes = [
       { name: 'chat_anth', match: { methods: ['POST'], path: '/anth/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'anth', model: 'claude-sonnet-4-6' }] },
       { name: 'models_anth', match: { methods: ['GET'], path: '/anth/v1/models' }, api: 'models', targets: [{ provider: 'anth' }] },
@@ -64,6 +64,7 @@ describe('anthropic translation, both directions (official SDKs)', { skip }, () 
     const up = await lastAnth();
     assert.equal(up.path, '/v1/messages');
     assert.equal(up.headers['x-api-key'], ANTH_KEY, 'provider key injected');
+    assert.equal(up.headers['x-team'], 'core', 'configured extra headers sent');
     assert.ok(!JSON.stringify(up.headers).includes(CLIENT_KEY), 'client key never forwarded');
     assert.ok(up.headers['anthropic-version']);
     assert.equal(up.body.model, 'claude-sonnet-4-6', 'route target model applied');
