@@ -489,8 +489,8 @@ static void test_stream_reasoning(void) {
                       CH("{\"reasoning_content\":\"ok.\"}", "null"),
                       CH("{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"SG\"}]}", "null"),
                       CH("{\"content\":\"The\"}", "null"), CH("{}", "\"length\""),
-                      "{\"id\":\"chatcmpl-R\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":9,"
-                      "\"completion_tokens_details\":{\"reasoning_tokens\":4}}}"};
+                      ("{\"id\":\"chatcmpl-R\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":9,"
+                       "\"completion_tokens_details\":{\"reasoning_tokens\":4}}}")};
   for (size_t i = 0; i < sizeof in / sizeof *in; i++) T_EQ_INT(feed_json(&e, in[i], &r, &err), 0);
   check_sequence(&r);
   static const char *const want[] = {
