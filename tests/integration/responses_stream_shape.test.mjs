@@ -1,7 +1,8 @@
 // The official openai SDK accepts what aigw's Responses encoder (plugins/common/xlate_responses.c)
 // produces. tests/fixtures/responses/stream_tools.sse is the encoder's output for a hub stream of
-// text + two parallel tool calls + usage; tests/unit/test_xlate_responses.c checks it is byte-equal
-// to the encoder's output, so this file needs no gateway: a local server on 127.0.0.1 replays it
+// text + two parallel tool calls + usage (stream_reasoning.sse: reasoning with a signature, then
+// text cut by max_output_tokens; stream_failed.sse: an upstream error mid-text);
+// tests/unit/test_xlate_responses.c checks they are byte-equal to the encoder's output, so this file needs no gateway: a local server on 127.0.0.1 replays it
 // (and the golden non-stream response) to client.responses.* and the SDK's own stream parser and
 // accumulator must build the expected response from it.
 import { describe, test, before, after } from 'node:test';
@@ -14,6 +15,11 @@ import OpenAI from 'openai';
 
 const FX = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'responses');
 const SSE = readFileSync(path.join(FX, 'stream_tools.sse'), 'utf8');
+// by request model: the reasoning + max_output_tokens stream, and a stream failed by a rate limit
+const OTHER_SSE = {
+  reasoning: readFileSync(path.join(FX, 'stream_reasoning.sse'), 'utf8'),
+  failed: readFileSync(path.join(FX, 'stream_failed.sse'), 'utf8'),
+};
 const NONSTREAM = readFileSync(path.join(FX, 'resp_tools.out.json'), 'utf8');
 
 // the response.completed payload, straight from the file
@@ -42,10 +48,11 @@ describe('Responses stream shape, via the openai SDK', () => {
         if (json.stream) {
           res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
           // in small pieces, so the SDK's SSE decoder reassembles events across reads
+          const text = OTHER_SSE[json.model] ?? SSE;
           let i = 0;
           const step = () => {
-            if (i >= SSE.length) { res.end(); return; }
-            res.write(SSE.slice(i, i + 97));
+            if (i >= text.length) { res.end(); return; }
+            res.write(text.slice(i, i + 97));
             i += 97;
             setImmediate(step);
           };
@@ -128,5 +135,35 @@ describe('Responses stream shape, via the openai SDK', () => {
     assert.equal(r.output[0].summary[0].text, 'User wants two cities.');
     assert.deepEqual(r.output.filter((o) => o.type === 'function_call').map((c) => c.call_id), ['toolu_1', 'toolu_2']);
     assert.equal(r.usage.output_tokens_details.reasoning_tokens, 12);
+  });
+
+  test('reasoning summary events and response.incomplete: the SDK builds the reasoning item and the cut text', async () => {
+    const stream = client.responses.stream({ model: 'reasoning', input: 'x', max_output_tokens: 9, include: ['reasoning.encrypted_content'] });
+    const summary = [];
+    stream.on('response.reasoning_summary_text.delta', (e) => summary.push(e.delta));
+    const final = await stream.finalResponse();
+    assert.equal(final.status, 'incomplete');
+    assert.deepEqual(final.incomplete_details, { reason: 'max_output_tokens' });
+    assert.equal(final.output_text, 'The');
+    assert.deepEqual(summary, ['Hmm, ', 'ok.']);
+    assert.equal(final.output[0].type, 'reasoning');
+    assert.deepEqual(final.output[0].summary, [{ type: 'summary_text', text: 'Hmm, ok.' }]);
+    // aigw's encrypted_content: the signed thinking block, for a stateless round trip
+    const enc = final.output[0].encrypted_content;
+    assert.ok(enc.startsWith('aigw1:'));
+    assert.deepEqual(JSON.parse(Buffer.from(enc.slice(6), 'base64').toString()), [{ type: 'thinking', thinking: 'Hmm, ok.', signature: 'SG' }]);
+    assert.equal(final.output[1].status, 'incomplete');
+    assert.equal(final.usage.output_tokens_details.reasoning_tokens, 4);
+  });
+
+  test('a failed stream: response.failed then error; finalResponse() rejects', async () => {
+    const stream = client.responses.stream({ model: 'failed', input: 'x' });
+    const types = [];
+    stream.on('event', (e) => types.push(e.type));
+    await assert.rejects(stream.finalResponse(), (err) => {
+      assert.equal(err.code ?? err.error?.code, 'rate_limit_exceeded');
+      return true;
+    });
+    assert.deepEqual(types.slice(-2), ['response.failed', 'error']);
   });
 });

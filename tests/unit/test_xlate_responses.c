@@ -380,6 +380,25 @@ static int feed_lines(xr_enc *e, const char *text, rec *r, pc_err *err) {
   return xr_enc_data(e, "[DONE]", 6, on_event, r, err);
 }
 
+/* the SSE text equals the golden file (rewritten first under XR_REGEN) */
+static void golden_sse(const char *name, const pc_buf *sse) {
+  char path[256];
+  snprintf(path, sizeof path, FX "%s", name);
+  if (getenv("XR_REGEN")) {
+    FILE *f = fopen(path, "wb");
+    if (f) {
+      fwrite(sse->p, 1, sse->n, f);
+      fclose(f);
+    }
+  }
+  size_t gn = 0;
+  char *golden = slurp(path, &gn);
+  int same = golden && gn == sse->n && !memcmp(golden, sse->p, gn);
+  T_CHECK(same);
+  if (!same) fprintf(stderr, "  %s differs; got:\n%s\n", name, sse->p ? sse->p : "");
+  free(golden);
+}
+
 static const char *ev_name(const rec *r, int i) { return gstr(cJSON_GetArrayItem(r->events, i), "name"); }
 static int ev_kind(const rec *r, int i) { return (int)cJSON_GetNumberValue(get(cJSON_GetArrayItem(r->events, i), "kind")); }
 static const cJSON *ev_data(const rec *r, int i) { return get(cJSON_GetArrayItem(r->events, i), "data"); }
@@ -443,24 +462,13 @@ static void test_stream_tools(void) {
   T_JSON(back, hub, "xr_enc_hub_response");
 
   /* the golden SSE (also read by responses_stream_shape.test.mjs) */
-  if (getenv("XR_REGEN")) {
-    FILE *f = fopen(FX "stream_tools.sse", "wb");
-    if (f) {
-      fwrite(r.sse.p, 1, r.sse.n, f);
-      fclose(f);
-    }
-  }
-  size_t gn = 0;
-  char *golden = slurp(FX "stream_tools.sse", &gn);
-  T_CHECK(golden && gn == r.sse.n && !memcmp(golden, r.sse.p, gn));
-  if (golden && !(gn == r.sse.n && !memcmp(golden, r.sse.p, gn))) fprintf(stderr, "  SSE differs:\n%s\n", r.sse.p);
+  golden_sse("stream_tools.sse", &r.sse);
 
   /* finishing again does nothing */
   int before = cJSON_GetArraySize(r.events);
   T_EQ_INT(xr_enc_finish(&e, on_event, &r, &err), 0);
   T_EQ_INT(cJSON_GetArraySize(r.events), before);
 
-  free(golden);
   cJSON_Delete(back);
   cJSON_Delete(ns);
   free(chunks);
@@ -519,6 +527,7 @@ static void test_stream_reasoning(void) {
   T_CHECK(gstr(cJSON_GetArrayItem(get(ns, "output"), 0), "encrypted_content") != NULL);
   cJSON *back = xr_enc_hub_response(&e, &err);
   T_JSON(back, hub, "streamed reasoning as hub");
+  golden_sse("stream_reasoning.sse", &r.sse);
   cJSON_Delete(back);
   cJSON_Delete(ns);
   cJSON_Delete(hub);
@@ -549,6 +558,7 @@ static void test_stream_edges(void) {
   T_EQ_STR(gstr(fr, "status"), "failed");
   T_EQ_STR(gstr(get(fr, "error"), "code"), "rate_limit_exceeded");
   check_sequence(&r);
+  golden_sse("stream_failed.sse", &r.sse);
   pc_buf_free(&r.sse);
   cJSON_Delete(r.events);
   xr_enc_free(&e);
