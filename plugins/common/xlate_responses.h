@@ -43,8 +43,8 @@
  *       become hub assistant text (a string); a refusal part -> hub "refusal".
  *     function_call {call_id, name, arguments} -> assistant tool_calls[] (consecutive assistant-side
  *       items - reasoning, assistant message, function_call - merge into one hub assistant
- *       message, in that order; a reasoning item or an assistant message after a function_call
- *       starts a new assistant message)
+ *       message, in that order; a reasoning item after text or a function_call, or an assistant
+ *       message after a function_call, starts a new assistant message)
  *     function_call_output {call_id, output: string or input_text/input_image/input_file parts}
  *       -> {"role":"tool","tool_call_id","content"}
  *     reasoning {summary[], content[], encrypted_content}: reasoning_text content (else the
