@@ -195,6 +195,11 @@ describe('cohere provider (official SDKs)', { skip }, () => {
     assert.match(last.error.message, /internal server error/);
   });
 
+  test('openai sdk -> cohere: a stream refused upfront (429) is a plain 429 error for the SDK', async () => {
+    await assert.rejects(oai.chat.completions.create({ model: 'x', stream: true, messages: [{ role: 'user', content: 'fault-429' }] }), (e) => e instanceof OpenAI.RateLimitError);
+    await assert.rejects(an.messages.create({ model: 'x', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'fault-500' }] }), (e) => e instanceof Anthropic.InternalServerError);
+  });
+
   test('openai sdk -> cohere: a cut stream ends with an error, never [DONE]', async () => {
     const r = await readStream(`${gw.url}/co/v1/chat/completions`, { model: 'x', stream: true, messages: [{ role: 'user', content: 'fault-truncate-after-3 go on now' }] });
     assert.ok(!r.text.includes('[DONE]'));
