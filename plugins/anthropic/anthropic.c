@@ -3,8 +3,9 @@
  * Anthropic-format clients (route api "messages", and passthrough routes such as
  * /v1/messages/count_tokens) are forwarded without translation: the body goes out as received
  * (plugin edits and the route's model applied), anthropic-beta headers pass through, and the
- * adapter only reads usage. OpenAI-format clients (api "chat", "models") are translated through
- * the hub format (plugins/common/xlate.h): request, response, stream and errors.
+ * adapter only reads usage. OpenAI-format clients (api "chat", "responses", "models") are
+ * translated through the hub format (plugins/common/xlate.h, xlate_responses.h): request,
+ * response, stream and errors.
  *
  * Config: base_url (default https://api.anthropic.com), api_key (sent as x-api-key),
  * version (anthropic-version when the client sent none; default 2023-06-01),
@@ -198,7 +199,7 @@ static aigw_status an_prepare(void *vi, aigw_req *r, void **rctx) {
   an_inst *in = vi;
   aigw_api api = H->api(r);
   int rc;
-  if (api == AIGW_API_MESSAGES || api == AIGW_API_CHAT) {
+  if (api == AIGW_API_MESSAGES || api == AIGW_API_CHAT || api == AIGW_API_RESPONSES) {
     rc = set_url(in, r, "/v1/messages", 12);
   } else if (api == AIGW_API_MODELS) {
     rc = set_url(in, r, "/v1/models", 10);
@@ -228,7 +229,7 @@ static aigw_status an_prepare(void *vi, aigw_req *r, void **rctx) {
     *rctx = ctx;
     return AIGW_CONTINUE;
   }
-  if (api != AIGW_API_CHAT) {
+  if (api == AIGW_API_MESSAGES || api == AIGW_API_PASSTHROUGH) {
     /* same format: forward as received; only the route's model is applied */
     aigw_str tm;
     if (api == AIGW_API_MESSAGES && H->meta_get(r, "aigw.target_model", &tm) == AIGW_OK && tm.n) {

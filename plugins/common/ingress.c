@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static cJSON *parse_str(aigw_str s) { return s.p ? cJSON_ParseWithLength(s.p, s.n) : NULL; }
 
@@ -35,6 +36,20 @@ cJSON *ing_hub_request(const aigw_host *H, aigw_req *r, pc_err *err) {
     hub = xl_anth_req_to_hub(in, err);
     cJSON_Delete(in);
     break;
+  case AIGW_API_RESPONSES: {
+    xr_req_info info;
+    hub = xr_req_to_hub(in, NULL, &info, err);
+    cJSON_Delete(in);
+    if (hub && info.previous_response_id[0]) {
+      /* the conversation is resolved before the provider, by the responses_state plugin */
+      cJSON_Delete(hub);
+      pc_err_set(err, 400, "previous_response_id",
+                 "previous_response_id: this route keeps no conversation state; add the "
+                 "\"responses_state\" plugin to the route (or send the whole conversation in \"input\")");
+      return NULL;
+    }
+    break;
+  }
   default:
     cJSON_Delete(in);
     pc_err_set(err, 400, "", "this API cannot be translated for this provider; use a passthrough route");
@@ -97,12 +112,37 @@ int ing_report_usage(const aigw_host *H, aigw_req *r, const cJSON *u) {
   return 1;
 }
 
+/* The client's Responses request for the answer's echo (new tree or NULL), with the
+ * previous_response_id the responses_state plugin resolved and removed. */
+static cJSON *responses_req(const aigw_host *H, aigw_req *r) {
+  aigw_str raw = {0}, pid = {0};
+  H->body_raw(r, AIGW_CLIENT_REQUEST, &raw);
+  cJSON *req = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  if (cJSON_IsObject(req) && H->meta_get(r, "responses_state.previous_response_id", &pid) == AIGW_OK && pid.n &&
+      !cJSON_HasObjectItem(req, "previous_response_id")) {
+    char *id = malloc(pid.n + 1);
+    if (id) {
+      memcpy(id, pid.p, pid.n);
+      id[pid.n] = 0;
+      cJSON_AddStringToObject(req, "previous_response_id", id);
+      free(id);
+    }
+  }
+  return req;
+}
+
 int ing_hub_response(const aigw_host *H, aigw_req *r, const cJSON *hub, pc_err *err) {
   ing_report_usage(H, r, cJSON_GetObjectItemCaseSensitive(hub, "usage"));
   cJSON *conv = NULL;
   const cJSON *out = hub;
   if (H->api(r) == AIGW_API_MESSAGES) {
     if (!(conv = xl_hub_resp_to_anth(hub, err))) return -1;
+    out = conv;
+  } else if (H->api(r) == AIGW_API_RESPONSES) {
+    cJSON *req = responses_req(H, r); /* echoed parameters */
+    conv = xr_hub_resp_to_responses(hub, req, err);
+    cJSON_Delete(req);
+    if (!conv) return -1;
     out = conv;
   }
   char *txt = cJSON_PrintUnformatted(out);
@@ -131,6 +171,13 @@ void ing_error(const aigw_host *H, aigw_req *r, int status, const char *type, co
 void ing_stream_init(const aigw_host *H, aigw_req *r, ing_stream *s) {
   memset(s, 0, sizeof *s);
   s->api = H->api(r);
+  if (s->api == AIGW_API_RESPONSES) {
+    cJSON *req = responses_req(H, r);
+    xr_enc_opts o = {.req = req, .created = (long long)time(NULL), .model = NULL, .id = NULL};
+    if (xr_enc_init(&s->renc, &o) == 0) s->renc_init = 1;
+    cJSON_Delete(req);
+    return;
+  }
   if (s->api == AIGW_API_MESSAGES) {
     /* message_start must carry input usage, but OpenAI-style upstreams report it only at the
      * end: ing_hub_request left an estimate of the prompt (ceil(text bytes / 4)); message_delta
@@ -164,6 +211,8 @@ void ing_stream_init(const aigw_host *H, aigw_req *r, ing_stream *s) {
 void ing_stream_free(ing_stream *s) {
   if (s->enc_init) xl_anth_enc_free(&s->enc);
   s->enc_init = 0;
+  if (s->renc_init) xr_enc_free(&s->renc);
+  s->renc_init = 0;
 }
 
 typedef struct emit_ctx {
@@ -198,6 +247,15 @@ int ing_stream_chunk(const aigw_host *H, aigw_req *r, ing_stream *s, const cJSON
   const cJSON *u = cJSON_GetObjectItemCaseSensitive(chunk, "usage");
   if (cJSON_IsObject(u)) ing_report_usage(H, r, u);
   emit_ctx c = {H, r};
+  if (s->api == AIGW_API_RESPONSES) {
+    pc_err e = {0};
+    int rc = s->renc_init ? xr_enc_chunk(&s->renc, chunk, emit_cb, &c, &e) : -1;
+    if (rc < 0) {
+      ing_stream_error(H, r, s, e.status ? e.status : 502, e.msg[0] ? e.msg : "stream translation failed");
+      return -1;
+    }
+    return 0;
+  }
   if (s->api == AIGW_API_MESSAGES) {
     pc_err e = {0};
     int rc = xl_anth_enc_chunk(&s->enc, chunk, emit_cb, &c, &e);
@@ -228,6 +286,11 @@ int ing_stream_chunk(const aigw_host *H, aigw_req *r, ing_stream *s, const cJSON
 int ing_stream_end(const aigw_host *H, aigw_req *r, ing_stream *s) {
   if (s->done) return 0;
   s->done = 1;
+  if (s->api == AIGW_API_RESPONSES) {
+    emit_ctx c = {H, r};
+    pc_err e = {0};
+    return s->renc_init && xr_enc_finish(&s->renc, emit_cb, &c, &e) >= 0 ? 0 : -1;
+  }
   if (s->api == AIGW_API_MESSAGES) {
     emit_ctx c = {H, r};
     pc_err e = {0};
@@ -239,6 +302,11 @@ int ing_stream_end(const aigw_host *H, aigw_req *r, ing_stream *s) {
 void ing_stream_error(const aigw_host *H, aigw_req *r, ing_stream *s, int status, const char *message) {
   if (s->done) return;
   s->done = 1;
+  if (s->api == AIGW_API_RESPONSES && s->renc_init) {
+    emit_ctx c = {H, r};
+    pc_err e = {0};
+    if (xr_enc_error(&s->renc, status, message, emit_cb, &c, &e) >= 0) return;
+  }
   cJSON *body = s->api == AIGW_API_MESSAGES ? xl_error_to_anth(status, message)
                                              : xl_error_to_openai(status, message, NULL, "upstream_error");
   char *txt = body ? cJSON_PrintUnformatted(body) : NULL;
@@ -327,7 +395,7 @@ int ing_upstream_error(const aigw_host *H, aigw_req *r, const char *wire, int st
   cJSON *eb = NULL;
   if (api == AIGW_API_MESSAGES && strcmp(wire, "anthropic") != 0)
     eb = xl_error_openai_body_to_anth(status, body.p ? body.p : "", body.n, &out);
-  else if (api == AIGW_API_CHAT && strcmp(wire, "openai") != 0)
+  else if ((api == AIGW_API_CHAT || api == AIGW_API_RESPONSES) && strcmp(wire, "openai") != 0)
     eb = xl_error_anth_body_to_openai(status, body.p ? body.p : "", body.n, &out);
   else
     return 0; /* same format: the body goes through untouched */

@@ -6,6 +6,10 @@
  * what the client's SDK expects, through the host table. One adapter thus serves every ingress
  * format with one hub <-> provider translation.
  *
+ * Clients of the Responses API (route api "responses") are bridged the same way; a request with
+ * previous_response_id must have been resolved before (the responses_state plugin rewrites it
+ * into a self-contained request), otherwise it is a 400 naming that plugin.
+ *
  * Threads: worker thread of the request, inside the adapter's hooks. No globals.
  * OWNERSHIP: trees passed in are borrowed; returned trees belong to the caller (cJSON_Delete).
  */
@@ -14,6 +18,7 @@
 
 #include "pcommon.h"
 #include "xlate.h"
+#include "xlate_responses.h"
 
 /* The client's request (the upstream-request body as the request hooks left it) as a hub request;
  * NULL with err set (400 naming the field) when it cannot be read or carried. The route target's
@@ -37,14 +42,17 @@ int ing_report_usage(const aigw_host *H, aigw_req *r, const cJSON *usage);
 /* Streams: hub chunks -> client events through h->provider_emit.
  *   chat ingress: each chunk as an OpenAI chunk (the usage chunk only when the client asked for
  *     it with stream_options.include_usage), "[DONE]" at the end;
- *   messages ingress: the Anthropic event sequence (xlate.h's encoder).
+ *   messages ingress: the Anthropic event sequence (xlate.h's encoder);
+ *   responses ingress: the Responses event sequence (xlate_responses.h's encoder).
  * Usage in chunks is reported to the host either way. */
 typedef struct ing_stream {
   aigw_api api;
   int client_usage; /* chat: the client asked for the usage chunk */
   int done;         /* the end was emitted */
   int enc_init;
-  xl_anth_enc enc;
+  xl_anth_enc enc;   /* messages clients */
+  int renc_init;
+  xr_enc renc;       /* responses clients */
 } ing_stream;
 
 /* In prepare (reads the client's stream_options). Free with ing_stream_free (from on_done or the

@@ -492,8 +492,9 @@ static aigw_status mock_prepare(void *vi, aigw_req *r, void **rctx) {
     if (out.oom) return AIGW_ERROR;
     rep->status = 200, rep->ctype = "application/json", rep->body = (aigw_str){out.p, out.n};
     rc = 0;
-  } else if (api == AIGW_API_CHAT || api == AIGW_API_EMBEDDINGS || api == AIGW_API_MESSAGES) {
-    if (api == AIGW_API_MESSAGES) {
+  } else if (api == AIGW_API_CHAT || api == AIGW_API_EMBEDDINGS || api == AIGW_API_MESSAGES ||
+             api == AIGW_API_RESPONSES) {
+    if (api == AIGW_API_MESSAGES || api == AIGW_API_RESPONSES) {
       /* answer the hub (OpenAI chat) version of the request, translated back on the way out */
       pc_err e = {0};
       cJSON *hub = ing_hub_request(H, r, &e);
