@@ -28,6 +28,7 @@
  * logged. No process globals besides the host table H. */
 #include <aigw/plugin.h>
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,11 +192,10 @@ static void *br_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     H->diag_error(d, "/region", "must be an AWS region such as \"us-east-1\" (lowercase letters, digits, '-')");
     bad = 1;
   }
-  if (bad) return NULL;
-  br_inst *in = H->alloc(sizeof *in);
+  br_inst *in = bad ? NULL : H->alloc(sizeof *in);
   if (!in) {
-    H->diag_error(d, "", "out of memory");
-    return NULL;
+    if (!bad) H->diag_error(d, "", "out of memory");
+    goto fail;
   }
   memset(in, 0, sizeof *in);
   char err[200];
@@ -204,7 +204,7 @@ static void *br_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     if (strstr(err, "region")) ptr = "/region";
     else if (strstr(err, "access_key_id is set")) ptr = "/secret_access_key";
     else if (strstr(err, "secret_access_key is set")) ptr = "/access_key_id";
-    H->diag_error(d, ptr, "provider bedrock: %s", err);
+    H->diag_error(d, ptr, "%s", err);
     goto fail;
   }
   if (!region_ok(in->creds.region)) {
@@ -228,12 +228,16 @@ static void *br_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
                          .service = "bedrock", .now = time(NULL)};
   aws_sigv4_result res;
   if (aws_sigv4_sign(&sr, &sp, &res, err, sizeof err) < 0) {
-    H->diag_error(d, "", "provider bedrock: the credentials cannot sign a request: %s", err);
+    H->diag_error(d, "", "the credentials cannot sign a request: %s", err);
     goto fail;
   }
   aws_sigv4_result_free(&res);
+  OPENSSL_cleanse(sk, sizeof sk);
+  OPENSSL_cleanse(tok, sizeof tok);
   return in;
 fail:
+  OPENSSL_cleanse(sk, sizeof sk);
+  OPENSSL_cleanse(tok, sizeof tok);
   br_destroy(in);
   return NULL;
 }

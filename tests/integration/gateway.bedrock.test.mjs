@@ -259,6 +259,41 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
     assert.match(up.sigv4.reason, /signature mismatch/);
   });
 
+  test('openai sdk -> bedrock: client x-amz-* headers never reach AWS (they would break the signature)', async () => {
+    await br.clearRequests();
+    const r = await oai.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'headers' }] }, { headers: { 'x-amz-content-sha256': 'bogus', 'X-Amz-Security-Token': 'client-token', 'x-amz-date': '19990101T000000Z' } });
+    assert.equal(r.choices[0].message.content, 'You said: headers');
+    const up = await lastBr();
+    assertSigned(up);
+    assert.equal(up.headers['x-amz-content-sha256'], undefined);
+    assert.equal(up.headers['x-amz-security-token'], undefined);
+    assert.notEqual(up.headers['x-amz-date'], '19990101T000000Z');
+  });
+
+  test('openai sdk -> bedrock: reasoning_effort becomes thinking; reasoning streams back as reasoning_content', async () => {
+    await br.clearRequests();
+    const r = await oai.chat.completions.create({ model: 'x', reasoning_effort: 'low', max_completion_tokens: 500, messages: [{ role: 'user', content: 'think first' }] });
+    assert.equal(r.choices[0].message.content, 'You said: think first');
+    assert.equal(r.choices[0].message.reasoning_content, 'Thinking about: think first');
+    const up = await lastBr();
+    assert.equal(up.body.additionalModelRequestFields.thinking.type, 'enabled');
+    assert.ok(up.body.additionalModelRequestFields.thinking.budget_tokens >= 1024);
+    const stream = await oai.chat.completions.create({ model: 'x', stream: true, reasoning_effort: 'low', messages: [{ role: 'user', content: 'think in a stream' }] });
+    let reasoning = '', text = '';
+    for await (const c of stream) {
+      reasoning += c.choices[0]?.delta?.reasoning_content ?? '';
+      text += c.choices[0]?.delta?.content ?? '';
+    }
+    assert.equal(reasoning, 'Thinking about: think in a stream');
+    assert.equal(text, 'You said: think in a stream');
+  });
+
+  test('openai sdk -> bedrock: wrong secret on a stream request: an HTTP 502 before any event', async () => {
+    const r = await readStream(`${gw.url}/brbad/v1/chat/completions`, { model: 'x', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(r.status, 502);
+    assert.match(JSON.parse(r.text).error.message, /gateway's AWS credentials/);
+  });
+
   test('openai sdk -> bedrock: temporary credentials from ${ENV} config references (session token signed)', async () => {
     await brTok.clearRequests();
     const r = await oaiTok.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'temporary creds' }] });
@@ -335,6 +370,23 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
     const up2 = await lastBr();
     assertSigned(up2);
     assert.equal(up2.body.messages.at(-1).content.find((b) => b.toolResult).toolResult.toolUseId, tu.id);
+  });
+
+  test('anthropic sdk -> bedrock: thinking signatures survive a streamed tool round trip (the mock verifies them)', async () => {
+    const req = { model: 'claude-x', max_tokens: 4000, thinking: { type: 'enabled', budget_tokens: 2000 }, tools: [anthWeather], messages: [{ role: 'user', content: 'use tool get_weather for Oslo' }] };
+    const final = await an.messages.stream(req).finalMessage();
+    assert.equal(final.content[0].type, 'thinking');
+    assert.equal(final.content[0].thinking, 'Thinking about: use tool get_weather for Oslo');
+    assert.ok(final.content[0].signature);
+    const tu = final.content.find((b) => b.type === 'tool_use');
+    assert.ok(tu);
+    const up = await lastBr();
+    assert.deepEqual(up.body.additionalModelRequestFields.thinking, { type: 'enabled', budget_tokens: 2000 });
+    const m2 = await an.messages.create({ ...req, messages: [...req.messages, { role: 'assistant', content: final.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: tu.id, content: 'snow' }] }] });
+    assert.equal(m2.content.find((b) => b.type === 'text').text, 'Tool said: snow');
+    const up2 = await lastBr();
+    assertSigned(up2);
+    assert.equal(up2.body.messages[1].content[0].reasoningContent.reasoningText.signature, final.content[0].signature);
   });
 
   test('anthropic sdk -> bedrock: cache_control becomes cachePoint; cache usage comes back', async () => {
