@@ -179,9 +179,9 @@ static aigw_status co_prepare(void *vi, aigw_req *r, void **rctx) {
   co_inst *in = vi;
   const aigw_host *H = in->H;
   aigw_api api = H->api(r);
-  if (api != AIGW_API_CHAT && api != AIGW_API_MESSAGES && api != AIGW_API_EMBEDDINGS) {
+  if (api != AIGW_API_CHAT && api != AIGW_API_MESSAGES && api != AIGW_API_RESPONSES && api != AIGW_API_EMBEDDINGS) {
     H->respond_error(r, 400, "invalid_request_error",
-                     "this API is not supported by provider cohere (chat, messages and embeddings are)");
+                     "this API is not supported by provider cohere (chat, messages, responses and embeddings are)");
     return AIGW_STOP;
   }
   co_rctx *ctx = H->req_alloc(r, sizeof *ctx);

@@ -852,7 +852,8 @@ static aigw_status gm_prepare(void *vi, aigw_req *r, void **rctx) {
   aigw_status s;
   switch (ctx->api) {
   case AIGW_API_CHAT:
-  case AIGW_API_MESSAGES: s = prep_chat(in, r, ctx); break;
+  case AIGW_API_MESSAGES:
+  case AIGW_API_RESPONSES: s = prep_chat(in, r, ctx); break;
   case AIGW_API_EMBEDDINGS: s = prep_embed(in, r, ctx); break;
   case AIGW_API_MODELS:
     if (in->flavor == XG_VERTEX) {
