@@ -5,9 +5,13 @@
  * here is pure (no globals, no I/O, thread-safe), so it can be tested and fuzzed on its own.
  *
  * Modules (each has its own header, which documents ownership):
- *   pcommon.h        this file: a growable byte buffer used by the others
- *   xlate.h          the hub format and the OpenAI chat <-> Anthropic messages translation
- *   (more: aws_sigv4.h, aws_eventstream.h, xlate_bedrock.h, xlate_gemini.h, gcp_jwt.h)
+ *   pcommon.h          this file: a growable byte buffer, pc_err, stream callback types
+ *   xlate.h            the hub format and the OpenAI chat <-> Anthropic messages translation
+ *   xlate_responses.h  OpenAI Responses API <-> hub (requests, responses, event encoder)
+ *   xlate_gemini.h     hub <-> Gemini generateContent / embeddings; gcp_jwt.h: Vertex OAuth JWT
+ *   xlate_bedrock.h    hub <-> Bedrock Converse; aws_sigv4.h, aws_eventstream.h: signing, framing
+ *   xlate_cohere.h     hub <-> Cohere v2 chat / embed
+ *   ingress.h          the client side of a translating adapter, through the host table
  *
  * The hub format (docs/translation.md): OpenAI Chat Completions JSON plus documented extension
  * fields, so that every ingress format and every provider format translates to and from one shape.
