@@ -1,8 +1,8 @@
 /* bedrock.c - provider adapter for Amazon Bedrock Runtime's Converse API, through the hub format
  * (docs/translation.md).
  *
- * Clients: OpenAI chat (route api "chat") and Anthropic messages ("messages") go through
- * ingress.h (client -> hub) and xlate_bedrock.h (hub -> Converse / ConverseStream, and back).
+ * Clients: OpenAI chat (route api "chat"), Anthropic messages ("messages") and OpenAI Responses
+ * ("responses", bridged by ingress.h) go through ingress.h (client -> hub) and xlate_bedrock.h (hub -> Converse / ConverseStream, and back).
  * Non-stream requests POST /model/{modelId}/converse (JSON answer); stream requests POST
  * /model/{modelId}/converse-stream, whose answer is AWS event-stream (binary frames, not SSE):
  * the adapter sets on_stream_data, decodes the frames with xb_stream_feed and emits the client's
@@ -372,12 +372,13 @@ static aigw_status br_prepare(void *vi, aigw_req *r, void **rctx) {
   *rctx = ctx;
   switch (ctx->api) {
   case AIGW_API_CHAT:
-  case AIGW_API_MESSAGES: return prep_chat(in, r, ctx);
+  case AIGW_API_MESSAGES:
+  case AIGW_API_RESPONSES: return prep_chat(in, r, ctx);
   case AIGW_API_EMBEDDINGS:
-    ing_error(H, r, 400, "invalid_request_error", "provider bedrock serves chat and messages routes; embeddings (InvokeModel) are not supported yet: route them to another provider");
+    ing_error(H, r, 400, "invalid_request_error", "provider bedrock serves chat, messages and responses routes; embeddings (InvokeModel) are not supported yet: route them to another provider");
     return AIGW_STOP;
   default:
-    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider bedrock (chat and messages are)");
+    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider bedrock (chat, messages and responses are)");
     return AIGW_STOP;
   }
 }

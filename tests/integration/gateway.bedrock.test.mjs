@@ -3,6 +3,7 @@
 // like the real API and answers ConverseStream with binary event-stream frames:
 //   OpenAI SDK    -> aigw (chat route)     -> bedrock (Converse / ConverseStream)
 //   Anthropic SDK -> aigw (messages route) -> bedrock
+//   OpenAI SDK    -> aigw (responses route) -> bedrock (bridged by ingress.h)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -40,6 +41,7 @@ function config(br, brTok) {
     cfg.routes = [
       route('br_chat', '/br/v1/chat/completions', 'chat', 'br', MODEL),
       route('br_msg', '/br/v1/messages', 'messages', 'br', MODEL),
+      route('br_resp', '/br/v1/responses', 'responses', 'br', MODEL),
       route('br_emb', '/br/v1/embeddings', 'embeddings', 'br', 'amazon.titan-embed-text-v2:0'),
       route('brc_chat', '/brc/v1/chat/completions', 'chat', 'br'),
       route('brbad_chat', '/brbad/v1/chat/completions', 'chat', 'brbad', MODEL),
@@ -440,6 +442,34 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
       assert.equal(up.headers['x-amz-security-token'], TOKEN);
       assert.match(up.headers.authorization, new RegExp(`Credential=${TMP_AK}/\\d{8}/eu-central-1/bedrock/`));
     }
+  });
+
+  // ---------------- OpenAI Responses -> bedrock ----------------
+  test('openai sdk responses -> bedrock: text, stream, function call round trip', async () => {
+    await br.clearRequests();
+    const r = await oai.responses.create({ model: 'x', instructions: 'Be brief.', input: 'hello responses' });
+    assert.equal(r.output_text, 'You said: hello responses');
+    assert.ok(r.usage.input_tokens > 0 && r.usage.output_tokens > 0);
+    const up = await lastBr();
+    assertSigned(up);
+    assert.deepEqual(up.body.system, [{ text: 'Be brief.' }]);
+    const stream = oai.responses.stream({ model: 'x', input: [{ role: 'user', content: 'stream the answer' }] });
+    const types = [];
+    let deltas = '';
+    stream.on('event', (e) => types.push(e.type));
+    stream.on('response.output_text.delta', (e) => { deltas += e.delta; });
+    const final = await stream.finalResponse();
+    assert.equal(final.output_text, 'You said: stream the answer');
+    assert.equal(deltas, final.output_text);
+    assert.equal(types[0], 'response.created');
+    assert.equal(types.at(-1), 'response.completed');
+    const input = [{ role: 'user', content: 'use tool get_weather for Paris' }];
+    const t1 = await oai.responses.create({ model: 'x', tools: [{ type: 'function', name: 'get_weather', description: 'Weather', parameters: weather.function.parameters }], input });
+    const fc = t1.output.find((o) => o.type === 'function_call');
+    assert.ok(fc, JSON.stringify(t1.output));
+    assert.deepEqual(JSON.parse(fc.arguments), toolInput('get_weather', 'use tool get_weather for Paris'));
+    const t2 = await oai.responses.create({ model: 'x', tools: [{ type: 'function', name: 'get_weather', description: 'Weather', parameters: weather.function.parameters }], input: [...input, ...t1.output, { type: 'function_call_output', call_id: fc.call_id, output: 'sunny' }] });
+    assert.equal(t2.output_text, 'Tool said: sunny');
   });
 
   // ---------------- config ----------------
