@@ -412,6 +412,13 @@ static aigw_status an_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
     memcpy(nm, name.p, name.n);
     nm[name.n] = 0;
   }
+  if (ctx->st.api == AIGW_API_CHAT && !strcmp(nm, "content_block_delta")) { /* the common event, without trees */
+    int fr = xl_anth_dec_text_fast(&ctx->dec, data.p, data.n, &ctx->st.fast);
+    if (fr > 0) {
+      if (ctx->st.fast.n) ing_stream_emit_raw(H, r, &ctx->st, AIGW_EV_DELTA, NULL, ctx->st.fast.p, ctx->st.fast.n);
+      return AIGW_DROP;
+    }
+  }
   fwd f = {r, ctx};
   pc_err e = {0};
   int rc = xl_anth_dec_event(&ctx->dec, nm[0] ? nm : NULL, data.p, data.n, fwd_chunk, &f, &e);

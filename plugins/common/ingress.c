@@ -213,6 +213,14 @@ void ing_stream_free(ing_stream *s) {
   s->enc_init = 0;
   if (s->renc_init) xr_enc_free(&s->renc);
   s->renc_init = 0;
+  pc_buf_free(&s->fast);
+}
+
+int ing_stream_emit_raw(const aigw_host *H, aigw_req *r, ing_stream *s, aigw_event_kind kind, const char *name,
+                        const char *data, size_t n) {
+  if (s->done) return 0;
+  aigw_str nm = {name ? name : "", name ? strlen(name) : 0};
+  return H->provider_emit(r, kind, nm, (aigw_str){data, n}) == AIGW_OK ? 0 : -1;
 }
 
 typedef struct emit_ctx {
@@ -418,6 +426,13 @@ void ing_openai_event(const aigw_host *H, aigw_req *r, ing_stream *st, aigw_even
   if (data.n == 6 && memcmp(data.p, "[DONE]", 6) == 0) {
     ing_stream_end(H, r, st);
     return;
+  }
+  if (st->api == AIGW_API_MESSAGES && st->enc_init) { /* the common event, without trees */
+    int fr = xl_anth_enc_text_fast(&st->enc, data.p, data.n, &st->fast);
+    if (fr > 0) {
+      if (st->fast.n) ing_stream_emit_raw(H, r, st, AIGW_EV_DELTA, "content_block_delta", st->fast.p, st->fast.n);
+      return;
+    }
   }
   cJSON *chunk = data.n ? cJSON_ParseWithLength(data.p, data.n) : NULL;
   if (!cJSON_IsObject(chunk)) {

@@ -53,6 +53,7 @@ typedef struct ing_stream {
   xl_anth_enc enc;   /* messages clients */
   int renc_init;
   xr_enc renc;       /* responses clients */
+  pc_buf fast;       /* scratch for the text-delta fast paths */
 } ing_stream;
 
 /* In prepare (reads the client's stream_options). Free with ing_stream_free (from on_done or the
@@ -61,6 +62,10 @@ void ing_stream_init(const aigw_host *H, aigw_req *r, ing_stream *s);
 void ing_stream_free(ing_stream *s);
 /* One hub chunk. 0, or -1 when the stream was ended with an error event. */
 int ing_stream_chunk(const aigw_host *H, aigw_req *r, ing_stream *s, const cJSON *chunk);
+/* A client event the adapter produced itself (a fast path for plain text deltas): emitted as is
+ * unless the stream already ended. 0, or -1. */
+int ing_stream_emit_raw(const aigw_host *H, aigw_req *r, ing_stream *s, aigw_event_kind kind, const char *name,
+                        const char *data, size_t n);
 /* The provider's stream ended cleanly: close the client's stream (message_stop / [DONE]). */
 int ing_stream_end(const aigw_host *H, aigw_req *r, ing_stream *s);
 /* The provider reported an error mid-stream: end the client's stream with an error event in its

@@ -217,6 +217,17 @@ int xl_anth_enc_data(xl_anth_enc *e, const char *data, size_t n, pc_event_fn cb,
  * (api_error, ERROR kind) is sent instead. Idempotent. */
 int xl_anth_enc_finish(xl_anth_enc *e, pc_event_fn cb, void *ud, pc_err *err);
 
+/* Fast paths for the common event, a plain text delta, without building trees (the tree paths
+ * above give the same result). Each returns 1 when it handled the event (out holds the JSON text
+ * of the one event to send, or is empty when there is nothing to send), 0 when the event must go
+ * the tree path, -1 out of memory. out is the caller's buffer, reset here.
+ *   xl_anth_dec_text_fast: an Anthropic content_block_delta/text_delta (SSE data) for an open
+ *     text block -> a hub (OpenAI) chunk with delta.content.
+ *   xl_anth_enc_text_fast: an OpenAI chunk whose only content is delta.content, while a text block
+ *     is open -> an Anthropic content_block_delta event (name "content_block_delta", kind DELTA). */
+int xl_anth_dec_text_fast(xl_anth_dec *d, const char *data, size_t n, pc_buf *out);
+int xl_anth_enc_text_fast(xl_anth_enc *e, const char *data, size_t n, pc_buf *out);
+
 /* ================================ errors ================================ */
 
 /* Anthropic error type for a status: 400 invalid_request_error, 401 authentication_error,

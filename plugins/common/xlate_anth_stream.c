@@ -511,3 +511,90 @@ int xl_anth_enc_data(xl_anth_enc *e, const char *data, size_t n, pc_event_fn cb,
   cJSON_Delete(k);
   return rc;
 }
+
+/* ================= fast paths for plain text deltas (no tree built) =================
+ * The common event of a stream is one text delta. Both directions copy the JSON string of the
+ * text verbatim (escapes included) into the other format's envelope; anything unusual falls back
+ * to the tree-based path (return 0). */
+
+/* The raw JSON string value (quotes excluded, escapes kept) of the first member "key" whose
+ * name appears as  "key":"  in the text; 1 when found and well-terminated. */
+static int raw_str_member(const char *p, size_t n, const char *pat, const char **vs, size_t *vn) {
+  size_t pl = strlen(pat);
+  const char *k = memmem(p, n, pat, pl);
+  if (!k) return 0;
+  const char *s = k + pl, *end = p + n;
+  for (const char *q = s; q < end; q++) {
+    if (*q == '\\') {
+      if (++q >= end) return 0;
+      continue;
+    }
+    if (*q == '"') {
+      *vs = s;
+      *vn = (size_t)(q - s);
+      return 1;
+    }
+    if ((unsigned char)*q < 0x20) return 0;
+  }
+  return 0;
+}
+
+static int json_plain(const char *s) { /* needs no escaping */
+  for (; *s; s++)
+    if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20) return 0;
+  return 1;
+}
+
+int xl_anth_dec_text_fast(xl_anth_dec *d, const char *data, size_t n, pc_buf *out) {
+  if (!d->started || d->finished || !d->id[0] || !json_plain(d->id) || !json_plain(d->model)) return 0;
+#define HAS(lit) (memmem(data, n, lit, sizeof(lit) - 1) != NULL)
+  if (n < 40 || data[0] != '{' || !HAS("\"type\":\"content_block_delta\"") ||
+      !HAS("\"delta\":{\"type\":\"text_delta\",\"text\":\""))
+    return 0;
+  const char *ix = memmem(data, n, "\"index\":", 8);
+  if (!ix) return 0;
+  ix += 8;
+  int index = 0, digits = 0;
+  while (ix < data + n && *ix >= '0' && *ix <= '9' && digits < 9) index = index * 10 + (*ix++ - '0'), digits++;
+  if (!digits || ix >= data + n || (*ix != ',' && *ix != '}')) return 0;
+  xl_anth_blk *b = dec_blk(d, index);
+  if (!b || b->kind != BK_TEXT) return 0;
+  const char *t;
+  size_t tn;
+  if (!raw_str_member(data, n, "\"delta\":{\"type\":\"text_delta\",\"text\":\"", &t, &tn)) return 0;
+#undef HAS
+  /* the delta object must end right after the text: no other members to lose */
+  const char *after = t + tn + 1;
+  if (after + 1 >= data + n || after[0] != '}' || after[1] != '}') return 0;
+  out->n = 0;
+  if (!tn) return 1; /* empty text: nothing to send, as the tree path */
+  if (pc_buf_printf(out, "{\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":\"%s\","
+                         "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"", d->id, d->created, d->model) < 0 ||
+      pc_buf_add(out, t, tn) < 0 || pc_buf_adds(out, "\"},\"logprobs\":null,\"finish_reason\":null}]}") < 0)
+    return -1;
+  return 1;
+}
+
+int xl_anth_enc_text_fast(xl_anth_enc *e, const char *data, size_t n, pc_buf *out) {
+  if (!e->started || e->stopped || e->open != BK_TEXT || n < 20 || data[0] != '{') return 0;
+  /* only a chunk whose one job is a text delta */
+  static const char *const no[] = {"\"tool_calls\"", "\"reasoning_content\"", "\"thinking_blocks\"", "\"refusal\":\"",
+                                   "\"error\"", "\"function_call\"", "\"stop_sequence\""};
+  for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+    if (memmem(data, n, no[i], strlen(no[i]))) return 0;
+  const char *u = memmem(data, n, "\"usage\":", 8);
+  if (u && !(u + 12 <= data + n && !memcmp(u + 8, "null", 4))) return 0;
+  const char *f = memmem(data, n, "\"finish_reason\":", 16);
+  if (!f || !(f + 20 <= data + n && !memcmp(f + 16, "null", 4))) return 0;
+  if (memmem(f + 16, (size_t)(data + n - f - 16), "\"finish_reason\":", 16)) return 0; /* several choices */
+  const char *t;
+  size_t tn;
+  if (!raw_str_member(data, n, "\"content\":\"", &t, &tn) || !tn) return 0;
+  if (memmem(t + tn, (size_t)(data + n - t - tn), "\"content\":", 10)) return 0; /* a second content */
+  out->n = 0;
+  if (pc_buf_printf(out, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"text_delta\",\"text\":\"",
+                    e->next_index - 1) < 0 ||
+      pc_buf_add(out, t, tn) < 0 || pc_buf_adds(out, "\"}}") < 0)
+    return -1;
+  return 1;
+}

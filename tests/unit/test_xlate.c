@@ -648,6 +648,131 @@ static void test_base64(void) {
   for (size_t i = 0; i < 5; i++) T_CHECK(xl_b64_decode(bad[i], strlen(bad[i]), NULL) == NULL);
 }
 
+
+/* ---- fast paths: the same events as the tree paths ---- */
+typedef struct collect1 {
+  cJSON *last;
+  int n;
+  char name[64];
+} collect1;
+static int c1_chunk(void *ud, const cJSON *chunk) {
+  collect1 *c = ud;
+  cJSON_Delete(c->last);
+  c->last = cJSON_Duplicate(chunk, 1);
+  c->n++;
+  return 0;
+}
+static int c1_event(void *ud, aigw_event_kind kind, const char *name, const char *data, size_t n) {
+  (void)kind;
+  collect1 *c = ud;
+  cJSON_Delete(c->last);
+  c->last = cJSON_ParseWithLength(data, n);
+  snprintf(c->name, sizeof c->name, "%s", name ? name : "");
+  c->n++;
+  return 0;
+}
+
+static void test_fast_paths(void) {
+  /* decoder: every event of the golden stream, plus text with escapes and an unusual shape */
+  size_t n;
+  char *text = slurp(FX "sdec_tools.in.sse", &n);
+  T_CHECK(text != NULL);
+  if (!text) return;
+  pc_buf extra = {0};
+  pc_buf_adds(&extra, text);
+  free(text);
+  xl_anth_dec d;
+  xl_anth_dec_init(&d, CREATED);
+  pc_buf out = {0};
+  int fast = 0, events = 0;
+  char *save = NULL;
+  for (char *blk = strtok_r(extra.p, "\n", &save); blk; blk = strtok_r(NULL, "\n", &save)) {
+    if (strncmp(blk, "data: ", 6) != 0) continue;
+    const char *data = blk + 6;
+    size_t dn = strlen(data);
+    events++;
+    int fr = xl_anth_dec_text_fast(&d, data, dn, &out);
+    T_CHECK(fr >= 0);
+    collect1 c = {0};
+    pc_err e = {0};
+    int rc = xl_anth_dec_event(&d, NULL, data, dn, c1_chunk, &c, &e);
+    if (fr == 1) {
+      fast++;
+      T_EQ_INT(rc, 0);
+      if (out.n) {
+        T_EQ_INT(c.n, 1);
+        cJSON *got = cJSON_ParseWithLength(out.p, out.n);
+        T_JSON(got, c.last, "decoder fast path == tree path");
+        cJSON_Delete(got);
+      } else {
+        T_EQ_INT(c.n, 0);
+      }
+    }
+    cJSON_Delete(c.last);
+    if (!strncmp(data, "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\"", 68)) {
+      /* text with escapes inside the open text block */
+      const char *esc = "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"a \\\"q\\\" \\\\ \\u00e9\\n\"}}";
+      collect1 c2 = {0};
+      T_EQ_INT(xl_anth_dec_text_fast(&d, esc, strlen(esc), &out), 1);
+      T_EQ_INT(xl_anth_dec_event(&d, NULL, esc, strlen(esc), c1_chunk, &c2, &e), 0);
+      cJSON *got = cJSON_ParseWithLength(out.p, out.n);
+      T_JSON(got, c2.last, "escaped text");
+      const cJSON *ct = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(got, "choices"), 0), "delta"), "content");
+      T_CHECK(cJSON_IsString(ct) && !strcmp(ct->valuestring, "a \"q\" \\ \xc3\xa9\n"));
+      cJSON_Delete(got);
+      cJSON_Delete(c2.last);
+      /* a delta with an extra member is left to the tree path */
+      const char *odd = "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\",\"citations\":[]}}";
+      T_EQ_INT(xl_anth_dec_text_fast(&d, odd, strlen(odd), &out), 0);
+      fast += 1;
+    }
+  }
+  T_CHECK(events > 5);
+  T_CHECK(fast >= 2); /* the fixture's text delta + the escaped one */
+  xl_anth_dec_free(&d);
+  pc_buf_free(&extra);
+
+  /* encoder: every chunk of the golden input */
+  cJSON *in = load("senc_tools.in.json");
+  T_CHECK(in != NULL);
+  xl_anth_enc en;
+  xl_anth_enc_init(&en, NULL);
+  int efast = 0;
+  const cJSON *chunk;
+  cJSON_ArrayForEach(chunk, in) {
+    if (cJSON_IsString(chunk)) { /* raw SSE data ("[DONE]") */
+      collect1 c = {0};
+      pc_err e = {0};
+      T_CHECK(xl_anth_enc_data(&en, chunk->valuestring, strlen(chunk->valuestring), c1_event, &c, &e) >= 0);
+      cJSON_Delete(c.last);
+      continue;
+    }
+    char *t = cJSON_PrintUnformatted(chunk);
+    int fr = xl_anth_enc_text_fast(&en, t, strlen(t), &out);
+    T_CHECK(fr >= 0);
+    collect1 c = {0};
+    pc_err e = {0};
+    T_EQ_INT(xl_anth_enc_chunk(&en, chunk, c1_event, &c, &e), 0);
+    if (fr == 1) {
+      efast++;
+      T_EQ_INT(c.n, 1);
+      T_CHECK(!strcmp(c.name, "content_block_delta"));
+      cJSON *got = cJSON_ParseWithLength(out.p, out.n);
+      T_JSON(got, c.last, "encoder fast path == tree path");
+      cJSON_Delete(got);
+    }
+    cJSON_Delete(c.last);
+    free(t);
+  }
+  T_CHECK(efast >= 1);
+  /* a chunk with a finish reason or usage never takes the fast path */
+  const char *fin = "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}";
+  T_EQ_INT(xl_anth_enc_text_fast(&en, fin, strlen(fin), &out), 0);
+  xl_anth_enc_free(&en);
+  cJSON_Delete(in);
+  pc_buf_free(&out);
+}
+
 int main(void) {
   T_RUN(test_golden_requests);
   T_RUN(test_golden_responses);
@@ -663,5 +788,6 @@ int main(void) {
   T_RUN(test_stream_roundtrip);
   T_RUN(test_errors);
   T_RUN(test_base64);
+  T_RUN(test_fast_paths);
   return T_END();
 }
