@@ -483,6 +483,24 @@ static cJSON *sch_conv(sch_ctx *c, const cJSON *s, int refdepth)
   return out;
 }
 
+/* A client's JSON may repeat a member name; everything here reads the first one (cJSON's lookup),
+ * so a copied tree keeps only that one: the provider must not see a value aigw never checked. */
+static void dedupe_keys(cJSON *j, int depth)
+{
+  if (!j || depth > 512) return;
+  for (cJSON *a = j->child; a; a = a->next) {
+    if (cJSON_IsObject(j) && a->string) {
+      cJSON *b = a->next;
+      while (b) {
+        cJSON *nx = b->next;
+        if (b->string && !strcmp(a->string, b->string)) cJSON_Delete(cJSON_DetachItemViaPointer(j, b));
+        b = nx;
+      }
+    }
+    dedupe_keys(a, depth + 1);
+  }
+}
+
 /* JSON Schema for Gemini: converted (opts->schema_openapi) or passed through without "$schema".
  * Returns a new tree or NULL with e set. *empty_obj is set when the converted schema is an
  * OBJECT without properties. */
@@ -500,6 +518,7 @@ static cJSON *schema_for(const cJSON *s, int openapi, const char *path, pc_err *
       return NULL;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(d, "$schema");
+    dedupe_keys(d, 0);
     return d;
   }
   sch_ctx c = {s, SCHEMA_BUDGET, e, path};
