@@ -99,6 +99,8 @@ typedef struct gm_rctx {
   ing_stream st;  /* hub chunks -> client events */
   char model[160];
   int embed_base64;
+  int count; /* Anthropic count_tokens (passthrough route) -> countTokens */
+  int pass;  /* any other passthrough request: base URL + the client's path, untouched */
   /* vertex auth (request memory) */
   char *token;     /* the bearer token this request sent */
   char *fallback;  /* a still-usable token while this request refreshes */
@@ -511,6 +513,7 @@ static void set_bearer(aigw_req *r, gm_rctx *ctx, const char *tok) {
 
 static void mint_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud);
 static void wait_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud);
+static void gm_err(aigw_req *r, gm_rctx *ctx, int status, const char *msg);
 
 /* Ends this request's mint as failed (lock held by the caller). */
 static void mint_failed_locked(gm_auth *a, gm_rctx *ctx, int status, const char *msg) {
@@ -562,7 +565,7 @@ static int mint_start(aigw_req *r, gm_rctx *ctx) {
     set_bearer(r, ctx, ctx->fallback);
     return 1;
   }
-  ing_error(H, r, status, NULL, msg);
+  gm_err(r, ctx, status, msg);
   return -1;
 }
 
@@ -582,7 +585,7 @@ static aigw_status auth_step(aigw_req *r, gm_rctx *ctx) {
     fail_status = a->fail_status;
     memcpy(fail_msg, a->fail_msg, sizeof fail_msg);
     pthread_mutex_unlock(&a->mu);
-    ing_error(H, r, fail_status, NULL, fail_msg);
+    gm_err(r, ctx, fail_status, fail_msg);
     return AIGW_STOP;
   }
   gj_action act = gj_cache_check(&a->cache, now);
@@ -610,12 +613,12 @@ static aigw_status auth_step(aigw_req *r, gm_rctx *ctx) {
   case GJ_WAIT:
   default:
     if (ctx->waited_ms >= GM_WAIT_MAX_MS) {
-      ing_error(H, r, 503, NULL, "vertex: timed out waiting for the access token another request is fetching");
+      gm_err(r, ctx, 503, "vertex: timed out waiting for the access token another request is fetching");
       return AIGW_STOP;
     }
     if (!ctx->poll_ms) ctx->poll_ms = GM_POLL_FIRST_MS;
     if (!H->timer(r, ctx->poll_ms, wait_done, ctx)) {
-      ing_error(H, r, 500, NULL, "vertex: cannot wait for the access token (timer)");
+      gm_err(r, ctx, 500, "vertex: cannot wait for the access token (timer)");
       return AIGW_STOP;
     }
     ctx->waited_ms += ctx->poll_ms;
@@ -706,7 +709,7 @@ static void mint_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud) 
     H->resume(r, AIGW_CONTINUE);
     return;
   }
-  ing_error(H, r, status, NULL, msg);
+  gm_err(r, ctx, status, msg);
   H->resume(r, AIGW_STOP);
 }
 
@@ -842,6 +845,157 @@ static aigw_status prep_embed(gm_inst *in, aigw_req *r, gm_rctx *ctx) {
   return rc < 0 ? AIGW_ERROR : AIGW_CONTINUE;
 }
 
+/* ---- Anthropic count_tokens and passthrough (route api "passthrough") ---- */
+
+/* The request path (query ignored) is Anthropic's count_tokens. */
+static int is_count_tokens(aigw_req *r) {
+  aigw_str p;
+  if (H->path(r, &p) != AIGW_OK) return 0;
+  const char *q = memchr(p.p, '?', p.n);
+  size_t n = q ? (size_t)(q - p.p) : p.n;
+  static const char suf[] = "/messages/count_tokens";
+  return n >= sizeof suf - 1 && !memcmp(p.p + n - (sizeof suf - 1), suf, sizeof suf - 1);
+}
+
+/* An error in Anthropic's shape (count_tokens clients; the route's api is passthrough, so the
+ * host's respond_error would use OpenAI's). */
+static void anth_error(aigw_req *r, int status, const char *msg) {
+  if (status < 400 || status > 599) status = 502;
+  cJSON *e = xl_error_to_anth(status, msg && *msg ? msg : "the provider answered with an error");
+  char *txt = e ? cJSON_PrintUnformatted(e) : NULL;
+  cJSON_Delete(e);
+  if (txt) H->respond(r, status, AIGW_STR("application/json"), (aigw_str){txt, strlen(txt)});
+  else H->respond_error(r, 500, "api_error", "out of memory");
+  free(txt);
+}
+
+static void gm_err(aigw_req *r, gm_rctx *ctx, int status, const char *msg) {
+  if (ctx && ctx->count) anth_error(r, status, msg);
+  else ing_error(H, r, status, NULL, msg);
+}
+
+/* Anthropic count_tokens request -> hub -> Gemini -> models/{model}:countTokens. AI Studio takes
+ * {"generateContentRequest": {model, contents, systemInstruction, tools, toolConfig}} (plain
+ * "contents" would drop the system prompt and tools from the count); Vertex takes contents,
+ * systemInstruction and tools at the top level. */
+static aigw_status prep_count(gm_inst *in, aigw_req *r, gm_rctx *ctx) {
+  ctx->count = 1;
+  aigw_str raw = {0}, tm = {0};
+  H->body_raw(r, AIGW_UPSTREAM_REQUEST, &raw);
+  cJSON *req = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  if (!cJSON_IsObject(req)) {
+    cJSON_Delete(req);
+    anth_error(r, 400, "the request body must be a JSON object (an Anthropic count_tokens request)");
+    return AIGW_STOP;
+  }
+  pc_err e = {0};
+  cJSON *hub = xl_anth_req_to_hub(req, &e);
+  cJSON_Delete(req);
+  if (!hub) {
+    anth_error(r, e.status ? e.status : 400, e.msg[0] ? e.msg : "the request cannot be read");
+    return AIGW_STOP;
+  }
+  char model[160] = "";
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(hub, "model");
+  if (H->meta_get(r, "aigw.target_model", &tm) == AIGW_OK && tm.n && tm.n < sizeof model) snprintf(model, sizeof model, "%.*s", (int)tm.n, tm.p);
+  else if (cJSON_IsString(m) && strlen(m->valuestring) < sizeof model) snprintf(model, sizeof model, "%s", m->valuestring);
+  const char *bare = strncmp(model, "models/", 7) ? model : model + 7;
+  char msg[300];
+  cJSON *gem = copy_model(ctx, bare) == 0 ? xg_request_from_hub(hub, &in->opts, &e) : NULL;
+  cJSON_Delete(hub);
+  int rc = gem ? set_url(in, r, ctx->model, "countTokens") : -1;
+  if (!gem || rc == -1) {
+    if (gem || !ctx->model[0] || !model[0]) {
+      if (!model[0]) snprintf(msg, sizeof msg, "model: required (the Gemini model, e.g. \"gemini-2.5-flash\"), or set one on the route's target");
+      else snprintf(msg, sizeof msg, "model: \"%.160s\" is not a Gemini model name ([A-Za-z0-9._@-], optionally \"models/\" first)", model);
+      anth_error(r, 400, msg);
+    } else {
+      anth_error(r, e.status ? e.status : 400, e.msg[0] ? e.msg : "the request cannot be translated for gemini");
+    }
+    cJSON_Delete(gem);
+    return AIGW_STOP;
+  }
+  if (rc < 0) {
+    cJSON_Delete(gem);
+    return AIGW_ERROR;
+  }
+  static const char *const keep_ai[] = {"contents", "systemInstruction", "tools", "toolConfig"};
+  static const char *const keep_vx[] = {"contents", "systemInstruction", "tools"};
+  int vx = in->flavor == XG_VERTEX;
+  const char *const *keep = vx ? keep_vx : keep_ai;
+  size_t nkeep = vx ? 3 : 4;
+  cJSON *inner = cJSON_CreateObject(), *body = NULL;
+  int ok = inner != NULL;
+  if (ok && !vx) {
+    char full[200];
+    snprintf(full, sizeof full, "models/%s", ctx->model);
+    ok = cJSON_AddStringToObject(inner, "model", full) != NULL;
+  }
+  for (size_t i = 0; ok && i < nkeep; i++) {
+    cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(gem, keep[i]);
+    if (v) cJSON_AddItemToObject(inner, keep[i], v);
+  }
+  cJSON_Delete(gem);
+  if (ok && !vx) {
+    body = cJSON_CreateObject();
+    ok = body && cJSON_AddItemToObject(body, "generateContentRequest", inner);
+    if (ok) inner = NULL;
+  } else {
+    body = inner;
+    inner = NULL;
+  }
+  rc = ok ? set_body_json(r, body) : -1;
+  cJSON_Delete(inner);
+  cJSON_Delete(body);
+  return rc < 0 ? AIGW_ERROR : AIGW_CONTINUE;
+}
+
+/* Passthrough: the client's method, path, query and body to the API host, with our credentials.
+ * A "key" query parameter (a client's own API key, as Google's REST examples pass it) is removed:
+ * the upstream credential is the provider's. */
+static aigw_status prep_pass(gm_inst *in, aigw_req *r, gm_rctx *ctx) {
+  ctx->pass = 1;
+  aigw_str p;
+  if (H->path(r, &p) != AIGW_OK || !p.n || p.p[0] != '/') return AIGW_ERROR;
+  char host[160];
+  const char *base = in->base;
+  if (!base && in->flavor == XG_AISTUDIO) base = "https://generativelanguage.googleapis.com";
+  else if (!base && !strcmp(in->location, "global")) base = "https://aiplatform.googleapis.com";
+  else if (!base) {
+    snprintf(host, sizeof host, "https://%.100s-aiplatform.googleapis.com", in->location);
+    base = host;
+  }
+  size_t bl = strlen(base);
+  char *url = H->req_alloc(r, bl + p.n + 1);
+  if (!url) return AIGW_ERROR;
+  memcpy(url, base, bl);
+  size_t n = bl;
+  const char *q = memchr(p.p, '?', p.n);
+  size_t pl = q ? (size_t)(q - p.p) : p.n;
+  memcpy(url + n, p.p, pl);
+  n += pl;
+  if (q) {
+    const char *s = q + 1, *end = p.p + p.n;
+    int first = 1;
+    while (s <= end) {
+      const char *amp = memchr(s, '&', (size_t)(end - s));
+      const char *e = amp ? amp : end;
+      size_t len = (size_t)(e - s);
+      int is_key = (len >= 3 && !memcmp(s, "key", 3) && (len == 3 || s[3] == '='));
+      if (len && !is_key) {
+        url[n++] = first ? '?' : '&';
+        memcpy(url + n, s, len);
+        n += len;
+        first = 0;
+      }
+      if (!amp) break;
+      s = amp + 1;
+    }
+  }
+  url[n] = 0;
+  return H->set_upstream_url(r, (aigw_str){url, n}) == AIGW_OK ? AIGW_CONTINUE : AIGW_ERROR;
+}
+
 static aigw_status gm_prepare(void *vi, aigw_req *r, void **rctx) {
   gm_inst *in = vi;
   gm_rctx *ctx = H->req_alloc(r, sizeof *ctx);
@@ -855,6 +1009,7 @@ static aigw_status gm_prepare(void *vi, aigw_req *r, void **rctx) {
   case AIGW_API_MESSAGES:
   case AIGW_API_RESPONSES: s = prep_chat(in, r, ctx); break;
   case AIGW_API_EMBEDDINGS: s = prep_embed(in, r, ctx); break;
+  case AIGW_API_PASSTHROUGH: s = is_count_tokens(r) ? prep_count(in, r, ctx) : prep_pass(in, r, ctx); break;
   case AIGW_API_MODELS:
     if (in->flavor == XG_VERTEX) {
       ing_error(H, r, 400, "invalid_request_error", "provider gemini in vertex mode has no model list; list models in the Google Cloud console");
@@ -870,15 +1025,15 @@ static aigw_status gm_prepare(void *vi, aigw_req *r, void **rctx) {
     }
     break;
   default:
-    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider gemini (chat, messages, embeddings and models are)");
+    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider gemini (chat, messages, responses, embeddings, models and passthrough are)");
     return AIGW_STOP;
   }
   if (s != AIGW_CONTINUE) return s;
   /* headers: what other formats' clients sent for their own APIs does not go to Google */
   static const char *const drop[] = {"anthropic-version", "anthropic-beta", "openai-organization", "openai-project"};
-  for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
+  for (size_t i = 0; !ctx->pass && i < sizeof drop / sizeof *drop; i++)
     H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){drop[i], strlen(drop[i])}, (aigw_str){NULL, 0});
-  if (ctx->api != AIGW_API_MODELS) H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), AIGW_STR("application/json"));
+  if (ctx->api != AIGW_API_MODELS && !ctx->pass) H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), AIGW_STR("application/json"));
   for (size_t i = 0; i < in->nhdrs; i++) H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
   if (in->flavor == XG_AISTUDIO) {
     H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-goog-api-key"), (aigw_str){in->api_key, strlen(in->api_key)});
@@ -964,6 +1119,43 @@ static aigw_status models_to_openai(aigw_req *r, aigw_str raw) {
   return rc == AIGW_OK ? AIGW_CONTINUE : AIGW_ERROR;
 }
 
+/* countTokens answer -> Anthropic's {"input_tokens": N}; errors in Anthropic's shape. */
+static aigw_status count_response(gm_rctx *ctx, aigw_req *r, int st, aigw_str raw) {
+  char msg[520];
+  if (st < 200 || st > 299) {
+    xg_error xe;
+    xg_error_parse(st, raw.p, raw.n, &xe);
+    long ra = retry_delay(raw);
+    if (ra >= 0) {
+      char v[24];
+      int n = snprintf(v, sizeof v, "%ld", ra);
+      H->set_header(r, AIGW_CLIENT_RESPONSE, AIGW_STR("retry-after"), (aigw_str){v, (size_t)n});
+    }
+    if (ctx->in->flavor == XG_VERTEX && st == 401) {
+      drop_token(ctx);
+      snprintf(msg, sizeof msg, "vertex rejected the gateway's access token (%s); it was dropped and the next request fetches a new one", xe.message);
+      H->set_header(r, AIGW_CLIENT_RESPONSE, AIGW_STR("retry-after"), AIGW_STR("0"));
+      anth_error(r, 503, msg);
+      return AIGW_STOP;
+    }
+    snprintf(msg, sizeof msg, "gemini: %s", xe.message);
+    anth_error(r, xe.status, msg);
+    return AIGW_STOP;
+  }
+  cJSON *j = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  const cJSON *tt = cJSON_GetObjectItemCaseSensitive(j, "totalTokens");
+  double n = cJSON_IsNumber(tt) ? tt->valuedouble : cJSON_IsObject(j) && !tt ? 0 : -1; /* proto JSON omits 0 */
+  cJSON_Delete(j);
+  if (n < 0 || n > 9e15) {
+    anth_error(r, 502, "gemini answered countTokens with something that is not a CountTokensResponse");
+    return AIGW_STOP;
+  }
+  char out[64];
+  int len = snprintf(out, sizeof out, "{\"input_tokens\":%lld}", (long long)n);
+  H->set_header(r, AIGW_UPSTREAM_RESPONSE, AIGW_STR("content-type"), AIGW_STR("application/json"));
+  return H->set_body(r, AIGW_UPSTREAM_RESPONSE, (aigw_str){out, (size_t)len}) == AIGW_OK ? AIGW_CONTINUE : AIGW_ERROR;
+}
+
 static aigw_status gm_on_response(void *vi, aigw_req *r, void **rctx) {
   (void)vi;
   gm_rctx *ctx = rctx ? *rctx : NULL;
@@ -971,6 +1163,11 @@ static aigw_status gm_on_response(void *vi, aigw_req *r, void **rctx) {
   int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
   aigw_str raw = {0};
   H->body_raw(r, AIGW_UPSTREAM_RESPONSE, &raw);
+  if (ctx->count) return count_response(ctx, r, st, raw);
+  if (ctx->pass) { /* untouched; a Vertex 401 still drops the token it refused */
+    if (ctx->in->flavor == XG_VERTEX && st == 401) drop_token(ctx);
+    return AIGW_CONTINUE;
+  }
   if (st < 200 || st > 299) return upstream_error(ctx, r, st, raw);
   if (ctx->api == AIGW_API_MODELS) return models_to_openai(r, raw);
   cJSON *gem = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
@@ -1025,6 +1222,14 @@ static int fwd_chunk(void *ud, const cJSON *chunk) {
 static aigw_status gm_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
   (void)vi;
   gm_rctx *ctx = rctx ? *rctx : NULL;
+  if (ctx && ctx->pass) {
+    /* a passed-through stream (streamGenerateContent?alt=sse) has no end marker: the event with
+     * the finishReason is its end */
+    aigw_str d = {0};
+    H->event_data(ev, &d);
+    if (d.n && memmem(d.p, d.n, "\"finishReason\"", 14)) H->event_set_kind(ev, AIGW_EV_DONE);
+    return AIGW_CONTINUE;
+  }
   if (!ctx || !ctx->dec_init) return AIGW_CONTINUE;
   if (ctx->st.done) return AIGW_DROP;
   aigw_str data = {0};

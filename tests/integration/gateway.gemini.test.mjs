@@ -98,6 +98,12 @@ describe('gemini provider (AI Studio and Vertex) with the official SDKs', { skip
           chat('vtx_slow_chat', '/vtxslow', 'vtx_slow', 'gemini-2.0-flash'),
           chat('vtx_slow2_chat', '/vtxslow2', 'vtx_slow2', 'gemini-2.0-flash'),
           chat('vtx_short_chat', '/vtxshort', 'vtx_short', 'gemini-2.0-flash'),
+          // Anthropic count_tokens (route api passthrough) and plain passthrough routes
+          { name: 'gem_ct', match: { methods: ['POST'], path: '/gem/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'gem', model: 'gemini-2.5-flash' }] },
+          { name: 'gemc_ct', match: { methods: ['POST'], path: '/gemc/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'gem' }] },
+          { name: 'vtx_ct', match: { methods: ['POST'], path: '/vtx/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'vtx', model: 'gemini-2.0-flash' }] },
+          { name: 'gem_pass', match: { path_prefix: '/v1beta/' }, api: 'passthrough', targets: [{ provider: 'gem' }] },
+          { name: 'vtx_pass', match: { path_prefix: '/v1/projects/' }, api: 'passthrough', targets: [{ provider: 'vtx' }] },
         ];
         return cfg;
       },
@@ -490,6 +496,115 @@ describe('gemini provider (AI Studio and Vertex) with the official SDKs', { skip
     assert.equal((await c.chat.completions.create({ model: 'x', messages: user('still fine') })).choices[0].message.content, 'You said: still fine');
     const health = await gw.admin('/health');
     assert.equal(health.status, 200);
+  });
+
+  // ---------------- Anthropic count_tokens and passthrough ----------------
+  // What the mock itself counts for the Gemini request aigw sent (AI Studio's countTokens).
+  const mockCount = async (body, model = 'gemini-2.5-flash') => {
+    const r = await fetch(`${gm.url}/v1beta/models/${model}:countTokens`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-goog-api-key': GM_KEY }, body: JSON.stringify(body) });
+    assert.equal(r.status, 200);
+    return (await r.json()).totalTokens;
+  };
+  const ctReq = { model: 'claude-sonnet-4-6', system: 'You are terse.', messages: [{ role: 'user', content: 'count the tokens of this sentence please' }], tools: [anthWeather] };
+
+  test('anthropic sdk countTokens -> gemini (AI Studio): countTokens with generateContentRequest, the mock\'s count', async () => {
+    await gm.clearRequests();
+    const r = await an.messages.countTokens(ctReq);
+    const up = await lastGm();
+    assert.equal(up.path, '/v1beta/models/gemini-2.5-flash:countTokens', 'route target model');
+    assert.equal(up.headers['x-goog-api-key'], GM_KEY);
+    assert.equal(up.headers['anthropic-version'], undefined);
+    assert.deepEqual(Object.keys(up.body), ['generateContentRequest']);
+    const g = up.body.generateContentRequest;
+    assert.equal(g.model, 'models/gemini-2.5-flash');
+    assert.deepEqual(g.systemInstruction, { parts: [{ text: 'You are terse.' }] });
+    assert.equal(g.tools[0].functionDeclarations[0].name, 'get_weather');
+    assert.equal(g.generationConfig, undefined);
+    const expected = await mockCount(g);
+    assert.ok(expected > 0);
+    assert.deepEqual(r, { input_tokens: expected });
+    // without the system prompt and tools the count is smaller: they were counted
+    const r2 = await an.messages.countTokens({ model: 'x', messages: ctReq.messages });
+    assert.ok(r2.input_tokens < r.input_tokens, `${r2.input_tokens} < ${r.input_tokens}`);
+  });
+
+  test('anthropic sdk countTokens -> gemini: the client\'s model without a route model; bad model and upstream errors are Anthropic errors', async () => {
+    await gm.clearRequests();
+    const r = await new Anthropic({ baseURL: `${gw.url}/gemc`, apiKey: CLIENT_KEY, maxRetries: 0 }).messages.countTokens({ ...ctReq, model: 'gemini-2.0-flash' });
+    const up = await lastGm();
+    assert.equal(up.path, '/v1beta/models/gemini-2.0-flash:countTokens');
+    assert.equal(r.input_tokens, await mockCount(up.body.generateContentRequest, 'gemini-2.0-flash'));
+    const anc = new Anthropic({ baseURL: `${gw.url}/gemc`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    await assert.rejects(anc.messages.countTokens({ ...ctReq, model: 'bad/../model' }), (e) => {
+      assert.ok(e instanceof Anthropic.BadRequestError, `got ${e?.constructor?.name} ${e?.status}`);
+      assert.equal(e.error?.type, 'error');
+      assert.equal(e.error?.error?.type, 'invalid_request_error');
+      assert.match(e.error?.error?.message, /not a Gemini model name/);
+      return true;
+    });
+    await assert.rejects(an.messages.countTokens(ctReq, { headers: { 'x-mock-fault': 'fault-429' } }), (e) => {
+      assert.ok(e instanceof Anthropic.RateLimitError, `got ${e?.constructor?.name} ${e?.status}`);
+      assert.equal(e.error?.error?.type, 'rate_limit_error');
+      return true;
+    });
+    const raw = await fetch(`${gw.url}/gem/v1/messages/count_tokens?beta=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'not json' });
+    assert.equal(raw.status, 400);
+    assert.equal((await raw.json()).type, 'error', 'Anthropic\'s error shape');
+  });
+
+  test('anthropic sdk countTokens -> gemini (Vertex): top-level contents/systemInstruction/tools with the minted token', async () => {
+    await gm.clearRequests();
+    const a = new Anthropic({ baseURL: `${gw.url}/vtx`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    const r = await a.messages.countTokens(ctReq);
+    const up = await lastGm();
+    assert.equal(up.path, '/v1/projects/mock-project/locations/us-central1/publishers/google/models/gemini-2.0-flash:countTokens');
+    assert.match(up.headers.authorization, /^Bearer /);
+    assert.ok(!up.headers.authorization.includes(CLIENT_KEY));
+    assert.equal(up.headers['x-api-key'], undefined);
+    assert.deepEqual(Object.keys(up.body).sort(), ['contents', 'systemInstruction', 'tools']);
+    assert.deepEqual(r, { input_tokens: await mockCount(up.body, 'gemini-2.0-flash') });
+  });
+
+  test('passthrough -> gemini: GET /v1beta/models and a raw countTokens with the provider key, never the client\'s', async () => {
+    await gm.clearRequests();
+    const r = await fetch(`${gw.url}/v1beta/models?pageSize=50&key=client-query-key`, { headers: { 'x-goog-api-key': 'client-goog-key', authorization: `Bearer ${CLIENT_KEY}` } });
+    assert.equal(r.status, 200);
+    const j = await r.json();
+    assert.ok(j.models.some((m) => m.name === 'models/gemini-2.5-flash'), 'Gemini\'s own shape, untouched');
+    const up = await lastGm();
+    assert.equal(up.method, 'GET');
+    assert.equal(up.headers['x-goog-api-key'], GM_KEY);
+    assert.equal(up.headers.authorization, undefined);
+    assert.equal(up.query, '?pageSize=50', 'query kept (without the client\'s key parameter)');
+    assert.ok(!JSON.stringify(up).includes('client-query-key'), 'the client\'s key parameter is not forwarded');
+    const body = { contents: [{ role: 'user', parts: [{ text: 'twelve chars' }] }] };
+    const c = await fetch(`${gw.url}/v1beta/models/gemini-2.5-flash:countTokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(c.status, 200);
+    assert.equal((await c.json()).totalTokens, await mockCount(body));
+    assert.deepEqual((await lastGm((q) => q.path.endsWith(':countTokens'))).body, body, 'body untouched');
+    // an upstream error passes through in Google's shape
+    const e = await fetch(`${gw.url}/v1beta/models/gemini-2.5-flash:noSuchMethod`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(e.status, 404);
+    assert.equal((await e.json()).error.status, 'NOT_FOUND');
+  });
+
+  test('passthrough -> gemini (Vertex): the client\'s Vertex path with the gateway\'s bearer token', async () => {
+    await gm.clearRequests();
+    const body = { contents: [{ role: 'user', parts: [{ text: 'hello vertex passthrough' }] }] };
+    const r = await fetch(`${gw.url}/v1/projects/mock-project/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}` }, body: JSON.stringify(body) });
+    assert.equal(r.status, 200);
+    const j = await r.json();
+    assert.equal(j.candidates[0].content.parts[0].text, 'You said: hello vertex passthrough');
+    const up = await lastGm();
+    assert.match(up.headers.authorization, /^Bearer /);
+    assert.ok(!up.headers.authorization.includes(CLIENT_KEY));
+    assert.deepEqual(up.body, body);
+    // a passed-through SSE stream ends cleanly (the event with finishReason is its end)
+    const s = await fetch(`${gw.url}/v1/projects/mock-project/locations/us-central1/publishers/google/models/gemini-2.0-flash:streamGenerateContent?alt=sse`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(s.status, 200);
+    const text = await s.text();
+    assert.match(text, /finishReason/);
+    assert.doesNotMatch(text, /upstream_error|event: error/);
   });
 });
 
