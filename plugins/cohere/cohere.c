@@ -175,13 +175,76 @@ static cJSON *embed_request(const aigw_host *H, aigw_req *r) {
   return in;
 }
 
+/* ---- passthrough routes ---- */
+
+/* The request path (query ignored) is Anthropic's count_tokens. */
+static int is_count_tokens(const aigw_host *H, aigw_req *r) {
+  aigw_str p;
+  if (H->path(r, &p) != AIGW_OK) return 0;
+  const char *q = memchr(p.p, '?', p.n);
+  size_t n = q ? (size_t)(q - p.p) : p.n;
+  static const char suf[] = "/messages/count_tokens";
+  return n >= sizeof suf - 1 && !memcmp(p.p + n - (sizeof suf - 1), suf, sizeof suf - 1);
+}
+
+/* An error in Anthropic's shape (the route's api is passthrough: respond_error would use OpenAI's). */
+static void anth_error(const aigw_host *H, aigw_req *r, int status, const char *msg) {
+  cJSON *e = xl_error_to_anth(status, msg);
+  char *txt = e ? cJSON_PrintUnformatted(e) : NULL;
+  cJSON_Delete(e);
+  if (txt) H->respond(r, status, AIGW_STR("application/json"), (aigw_str){txt, strlen(txt)});
+  else H->respond_error(r, 500, "api_error", "out of memory");
+  free(txt);
+}
+
+static int set_bearer(co_inst *in, aigw_req *r) {
+  const aigw_host *H = in->H;
+  if (!in->api_key) return 0;
+  size_t kn = strlen(in->api_key);
+  char *hv = H->req_alloc(r, kn + 8);
+  if (!hv) return -1;
+  memcpy(hv, "Bearer ", 7);
+  memcpy(hv + 7, in->api_key, kn + 1);
+  return H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("authorization"), (aigw_str){hv, kn + 7}) == AIGW_OK ? 0 : -1;
+}
+
+/* Anthropic count_tokens: Cohere's v2 chat API has no token-counting endpoint (its /v1/tokenize
+ * tokenizes one text, not a conversation with tools), so the client gets a clear 400 instead of
+ * a guess. Any other path: base_url + the client's path and query, method and body untouched,
+ * with the provider's key. */
+static aigw_status co_prepare_pass(co_inst *in, aigw_req *r, co_rctx *ctx) {
+  const aigw_host *H = in->H;
+  if (is_count_tokens(H, r)) {
+    anth_error(H, r, 400,
+               "count_tokens is not available for provider cohere: Cohere's v2 API has no token-counting endpoint for a "
+               "conversation; route /v1/messages/count_tokens to anthropic or gemini");
+    return AIGW_STOP;
+  }
+  aigw_str p;
+  if (H->path(r, &p) != AIGW_OK || !p.n || p.p[0] != '/') return AIGW_ERROR;
+  char *url = H->req_alloc(r, in->base_len + p.n + 1);
+  if (!url) return AIGW_ERROR;
+  memcpy(url, in->base_url, in->base_len);
+  memcpy(url + in->base_len, p.p, p.n);
+  url[in->base_len + p.n] = 0;
+  if (H->set_upstream_url(r, (aigw_str){url, in->base_len + p.n}) != AIGW_OK || set_bearer(in, r) < 0) return AIGW_ERROR;
+  ctx->api = AIGW_API_PASSTHROUGH;
+  return AIGW_CONTINUE;
+}
+
 static aigw_status co_prepare(void *vi, aigw_req *r, void **rctx) {
   co_inst *in = vi;
   const aigw_host *H = in->H;
   aigw_api api = H->api(r);
+  if (api == AIGW_API_PASSTHROUGH) {
+    co_rctx *pc = H->req_alloc(r, sizeof *pc);
+    if (!pc) return AIGW_ERROR;
+    *rctx = pc;
+    return co_prepare_pass(in, r, pc);
+  }
   if (api != AIGW_API_CHAT && api != AIGW_API_MESSAGES && api != AIGW_API_RESPONSES && api != AIGW_API_EMBEDDINGS) {
     H->respond_error(r, 400, "invalid_request_error",
-                     "this API is not supported by provider cohere (chat, messages, responses and embeddings are)");
+                     "this API is not supported by provider cohere (chat, messages, responses, embeddings and passthrough are)");
     return AIGW_STOP;
   }
   co_rctx *ctx = H->req_alloc(r, sizeof *ctx);
@@ -189,14 +252,7 @@ static aigw_status co_prepare(void *vi, aigw_req *r, void **rctx) {
   ctx->api = api;
   *rctx = ctx;
   if (set_url(in, r, api == AIGW_API_EMBEDDINGS ? "/v2/embed" : "/v2/chat") < 0) return AIGW_ERROR;
-  if (in->api_key) {
-    size_t kn = strlen(in->api_key);
-    char *hv = H->req_alloc(r, kn + 8);
-    if (!hv) return AIGW_ERROR;
-    memcpy(hv, "Bearer ", 7);
-    memcpy(hv + 7, in->api_key, kn + 1);
-    H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("authorization"), (aigw_str){hv, kn + 7});
-  }
+  if (set_bearer(in, r) < 0) return AIGW_ERROR;
   /* headers of other formats that mean nothing to Cohere */
   H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("anthropic-version"), (aigw_str){NULL, 0});
   H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("anthropic-beta"), (aigw_str){NULL, 0});
@@ -244,7 +300,7 @@ static aigw_status co_on_response(void *vi, aigw_req *r, void **rctx) {
   co_inst *in = vi;
   const aigw_host *H = in->H;
   co_rctx *ctx = rctx ? *rctx : NULL;
-  if (!ctx) return AIGW_CONTINUE;
+  if (!ctx || ctx->api == AIGW_API_PASSTHROUGH) return AIGW_CONTINUE; /* passthrough: untouched */
   int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
   aigw_str raw = {0};
   H->body_raw(r, AIGW_UPSTREAM_RESPONSE, &raw);
@@ -306,6 +362,15 @@ static aigw_status co_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
   co_inst *in = vi;
   const aigw_host *H = in->H;
   co_rctx *ctx = rctx ? *rctx : NULL;
+  if (ctx && ctx->api == AIGW_API_PASSTHROUGH) {
+    /* a passed-through chat stream: message-end is its end marker */
+    aigw_str name = {0}, data = {0};
+    H->event_name(ev, &name);
+    H->event_data(ev, &data);
+    if (str_eq(name, "message-end") || (data.n && memmem(data.p, data.n, "\"message-end\"", 13)))
+      H->event_set_kind(ev, AIGW_EV_DONE);
+    return AIGW_CONTINUE;
+  }
   if (!ctx || !ctx->dec_init) return AIGW_CONTINUE;
   if (ctx->st.done) return AIGW_DROP;
   aigw_str name = {0}, data = {0};

@@ -405,11 +405,41 @@ static int report_usage(aigw_req *r, const aigw_json *u, aigw_api api) {
 
 /* ---- prepare ------------------------------------------------------------------------------ */
 
+/* The request path (query ignored) is Anthropic's count_tokens (POST /v1/messages/count_tokens). */
+static int is_count_tokens(aigw_str p) {
+  const char *q = memchr(p.p, '?', p.n);
+  size_t n = q ? (size_t)(q - p.p) : p.n;
+  static const char suf[] = "/messages/count_tokens";
+  return n >= sizeof suf - 1 && !memcmp(p.p + n - (sizeof suf - 1), suf, sizeof suf - 1);
+}
+
+/* Anthropic's count_tokens in front of an OpenAI-compatible upstream: chat completions have no
+ * token-counting endpoint, and a local estimate is not a count, so the client gets a clear 400 in
+ * Anthropic's shape naming the provider (the route's api is passthrough, so respond_error would
+ * answer in OpenAI's shape). */
+static aigw_status oa_refuse_count_tokens(aigw_req *r) {
+  aigw_str pn = {0};
+  if (H->meta_get(r, "aigw.provider", &pn) != AIGW_OK || !pn.n) pn = AIGW_STR("openai");
+  char msg[400];
+  snprintf(msg, sizeof msg,
+           "count_tokens is not available for provider %.*s (OpenAI-compatible: its chat completions API has no "
+           "token-counting endpoint); route /v1/messages/count_tokens to anthropic or gemini",
+           (int)(pn.n > 100 ? 100 : pn.n), pn.p);
+  cJSON *e = xl_error_to_anth(400, msg);
+  char *txt = e ? cJSON_PrintUnformatted(e) : NULL;
+  cJSON_Delete(e);
+  if (!txt) return AIGW_ERROR;
+  H->respond(r, 400, AIGW_STR("application/json"), (aigw_str){txt, strlen(txt)});
+  free(txt);
+  return AIGW_STOP;
+}
+
 /* Any other API (files, batches, audio, images, moderations, ...): the client's path under
  * base_url ("/v1/files" -> <base_url ending in /v1>/files), method, query and body untouched;
  * only the credentials are ours. */
 static aigw_status oa_prepare_passthrough(oa_inst *in, aigw_req *r) {
   aigw_str p;
+  if (H->path(r, &p) == AIGW_OK && is_count_tokens(p)) return oa_refuse_count_tokens(r);
   if (in->kind != OA_PLAIN) {
     H->respond_error(r, 400, "invalid_request_error", "passthrough routes are not supported for Azure presets");
     return AIGW_STOP;

@@ -20,8 +20,9 @@ const weather = { type: 'function', function: { name: 'get_weather', description
 const clock = { type: 'function', function: { name: 'get_time', description: 'Time in a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } };
 const anthWeather = { name: 'get_weather', description: 'Weather for a city', input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
 
-function config(coPort) {
+function config(coPort, mockPort) {
   return (cfg) => {
+    cfg.providers.oa = { plugin: 'openai', config: { base_url: `http://127.0.0.1:${mockPort}/v1`, api_key: 'oa-upstream-key' } };
     cfg.providers.co = { plugin: 'cohere', config: { base_url: `http://127.0.0.1:${coPort}`, api_key: CO_KEY } };
     cfg.providers.co_q = { plugin: 'cohere', config: { base_url: `http://127.0.0.1:${coPort}/`, api_key: CO_KEY, embed_input_type: 'search_query' } };
     cfg.routes = [
@@ -29,6 +30,10 @@ function config(coPort) {
       { name: 'emb_co', match: { methods: ['POST'], path: '/co/v1/embeddings' }, api: 'embeddings', targets: [{ provider: 'co', model: 'embed-v4.0' }] },
       { name: 'emb_co_q', match: { methods: ['POST'], path: '/coq/v1/embeddings' }, api: 'embeddings', targets: [{ provider: 'co_q', model: 'embed-v4.0' }] },
       { name: 'msg_co', match: { methods: ['POST'], path: '/co/v1/messages' }, api: 'messages', targets: [{ provider: 'co', model: MODEL }] },
+      // Anthropic count_tokens (route api passthrough) and a plain passthrough route
+      { name: 'ct_co', match: { methods: ['POST'], path: '/co/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'co', model: MODEL }] },
+      { name: 'ct_oa', match: { methods: ['POST'], path: '/oa/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'oa' }] },
+      { name: 'pass_co', match: { path_prefix: '/v2/' }, api: 'passthrough', targets: [{ provider: 'co' }] },
     ];
     return cfg;
   };
@@ -39,7 +44,7 @@ describe('cohere provider (official SDKs)', { skip }, () => {
   before(async () => {
     mock = await startMock();
     co = await startCohereMock({ key: CO_KEY });
-    gw = await startGateway({ mockPort: mock.port, config: config(co.port) });
+    gw = await startGateway({ mockPort: mock.port, config: config(co.port, mock.port) });
     oai = new OpenAI({ baseURL: `${gw.url}/co/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
     an = new Anthropic({ baseURL: `${gw.url}/co`, apiKey: CLIENT_KEY, maxRetries: 0 });
   });
@@ -291,5 +296,44 @@ describe('cohere provider (official SDKs)', { skip }, () => {
       assert.equal(e.error?.error?.type, 'rate_limit_error');
       return true;
     });
+  });
+  // ---------------- Anthropic count_tokens and passthrough ----------------
+  const ctReq = { model: 'claude-sonnet-4-6', system: 'Be brief.', messages: [{ role: 'user', content: 'count me' }] };
+  const clear400 = (provider) => (e) => {
+    assert.ok(e instanceof Anthropic.BadRequestError, `got ${e?.constructor?.name} ${e?.status}`);
+    assert.equal(e.error?.type, 'error', 'Anthropic\'s error shape');
+    assert.equal(e.error?.error?.type, 'invalid_request_error');
+    assert.match(e.error?.error?.message, new RegExp(`count_tokens is not available for provider ${provider}`));
+    return true;
+  };
+
+  test('anthropic sdk countTokens -> cohere: a clear 400 in Anthropic\'s shape; nothing reaches Cohere', async () => {
+    await co.clearRequests();
+    await assert.rejects(an.messages.countTokens(ctReq), clear400('cohere'));
+    assert.equal((await co.requests()).length, 0);
+  });
+
+  test('anthropic sdk countTokens -> openai-compatible: a clear 400 naming the provider', async () => {
+    const ao = new Anthropic({ baseURL: `${gw.url}/oa`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    await assert.rejects(ao.messages.countTokens(ctReq), clear400('oa'));
+  });
+
+  test('passthrough -> cohere: raw /v2/embed and a /v2/chat stream with the provider key, untouched', async () => {
+    await co.clearRequests();
+    const body = { model: 'embed-v4.0', texts: ['hello passthrough'], input_type: 'search_query', embedding_types: ['float'] };
+    const r = await fetch(`${gw.url}/v2/embed?x=1`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}` }, body: JSON.stringify(body) });
+    assert.equal(r.status, 200);
+    const j = await r.json();
+    assert.ok(Array.isArray(j.embeddings.float[0]), 'Cohere\'s own shape');
+    const up = await lastCo();
+    assert.equal(up.path, '/v2/embed');
+    assert.equal(up.headers.authorization, `Bearer ${CO_KEY}`);
+    assert.ok(!JSON.stringify(up.headers).includes(CLIENT_KEY), 'client key never forwarded');
+    assert.deepEqual(up.body, body, 'body untouched');
+    const s = await fetch(`${gw.url}/v2/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'stream through' }] }) });
+    assert.equal(s.status, 200);
+    const text = await s.text();
+    assert.match(text, /message-end/);
+    assert.doesNotMatch(text, /upstream_error/);
   });
 });
