@@ -4,6 +4,9 @@
  * xlate_cohere.h): OpenAI chat clients (route api "chat") and Anthropic messages clients (api
  * "messages", via ingress.h) -> POST /v2/chat; OpenAI embeddings clients (api "embeddings") ->
  * POST /v2/embed. Answers, streams and errors come back in the client's own format.
+ * Passthrough routes: base_url + the client's path (method, query, body untouched) with the
+ * provider's Bearer key; Anthropic's /v1/messages/count_tokens is a 400 in Anthropic's shape
+ * (Cohere has no token-counting endpoint for a conversation).
  *
  * Config: api_key (sent as Authorization: Bearer), base_url (default https://api.cohere.com),
  * embed_input_type (Cohere input_type for embeddings when the request names none; default

@@ -6,6 +6,9 @@
  * streamGenerateContent?alt=sse, and back); OpenAI embeddings ("embeddings") become
  * batchEmbedContents (AI Studio) or predict (Vertex); "models" lists the AI Studio models in
  * OpenAI's shape. Gemini streams have no end marker: the end goes out from on_stream_end.
+ * Passthrough routes: Anthropic's /v1/messages/count_tokens becomes countTokens (answer
+ * {"input_tokens": N}, errors in Anthropic's shape); any other path goes to the API host with
+ * the client's path, query and body and the provider's credential (see README.md).
  * The Gemini model in the URL is the route target's model ("aigw.target_model"), else the
  * client's "model".
  *
