@@ -2,9 +2,11 @@
 #include "xlate_bedrock.h"
 
 #include "aws_sigv4.h" /* aws_uri_encode */
+#include "xlate.h"        /* xl_b64_encode */
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1010,4 +1012,214 @@ int xb_stream_end(xb_stream *s, pc_err *err)
     return -1;
   }
   return 0;
+}
+
+/* ---------------- embeddings (InvokeModel) ---------------- */
+
+xb_emb_family xb_emb_family_of(const char *m)
+{
+  if (!m) return XB_EMB_NONE;
+  const char *slash = strrchr(m, '/');
+  if (slash) m = slash + 1;
+  /* cross-region inference profiles: "us.", "eu.", "apac.", "global." ... before the provider */
+  const char *dot = strchr(m, '.');
+  if (dot && dot - m <= 6 && strncmp(m, "amazon.", 7) && strncmp(m, "cohere.", 7)) m = dot + 1;
+  if (!strncmp(m, "amazon.titan-embed-text-v2", 26)) return XB_EMB_TITAN;
+  if (!strncmp(m, "cohere.embed-", 13)) return XB_EMB_COHERE;
+  return XB_EMB_NONE;
+}
+
+int xb_invoke_path(pc_buf *out, const char *model_id)
+{
+  if (!model_id || !*model_id) return -1;
+  if (pc_buf_adds(out, "/model/") < 0 || aws_uri_encode(out, model_id, strlen(model_id), 0) < 0) return -1;
+  return pc_buf_adds(out, "/invoke");
+}
+
+cJSON *xb_embed_requests(const cJSON *oai, xb_emb_family fam, int *base64, pc_err *err)
+{
+  ctx c = {err, 0, 0};
+  if (base64) *base64 = 0;
+  if (!cJSON_IsObject(oai)) {
+    fail(&c, 400, "", "the embeddings request must be a JSON object");
+    return NULL;
+  }
+  if (fam != XB_EMB_TITAN && fam != XB_EMB_COHERE) {
+    const char *m = gstr(oai, "model");
+    fail(&c, 400, "model", "model: \"%.120s\" is not an embedding model bedrock serves here (amazon.titan-embed-text-v2:0, cohere.embed-english-v3, cohere.embed-multilingual-v3)", m ? m : "");
+    return NULL;
+  }
+  const cJSON *in = get(oai, "input");
+  int n = cJSON_IsString(in) ? 1 : cJSON_IsArray(in) ? cJSON_GetArraySize(in) : 0;
+  if (n < 1) {
+    fail(&c, 400, "input", "input: must be a string or a non-empty array of strings (bedrock embeddings)");
+    return NULL;
+  }
+  int max = fam == XB_EMB_TITAN ? XB_EMB_TITAN_MAX : XB_EMB_COHERE_MAX;
+  if (n > max) {
+    fail(&c, 400, "input", "input: %d texts, bedrock %s embeds at most %d per request", n,
+         fam == XB_EMB_TITAN ? "Titan" : "Cohere", max);
+    return NULL;
+  }
+  for (int i = 0; cJSON_IsArray(in) && i < n; i++)
+    if (!cJSON_IsString(cJSON_GetArrayItem(in, i))) {
+      char p[32];
+      snprintf(p, sizeof p, "input[%d]", i);
+      fail(&c, 400, p, "%s: bedrock embeds texts only (token arrays are not supported)", p);
+      return NULL;
+    }
+  const cJSON *ef = get(oai, "encoding_format");
+  if (ef && !cJSON_IsNull(ef)) {
+    const char *s = cJSON_GetStringValue(ef);
+    if (!s || (strcmp(s, "float") && strcmp(s, "base64"))) {
+      fail(&c, 400, "encoding_format", "encoding_format: must be \"float\" or \"base64\" for bedrock");
+      return NULL;
+    }
+    if (base64) *base64 = !strcmp(s, "base64");
+  }
+  const cJSON *dim = get(oai, "dimensions");
+  int has_dim = dim && !cJSON_IsNull(dim);
+  const cJSON *it = get(oai, "input_type");
+  const char *itype = "search_document";
+  if (fam == XB_EMB_TITAN) {
+    if (has_dim && !(cJSON_IsNumber(dim) && (dim->valuedouble == 256 || dim->valuedouble == 512 || dim->valuedouble == 1024))) {
+      fail(&c, 400, "dimensions", "dimensions: bedrock Titan Text Embeddings v2 supports 256, 512 or 1024");
+      return NULL;
+    }
+  } else {
+    if (has_dim) {
+      fail(&c, 400, "dimensions", "dimensions: bedrock Cohere Embed v3 models have a fixed size; leave dimensions out");
+      return NULL;
+    }
+    if (it && !cJSON_IsNull(it)) {
+      const char *s = cJSON_GetStringValue(it);
+      if (!s || (strcmp(s, "search_document") && strcmp(s, "search_query") && strcmp(s, "classification") && strcmp(s, "clustering"))) {
+        fail(&c, 400, "input_type", "input_type: must be search_document, search_query, classification or clustering for bedrock Cohere");
+        return NULL;
+      }
+      itype = s;
+    }
+  }
+  cJSON *out = cJSON_CreateArray();
+  if (!out) {
+    oom(&c);
+    return NULL;
+  }
+  if (fam == XB_EMB_TITAN) {
+    for (int i = 0; i < n && !c.failed; i++) {
+      const cJSON *t = cJSON_IsString(in) ? in : cJSON_GetArrayItem(in, i);
+      cJSON *b = push(&c, out, cJSON_CreateObject());
+      put_str(&c, b, "inputText", t->valuestring);
+      if (has_dim) put_num(&c, b, "dimensions", dim->valuedouble);
+      put(&c, b, "normalize", cJSON_CreateTrue());
+    }
+  } else {
+    cJSON *b = push(&c, out, cJSON_CreateObject());
+    cJSON *texts = put(&c, b, "texts", cJSON_CreateArray());
+    for (int i = 0; i < n && !c.failed; i++) {
+      const cJSON *t = cJSON_IsString(in) ? in : cJSON_GetArrayItem(in, i);
+      push(&c, texts, cJSON_CreateString(t->valuestring));
+    }
+    put_str(&c, b, "input_type", itype);
+    cJSON *et = put(&c, b, "embedding_types", cJSON_CreateArray());
+    push(&c, et, cJSON_CreateString("float"));
+  }
+  if (c.failed) {
+    cJSON_Delete(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* One vector -> a new array of numbers (a copy) or its base64 float32 string; NULL + err. */
+static cJSON *vec_out(ctx *c, const cJSON *vec, int base64)
+{
+  int n = cJSON_GetArraySize(vec);
+  const cJSON *v;
+  cJSON_ArrayForEach(v, vec) if (!cJSON_IsNumber(v)) {
+    fail(c, 502, "", "bedrock answered an embedding with a value that is not a number");
+    return NULL;
+  }
+  if (!base64) {
+    cJSON *a = cJSON_Duplicate(vec, 1);
+    if (!a) oom(c);
+    return a;
+  }
+  unsigned char *buf = malloc((size_t)(n > 0 ? n : 1) * 4);
+  if (!buf) {
+    oom(c);
+    return NULL;
+  }
+  size_t k = 0;
+  cJSON_ArrayForEach(v, vec) {
+    float f = (float)v->valuedouble;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    for (int b = 0; b < 4; b++) buf[k++] = (unsigned char)(u >> (8 * b));
+  }
+  char *s = xl_b64_encode(buf, k);
+  free(buf);
+  cJSON *out = s ? cJSON_CreateString(s) : NULL;
+  free(s);
+  if (!out) oom(c);
+  return out;
+}
+
+cJSON *xb_embed_response(xb_emb_family fam, const cJSON *const *resps, const long long *hdr_tokens, size_t n,
+                         const char *model, int base64, pc_err *err)
+{
+  ctx c = {err, 0, 0};
+  cJSON *out = cJSON_CreateObject();
+  if (!out) {
+    oom(&c);
+    return NULL;
+  }
+  put_str(&c, out, "object", "list");
+  cJSON *data = put(&c, out, "data", cJSON_CreateArray());
+  long long tokens = 0;
+  int index = 0;
+  for (size_t i = 0; i < n && !c.failed; i++) {
+    const cJSON *r = resps[i];
+    long long t = hdr_tokens ? hdr_tokens[i] : -1;
+    const cJSON *vecs[XB_EMB_COHERE_MAX];
+    int nv = 0;
+    if (fam == XB_EMB_TITAN) {
+      const cJSON *e = garr(r, "embedding");
+      if (e) vecs[nv++] = e;
+      const cJSON *tc = get(r, "inputTextTokenCount");
+      if (cJSON_IsNumber(tc)) t = d2ll(tc->valuedouble, t);
+    } else if (fam == XB_EMB_COHERE) {
+      const cJSON *e = get(r, "embeddings");
+      if (cJSON_IsObject(e)) e = get(e, "float");
+      const cJSON *v;
+      if (cJSON_IsArray(e)) cJSON_ArrayForEach(v, e) {
+        if (!cJSON_IsArray(v) || nv >= XB_EMB_COHERE_MAX) {
+          nv = 0;
+          break;
+        }
+        vecs[nv++] = v;
+      }
+    }
+    if (!nv) {
+      fail(&c, 502, "", "bedrock answered an InvokeModel embeddings call without embeddings");
+      break;
+    }
+    for (int k = 0; k < nv && !c.failed; k++) {
+      cJSON *d = push(&c, data, cJSON_CreateObject());
+      put_str(&c, d, "object", "embedding");
+      put_num(&c, d, "index", index++);
+      cJSON *vo = vec_out(&c, vecs[k], base64);
+      if (vo) put(&c, d, "embedding", vo);
+    }
+    if (t > 0) tokens += t;
+  }
+  put_str(&c, out, "model", model ? model : "");
+  cJSON *u = put(&c, out, "usage", cJSON_CreateObject());
+  put_num(&c, u, "prompt_tokens", (double)tokens);
+  put_num(&c, u, "total_tokens", (double)tokens);
+  if (c.failed) {
+    cJSON_Delete(out);
+    return NULL;
+  }
+  return out;
 }

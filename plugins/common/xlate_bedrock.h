@@ -175,4 +175,39 @@ int xb_stream_message(xb_stream *s, const aws_es_message *m, pc_chunk_fn cb, voi
 int xb_stream_event(xb_stream *s, const char *event_type, const char *json, size_t n, pc_chunk_fn cb,
                     void *ud, pc_err *err);
 
+/* ---- embeddings: OpenAI embeddings <-> InvokeModel bodies (POST /model/{modelId}/invoke) ----
+ * Family by the model id (an ARN's last '/' segment, an inference-profile region prefix such as
+ * "us." skipped): "amazon.titan-embed-text-v2" -> XB_EMB_TITAN, "cohere.embed-" -> XB_EMB_COHERE.
+ *   Titan Text Embeddings v2, one text per call: {inputText, dimensions (OpenAI dimensions: 256,
+ *     512 or 1024, else 400), normalize:true}; answer {embedding:[...], inputTextTokenCount}.
+ *   Cohere Embed v3, up to XB_EMB_COHERE_MAX texts per call: {texts, input_type (hub ext
+ *     input_type: search_document (default), search_query, classification, clustering),
+ *     embedding_types:["float"]}; answer {embeddings:{float:[[...]]} or [[...]], id, texts}; the
+ *     token count comes from the X-Amzn-Bedrock-Input-Token-Count header. dimensions -> 400 (v3
+ *     has a fixed size).
+ * OpenAI input: a string or an array of strings (token arrays -> 400); encoding_format float or
+ * base64 (little-endian float32, base64, as OpenAI); user dropped. */
+typedef enum xb_emb_family { XB_EMB_NONE = 0, XB_EMB_TITAN = 1, XB_EMB_COHERE = 2 } xb_emb_family;
+#define XB_EMB_COHERE_MAX 96  /* texts per Cohere InvokeModel call (Bedrock's limit) */
+#define XB_EMB_TITAN_MAX 256  /* inputs per OpenAI request sent to Titan (one call each) */
+
+xb_emb_family xb_emb_family_of(const char *model_id);
+
+/* OpenAI embeddings request -> the InvokeModel bodies to send, in input order: a new array of
+ * objects (Titan: one per input; Cohere: one). *base64 (may be NULL) = 1 when the client asked
+ * encoding_format "base64". 400 naming the field and bedrock for what cannot be carried (also an
+ * unknown family, more than XB_EMB_TITAN_MAX / XB_EMB_COHERE_MAX inputs). */
+cJSON *xb_embed_requests(const cJSON *oai, xb_emb_family fam, int *base64, pc_err *err);
+
+/* InvokeModel answers (resps[0..n), in the order of xb_embed_requests' bodies) -> the OpenAI
+ * list {object:"list", data:[{object:"embedding", index, embedding}], model, usage:
+ * {prompt_tokens, total_tokens}} (new tree). hdr_tokens (may be NULL): per answer the
+ * X-Amzn-Bedrock-Input-Token-Count header value, -1 when absent; the body's own count
+ * (inputTextTokenCount) wins. 502 when an answer holds no vectors. */
+cJSON *xb_embed_response(xb_emb_family fam, const cJSON *const *resps, const long long *hdr_tokens, size_t n,
+                         const char *model, int base64, pc_err *err);
+
+/* Appends "/model/{modelId}/invoke" (model id encoded as in xb_path) to *out. 0 or -1. */
+int xb_invoke_path(pc_buf *out, const char *model_id);
+
 #endif

@@ -4,7 +4,8 @@
  * output), refusals (400 naming the field and bedrock), responses, ConverseStream event sequences
  * encoded as real event-stream frames and fed whole, split at every byte and one byte at a time
  * (parallel tool use -> exact hub chunks; a mid-stream exception), stream end checks, the model
- * path, and error mapping. */
+ * path, and error mapping; embeddings (InvokeModel): the model family, Titan / Cohere bodies from
+ * OpenAI requests, refusals, answers -> the OpenAI list (float and base64, usage summed). */
 #include "aws_eventstream.h"
 #include "t.h"
 #include "xlate_bedrock.h"
@@ -439,6 +440,169 @@ static void test_stream_events_direct(void)
   cJSON_Delete(s.chunks);
 }
 
+/* ---------------- embeddings (InvokeModel) ---------------- */
+
+static cJSON *emb_req(const char *json, xb_emb_family fam, int *b64, pc_err *e)
+{
+  cJSON *in = cJSON_Parse(json);
+  cJSON *out = xb_embed_requests(in, fam, b64, e);
+  cJSON_Delete(in);
+  return out;
+}
+
+static int same_text(const cJSON *got, const char *want_json, const char *what)
+{
+  cJSON *w = cJSON_Parse(want_json);
+  int ok = same_json(got, w, what);
+  cJSON_Delete(w);
+  return ok;
+}
+
+static void test_emb_family(void)
+{
+  T_EQ_INT(xb_emb_family_of("amazon.titan-embed-text-v2:0"), XB_EMB_TITAN);
+  T_EQ_INT(xb_emb_family_of("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"), XB_EMB_TITAN);
+  T_EQ_INT(xb_emb_family_of("cohere.embed-english-v3"), XB_EMB_COHERE);
+  T_EQ_INT(xb_emb_family_of("us.cohere.embed-multilingual-v3"), XB_EMB_COHERE);
+  T_EQ_INT(xb_emb_family_of("amazon.titan-embed-text-v1"), XB_EMB_NONE);
+  T_EQ_INT(xb_emb_family_of("anthropic.claude-3-haiku-20240307-v1:0"), XB_EMB_NONE);
+  T_EQ_INT(xb_emb_family_of(""), XB_EMB_NONE);
+  T_EQ_INT(xb_emb_family_of(NULL), XB_EMB_NONE);
+  pc_buf b = {0};
+  T_EQ_INT(xb_invoke_path(&b, "amazon.titan-embed-text-v2:0"), 0);
+  T_EQ_STR(b.p, "/model/amazon.titan-embed-text-v2%3A0/invoke");
+  pc_buf_free(&b);
+  T_EQ_INT(xb_invoke_path(&b, ""), -1);
+  pc_buf_free(&b);
+}
+
+static void test_emb_requests(void)
+{
+  pc_err e = {0};
+  int b64 = -1;
+  /* Titan: one body per input, dimensions carried, normalize on */
+  cJSON *o = emb_req("{\"model\":\"amazon.titan-embed-text-v2:0\",\"input\":[\"a\",\"b c\"],\"dimensions\":256,"
+                     "\"encoding_format\":\"base64\",\"user\":\"u1\"}", XB_EMB_TITAN, &b64, &e);
+  T_CHECK(same_text(o, "[{\"inputText\":\"a\",\"dimensions\":256,\"normalize\":true},"
+                       "{\"inputText\":\"b c\",\"dimensions\":256,\"normalize\":true}]", "titan bodies"));
+  T_EQ_INT(b64, 1);
+  cJSON_Delete(o);
+  o = emb_req("{\"model\":\"m\",\"input\":\"only\"}", XB_EMB_TITAN, &b64, &e);
+  T_CHECK(same_text(o, "[{\"inputText\":\"only\",\"normalize\":true}]", "titan single"));
+  T_EQ_INT(b64, 0);
+  cJSON_Delete(o);
+  /* Cohere: one body with every text, input_type default and ext */
+  o = emb_req("{\"model\":\"cohere.embed-english-v3\",\"input\":[\"x\",\"y\"],\"encoding_format\":\"float\"}", XB_EMB_COHERE, &b64, &e);
+  T_CHECK(same_text(o, "[{\"texts\":[\"x\",\"y\"],\"input_type\":\"search_document\",\"embedding_types\":[\"float\"]}]", "cohere body"));
+  cJSON_Delete(o);
+  o = emb_req("{\"model\":\"m\",\"input\":\"q\",\"input_type\":\"search_query\"}", XB_EMB_COHERE, &b64, &e);
+  T_CHECK(same_text(o, "[{\"texts\":[\"q\"],\"input_type\":\"search_query\",\"embedding_types\":[\"float\"]}]", "cohere query"));
+  cJSON_Delete(o);
+
+  /* refusals: 400, the field named, bedrock named */
+  static const struct {
+    const char *json;
+    xb_emb_family fam;
+    const char *param;
+  } bad[] = {
+      {"{\"model\":\"amazon.titan-embed-text-v1\",\"input\":\"a\"}", XB_EMB_NONE, "model"},
+      {"{\"model\":\"m\",\"input\":\"a\",\"dimensions\":300}", XB_EMB_TITAN, "dimensions"},
+      {"{\"model\":\"m\",\"input\":\"a\",\"dimensions\":\"256\"}", XB_EMB_TITAN, "dimensions"},
+      {"{\"model\":\"m\",\"input\":\"a\",\"dimensions\":1024}", XB_EMB_COHERE, "dimensions"},
+      {"{\"model\":\"m\",\"input\":[]}", XB_EMB_TITAN, "input"},
+      {"{\"model\":\"m\"}", XB_EMB_COHERE, "input"},
+      {"{\"model\":\"m\",\"input\":[\"a\",[1,2]]}", XB_EMB_TITAN, "input[1]"},
+      {"{\"model\":\"m\",\"input\":[1,2,3]}", XB_EMB_COHERE, "input[0]"},
+      {"{\"model\":\"m\",\"input\":\"a\",\"encoding_format\":\"int8\"}", XB_EMB_TITAN, "encoding_format"},
+      {"{\"model\":\"m\",\"input\":\"a\",\"input_type\":\"image\"}", XB_EMB_COHERE, "input_type"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    pc_err be = {0};
+    o = emb_req(bad[i].json, bad[i].fam, NULL, &be);
+    T_CHECK(o == NULL);
+    cJSON_Delete(o);
+    T_EQ_INT(be.status, 400);
+    T_EQ_STR(be.param, bad[i].param);
+    if (!strstr(be.msg, "bedrock")) fprintf(stderr, "  no 'bedrock' in: %s\n", be.msg);
+    T_CHECK(strstr(be.msg, "bedrock") != NULL);
+  }
+  /* too many texts for one request */
+  pc_buf b = {0};
+  pc_buf_adds(&b, "{\"model\":\"m\",\"input\":[");
+  for (int i = 0; i <= XB_EMB_TITAN_MAX; i++) pc_buf_printf(&b, "%s\"t%d\"", i ? "," : "", i);
+  pc_buf_adds(&b, "]}");
+  pc_err te = {0};
+  o = emb_req(b.p, XB_EMB_TITAN, NULL, &te);
+  T_CHECK(o == NULL && te.status == 400 && strstr(te.msg, "at most 256"));
+  cJSON_Delete(o);
+  o = emb_req(b.p, XB_EMB_COHERE, NULL, &te);
+  T_CHECK(o == NULL && te.status == 400 && strstr(te.msg, "at most 96"));
+  cJSON_Delete(o);
+  pc_buf_free(&b);
+}
+
+static void test_emb_responses(void)
+{
+  pc_err e = {0};
+  /* Titan: two answers in order, tokens from the body (the header count loses), summed */
+  cJSON *a = cJSON_Parse("{\"embedding\":[0.5,-1],\"inputTextTokenCount\":3}");
+  cJSON *b = cJSON_Parse("{\"embedding\":[0.25,0],\"inputTextTokenCount\":4}");
+  const cJSON *rs[] = {a, b};
+  long long hdr[] = {99, -1};
+  cJSON *o = xb_embed_response(XB_EMB_TITAN, rs, hdr, 2, "amazon.titan-embed-text-v2:0", 0, &e);
+  T_CHECK(same_text(o, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":[0.5,-1]},"
+                       "{\"object\":\"embedding\",\"index\":1,\"embedding\":[0.25,0]}],\"model\":\"amazon.titan-embed-text-v2:0\","
+                       "\"usage\":{\"prompt_tokens\":7,\"total_tokens\":7}}", "titan list"));
+  cJSON_Delete(o);
+  /* base64: little-endian float32 */
+  o = xb_embed_response(XB_EMB_TITAN, rs, NULL, 1, "m", 1, &e);
+  T_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "data"), 0), "embedding")), "AAAAPwAAgL8=");
+  cJSON_Delete(o);
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+
+  /* Cohere: by-type and plain shapes; tokens from the header */
+  const char *shapes[] = {"{\"id\":\"x\",\"texts\":[\"p\",\"q\"],\"embeddings\":{\"float\":[[1,2],[3,4]]},\"response_type\":\"embeddings_by_type\"}",
+                          "{\"id\":\"x\",\"texts\":[\"p\",\"q\"],\"embeddings\":[[1,2],[3,4]],\"response_type\":\"embeddings_floats\"}"};
+  for (int i = 0; i < 2; i++) {
+    cJSON *c = cJSON_Parse(shapes[i]);
+    const cJSON *cr[] = {c};
+    long long t = 12;
+    o = xb_embed_response(XB_EMB_COHERE, cr, &t, 1, "cohere.embed-english-v3", 0, &e);
+    T_CHECK(same_text(o, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":[1,2]},"
+                         "{\"object\":\"embedding\",\"index\":1,\"embedding\":[3,4]}],\"model\":\"cohere.embed-english-v3\","
+                         "\"usage\":{\"prompt_tokens\":12,\"total_tokens\":12}}", shapes[i]));
+    cJSON_Delete(o);
+    cJSON_Delete(c);
+  }
+  /* no tokens anywhere: 0 */
+  cJSON *c = cJSON_Parse("{\"embeddings\":[[1]]}");
+  const cJSON *cr[] = {c};
+  o = xb_embed_response(XB_EMB_COHERE, cr, NULL, 1, NULL, 0, &e);
+  T_EQ_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "usage"), "prompt_tokens")->valuedouble, 0);
+  cJSON_Delete(o);
+  cJSON_Delete(c);
+
+  /* answers without vectors, or with non-numbers: 502 */
+  const char *bad[] = {"{\"message\":\"x\"}", "{\"embedding\":\"no\"}", "{\"embedding\":[1,\"x\"]}"};
+  for (int i = 0; i < 3; i++) {
+    cJSON *j = cJSON_Parse(bad[i]);
+    const cJSON *jr[] = {j};
+    pc_err be = {0};
+    o = xb_embed_response(XB_EMB_TITAN, jr, NULL, 1, "m", i == 2, &be);
+    T_CHECK(o == NULL);
+    T_EQ_INT(be.status, 502);
+    cJSON_Delete(o);
+    cJSON_Delete(j);
+  }
+  cJSON *j = cJSON_Parse("{\"embeddings\":{\"int8\":[[1]]}}");
+  const cJSON *jr[] = {j};
+  pc_err be = {0};
+  o = xb_embed_response(XB_EMB_COHERE, jr, NULL, 1, "m", 0, &be);
+  T_CHECK(o == NULL && be.status == 502);
+  cJSON_Delete(j);
+}
+
 int main(void)
 {
   T_RUN(test_req_full);
@@ -453,5 +617,8 @@ int main(void)
   T_RUN(test_stream_tools);
   T_RUN(test_stream_exception);
   T_RUN(test_stream_events_direct);
+  T_RUN(test_emb_family);
+  T_RUN(test_emb_requests);
+  T_RUN(test_emb_responses);
   return T_END();
 }
