@@ -7,8 +7,19 @@
  * /model/{modelId}/converse-stream, whose answer is AWS event-stream (binary frames, not SSE):
  * the adapter sets on_stream_data, decodes the frames with xb_stream_feed and emits the client's
  * events (OpenAI chunks or Anthropic events) with h->provider_emit. The model id is the route
- * target's model ("aigw.target_model"), else the client's "model". Embeddings (InvokeModel with
- * Titan / Cohere bodies) are not served: such routes get a 400 naming the provider.
+ * target's model ("aigw.target_model"), else the client's "model".
+ *
+ * Embeddings (route api "embeddings", OpenAI embeddings clients) go through InvokeModel, POST
+ * /model/{modelId}/invoke, with the model family's own body (xlate_bedrock.h: Titan Text
+ * Embeddings v2, Cohere Embed v3; another model id is a 400 naming bedrock). One InvokeModel body
+ * (a single input, or Cohere's batch) is the upstream request itself. Titan embeds one text per
+ * call, so an input array of N > 1 texts becomes N signed call-outs with h->http_call: prepare
+ * PAUSEs, at most EMB_INFLIGHT run at once (the next starts as one finishes), results are kept by
+ * input index, and when all are in, the OpenAI list (usage summed) is answered with
+ * h->provider_reply + resume(STOP). The first failed call answers the client with its error
+ * (mapped as for Converse) and cancels the others; a CANCELLED callback only releases its slot.
+ * Callback state is request memory; parsed answers are freed when the list is built or in
+ * on_done (which runs after every callback).
  *
  * Every request is signed with AWS Signature Version 4 (aws_sigv4.h) over the exact bytes sent:
  * method POST, the wire path (model id percent-encoded once, signed encoded twice), the host as
@@ -49,8 +60,30 @@ typedef struct br_inst {
   aws_creds creds;
 } br_inst;
 
+#define EMB_INFLIGHT 8
+#define EMB_CALL_TIMEOUT_MS 60000
+
+struct br_rctx;
+typedef struct emb_slot {
+  struct br_rctx *ctx;
+  size_t idx;
+} emb_slot;
+
 typedef struct br_rctx {
   aigw_api api;
+  /* embeddings */
+  xb_emb_family fam;
+  int emb_base64;
+  int emb_local;    /* fan-out: answered with provider_reply */
+  int emb_over;     /* fan-out answered or failed: later results are ignored */
+  size_t emb_n, emb_next, emb_ndone, emb_inflight;
+  long long emb_tokens; /* fan-out: summed prompt tokens */
+  aigw_str *emb_bodies; /* request memory */
+  cJSON **emb_resps;    /* parsed answers by index (heap; freed in emb_free) */
+  long long *emb_tok;   /* header token counts by index */
+  aigw_call **emb_calls;
+  emb_slot *emb_slots;
+  br_inst *in;
   int xs_init, st_init, got_data;
   const char *model; /* request memory */
   xb_stream xs;      /* ConverseStream frames -> hub chunks */
@@ -283,6 +316,49 @@ static void drop_foreign_headers(aigw_req *r) {
   }
 }
 
+/* Signs POST path (wire form) with body for this instance, now. 0, or -1 (logged). */
+static int sign_post(br_inst *in, aigw_req *r, const char *path, aigw_str body, aws_sigv4_result *res) {
+  aws_header sh[] = {{"content-type", "application/json"}};
+  aws_sigv4_req sr = {.method = "POST", .host = in->host, .path = path, .query = NULL, .headers = sh,
+                      .nheaders = 1, .body = body.p, .body_len = body.n};
+  aws_sigv4_params sp = {.access_key = in->creds.access_key, .secret_key = in->creds.secret_key,
+                         .session_token = in->creds.session_token, .region = in->creds.region,
+                         .service = "bedrock", .now = time(NULL)};
+  char err[200];
+  if (aws_sigv4_sign(&sr, &sp, res, err, sizeof err) < 0) {
+    H->log(r, AIGW_LOG_ERROR, "bedrock: signing failed: %s", err);
+    return -1;
+  }
+  return 0;
+}
+
+/* Sets the upstream URL (base + path), the JSON headers and the signature over the body the
+ * core holds now (set_body copied it; nothing changes it afterwards). 0 or -1. */
+static int sign_upstream(br_inst *in, aigw_req *r, const pc_buf *path, int stream) {
+  pc_buf url = {0};
+  aws_sigv4_result res;
+  memset(&res, 0, sizeof res);
+  int out = -1;
+  if (pc_buf_add(&url, in->base, in->base_len) < 0 || pc_buf_add(&url, path->p, path->n) < 0) goto done;
+  if (H->set_upstream_url(r, (aigw_str){url.p, url.n}) != AIGW_OK) goto done;
+  drop_foreign_headers(r);
+  H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), AIGW_STR("application/json"));
+  H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("accept"),
+                stream ? AIGW_STR("application/vnd.amazon.eventstream") : AIGW_STR("application/json"));
+  aigw_str body = {0};
+  if (H->body_raw(r, AIGW_UPSTREAM_REQUEST, &body) != AIGW_OK) goto done;
+  if (sign_post(in, r, path->p, body, &res) < 0) goto done;
+  for (size_t i = 0; i < res.nheaders; i++)
+    if (H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){res.headers[i].name, strlen(res.headers[i].name)},
+                      (aigw_str){res.headers[i].value, strlen(res.headers[i].value)}) != AIGW_OK)
+      goto done;
+  out = 0;
+done:
+  aws_sigv4_result_free(&res);
+  pc_buf_free(&url);
+  return out;
+}
+
 static aigw_status prep_chat(br_inst *in, aigw_req *r, br_rctx *ctx) {
   pc_err e = {0};
   cJSON *hub = ing_hub_request(H, r, &e);
@@ -319,37 +395,10 @@ static aigw_status prep_chat(br_inst *in, aigw_req *r, br_rctx *ctx) {
   if (rc != AIGW_OK) return AIGW_ERROR;
 
   int stream = H->is_stream(r);
-  pc_buf path = {0}, url = {0};
+  pc_buf path = {0};
   aigw_status out = AIGW_ERROR;
-  aws_sigv4_result res;
-  memset(&res, 0, sizeof res);
   if (pc_buf_adds(&path, in->prefix) < 0 || xb_path(&path, ctx->model, stream) < 0) goto done;
-  if (pc_buf_add(&url, in->base, in->base_len) < 0 || pc_buf_add(&url, path.p, path.n) < 0) goto done;
-  if (H->set_upstream_url(r, (aigw_str){url.p, url.n}) != AIGW_OK) goto done;
-
-  drop_foreign_headers(r);
-  H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), AIGW_STR("application/json"));
-  H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("accept"),
-                stream ? AIGW_STR("application/vnd.amazon.eventstream") : AIGW_STR("application/json"));
-
-  /* sign the bytes the core holds now (set_body copied them; nothing changes them afterwards) */
-  aigw_str body = {0};
-  if (H->body_raw(r, AIGW_UPSTREAM_REQUEST, &body) != AIGW_OK) goto done;
-  aws_header sh[] = {{"content-type", "application/json"}};
-  aws_sigv4_req sr = {.method = "POST", .host = in->host, .path = path.p, .query = NULL, .headers = sh,
-                      .nheaders = 1, .body = body.p, .body_len = body.n};
-  aws_sigv4_params sp = {.access_key = in->creds.access_key, .secret_key = in->creds.secret_key,
-                         .session_token = in->creds.session_token, .region = in->creds.region,
-                         .service = "bedrock", .now = time(NULL)};
-  char err[200];
-  if (aws_sigv4_sign(&sr, &sp, &res, err, sizeof err) < 0) {
-    H->log(r, AIGW_LOG_ERROR, "bedrock: signing failed: %s", err);
-    goto done;
-  }
-  for (size_t i = 0; i < res.nheaders; i++)
-    if (H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){res.headers[i].name, strlen(res.headers[i].name)},
-                      (aigw_str){res.headers[i].value, strlen(res.headers[i].value)}) != AIGW_OK)
-      goto done;
+  if (sign_upstream(in, r, &path, stream) < 0) goto done;
   if (stream) {
     xb_stream_init(&ctx->xs, NULL, ctx->model, now_s());
     ctx->xs_init = 1;
@@ -358,11 +407,11 @@ static aigw_status prep_chat(br_inst *in, aigw_req *r, br_rctx *ctx) {
   }
   out = AIGW_CONTINUE;
 done:
-  aws_sigv4_result_free(&res);
   pc_buf_free(&path);
-  pc_buf_free(&url);
   return out;
 }
+
+static aigw_status prep_embed(br_inst *in, aigw_req *r, br_rctx *ctx);
 
 static aigw_status br_prepare(void *vi, aigw_req *r, void **rctx) {
   br_inst *in = vi;
@@ -374,11 +423,9 @@ static aigw_status br_prepare(void *vi, aigw_req *r, void **rctx) {
   case AIGW_API_CHAT:
   case AIGW_API_MESSAGES:
   case AIGW_API_RESPONSES: return prep_chat(in, r, ctx);
-  case AIGW_API_EMBEDDINGS:
-    ing_error(H, r, 400, "invalid_request_error", "provider bedrock serves chat, messages and responses routes; embeddings (InvokeModel) are not supported yet: route them to another provider");
-    return AIGW_STOP;
+  case AIGW_API_EMBEDDINGS: return prep_embed(in, r, ctx);
   default:
-    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider bedrock (chat, messages and responses are)");
+    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider bedrock (chat, messages, responses and embeddings are)");
     return AIGW_STOP;
   }
 }
@@ -403,12 +450,12 @@ static int is_auth_error(const char *code) {
   return 0;
 }
 
-static aigw_status upstream_error(aigw_req *r, int st, aigw_str raw) {
+/* Answers the client with a Bedrock error (status st, x-amzn-ErrorType value etv, body raw). */
+static aigw_status error_answer(aigw_req *r, int st, aigw_str etv, aigw_str raw) {
   char et[128] = "", code[96] = "";
-  aigw_str v;
-  if (H->header(r, AIGW_UPSTREAM_RESPONSE, AIGW_STR("x-amzn-errortype"), &v) == AIGW_OK && v.n < sizeof et) {
-    memcpy(et, v.p, v.n);
-    et[v.n] = 0;
+  if (etv.p && etv.n < sizeof et && !has_ctl(etv)) {
+    memcpy(et, etv.p, etv.n);
+    et[etv.n] = 0;
   }
   pc_err e = {0};
   xb_error_from_upstream(st, et[0] ? et : NULL, raw.p, raw.n, &e, code, sizeof code);
@@ -423,6 +470,280 @@ static aigw_status upstream_error(aigw_req *r, int st, aigw_str raw) {
   return AIGW_STOP;
 }
 
+static aigw_status upstream_error(aigw_req *r, int st, aigw_str raw) {
+  aigw_str v = {0};
+  if (H->header(r, AIGW_UPSTREAM_RESPONSE, AIGW_STR("x-amzn-errortype"), &v) != AIGW_OK) v = (aigw_str){0};
+  return error_answer(r, st, v, raw);
+}
+
+/* ---- embeddings (InvokeModel) ---- */
+
+/* A header's decimal value (X-Amzn-Bedrock-Input-Token-Count), -1 when absent or not a number. */
+static long long dec_value(aigw_str v) {
+  if (!v.n || v.n > 15) return -1;
+  long long x = 0;
+  for (size_t i = 0; i < v.n; i++) {
+    if (v.p[i] < '0' || v.p[i] > '9') return -1;
+    x = x * 10 + (v.p[i] - '0');
+  }
+  return x;
+}
+
+static void emb_free(br_rctx *ctx) {
+  for (size_t i = 0; ctx->emb_resps && i < ctx->emb_n; i++) {
+    cJSON_Delete(ctx->emb_resps[i]);
+    ctx->emb_resps[i] = NULL;
+  }
+}
+
+static void emb_cancel_all(br_rctx *ctx) {
+  for (size_t i = 0; ctx->emb_calls && i < ctx->emb_n; i++)
+    if (ctx->emb_calls[i]) H->cancel(ctx->emb_calls[i]); /* its callback runs later, CANCELLED */
+}
+
+static void emb_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud);
+
+/* Starts calls until EMB_INFLIGHT run or none is left. 0, or -1 (logged). */
+static int emb_start_more(aigw_req *r, br_rctx *ctx) {
+  br_inst *in = ctx->in;
+  while (ctx->emb_inflight < EMB_INFLIGHT && ctx->emb_next < ctx->emb_n) {
+    size_t i = ctx->emb_next;
+    pc_buf path = {0}, url = {0};
+    aws_sigv4_result res;
+    memset(&res, 0, sizeof res);
+    int ok = 0;
+    if (pc_buf_adds(&path, in->prefix) == 0 && xb_invoke_path(&path, ctx->model) == 0 &&
+        pc_buf_add(&url, in->base, in->base_len) == 0 && pc_buf_add(&url, path.p, path.n) == 0 &&
+        pc_buf_add(&url, "", 1) == 0 && sign_post(in, r, path.p, ctx->emb_bodies[i], &res) == 0) {
+      aigw_str hv[2 * (2 + 4)];
+      size_t nh = 0;
+      hv[nh++] = AIGW_STR("content-type");
+      hv[nh++] = AIGW_STR("application/json");
+      hv[nh++] = AIGW_STR("accept");
+      hv[nh++] = AIGW_STR("application/json");
+      for (size_t k = 0; k < res.nheaders && k < 4; k++) {
+        hv[nh++] = (aigw_str){res.headers[k].name, strlen(res.headers[k].name)};
+        hv[nh++] = (aigw_str){res.headers[k].value, strlen(res.headers[k].value)};
+      }
+      aigw_http_spec sp = {.struct_size = sizeof sp, .method = "POST", .url = url.p, .headers = hv,
+                           .nheaders = nh / 2, .body = ctx->emb_bodies[i], .timeout_ms = EMB_CALL_TIMEOUT_MS};
+      ctx->emb_slots[i] = (emb_slot){ctx, i};
+      aigw_call *call = H->http_call(r, &sp, emb_done, &ctx->emb_slots[i]);
+      if (call) {
+        ctx->emb_calls[i] = call;
+        ctx->emb_inflight++;
+        ctx->emb_next++;
+        ok = 1;
+      }
+    }
+    aws_sigv4_result_free(&res);
+    pc_buf_free(&path);
+    pc_buf_free(&url);
+    if (!ok) {
+      H->log(r, AIGW_LOG_ERROR, "bedrock: could not start InvokeModel call-out %zu of %zu", i + 1, ctx->emb_n);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Fan-out over: answer with an error, cancel the rest, resume. */
+static void emb_fail(aigw_req *r, br_rctx *ctx, int status, const char *msg) {
+  ctx->emb_over = 1;
+  emb_cancel_all(ctx);
+  if (msg) ing_error(H, r, status, NULL, msg);
+  H->resume(r, AIGW_STOP);
+}
+
+static void emb_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud) {
+  emb_slot *slot = ud;
+  br_rctx *ctx = slot->ctx;
+  size_t i = slot->idx;
+  ctx->emb_calls[i] = NULL;
+  ctx->emb_inflight--;
+  if (st == AIGW_CALL_CANCELLED || ctx->emb_over) return; /* the request is ending / answered */
+  if (st != AIGW_CALL_OK) {
+    aigw_str e = {0};
+    H->call_error(c, &e);
+    char msg[300];
+    snprintf(msg, sizeof msg, "bedrock: InvokeModel call %zu of %zu %s: %.*s", i + 1, ctx->emb_n,
+             st == AIGW_CALL_TIMEOUT ? "timed out" : "failed", (int)(e.n > 200 ? 200 : e.n), e.p ? e.p : "");
+    emb_fail(r, ctx, st == AIGW_CALL_TIMEOUT ? 504 : 502, msg);
+    return;
+  }
+  int code = H->call_status_code(c);
+  aigw_str body = {0};
+  H->call_body(c, &body);
+  if (code < 200 || code > 299) {
+    aigw_str et = {0};
+    if (H->call_header(c, AIGW_STR("x-amzn-errortype"), &et) != AIGW_OK) et = (aigw_str){0};
+    error_answer(r, code, et, body);
+    emb_fail(r, ctx, 0, NULL);
+    return;
+  }
+  cJSON *j = body.n ? cJSON_ParseWithLength(body.p, body.n) : NULL;
+  if (!cJSON_IsObject(j)) {
+    cJSON_Delete(j);
+    emb_fail(r, ctx, 502, "bedrock answered an InvokeModel embeddings call with a body that is not a JSON object");
+    return;
+  }
+  ctx->emb_resps[i] = j;
+  aigw_str tv = {0};
+  ctx->emb_tok[i] = H->call_header(c, AIGW_STR("x-amzn-bedrock-input-token-count"), &tv) == AIGW_OK ? dec_value(tv) : -1;
+  ctx->emb_ndone++;
+  if (emb_start_more(r, ctx) < 0) {
+    emb_fail(r, ctx, 502, "bedrock: an InvokeModel call-out could not be started");
+    return;
+  }
+  if (ctx->emb_ndone < ctx->emb_n) return;
+  pc_err e = {0};
+  cJSON *list = xb_embed_response(ctx->fam, (const cJSON *const *)ctx->emb_resps, ctx->emb_tok, ctx->emb_n, ctx->model,
+                                  ctx->emb_base64, &e);
+  emb_free(ctx);
+  const cJSON *pt = list ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(list, "usage"), "prompt_tokens") : NULL;
+  ctx->emb_tokens = cJSON_IsNumber(pt) ? (long long)pt->valuedouble : -1;
+  char *txt = list ? cJSON_PrintUnformatted(list) : NULL;
+  cJSON_Delete(list);
+  if (!txt) {
+    emb_fail(r, ctx, e.status ? e.status : 500, e.msg[0] ? e.msg : "out of memory");
+    return;
+  }
+  ctx->emb_over = 1;
+  ctx->emb_local = 1;
+  int rc = H->provider_reply(r, 200, AIGW_STR("application/json"), (aigw_str){txt, strlen(txt)});
+  free(txt);
+  H->resume(r, rc == AIGW_OK ? AIGW_STOP : AIGW_ERROR);
+}
+
+/* The client's embeddings request with the route's model applied. NULL with *answered = 1
+ * after a 400, or *answered = 0 (out of memory). */
+static cJSON *embed_request(aigw_req *r, int *answered) {
+  aigw_str raw = {0}, tm = {0};
+  cJSON *j = NULL;
+  *answered = 0;
+  if (H->body_raw(r, AIGW_UPSTREAM_REQUEST, &raw) == AIGW_OK && raw.n) j = cJSON_ParseWithLength(raw.p, raw.n);
+  if (!cJSON_IsObject(j)) {
+    cJSON_Delete(j);
+    ing_error(H, r, 400, "invalid_request_error", "the embeddings request body must be a JSON object");
+    *answered = 1;
+    return NULL;
+  }
+  if (H->meta_get(r, "aigw.target_model", &tm) == AIGW_OK && tm.n) {
+    char *m = dup_n(tm.p, tm.n);
+    cJSON *v = m ? cJSON_CreateString(m) : NULL;
+    H->free(m);
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "model");
+    if (!v || !cJSON_AddItemToObject(j, "model", v)) {
+      cJSON_Delete(v);
+      cJSON_Delete(j);
+      return NULL;
+    }
+  }
+  return j;
+}
+
+static aigw_status prep_embed(br_inst *in, aigw_req *r, br_rctx *ctx) {
+  int answered;
+  cJSON *oai = embed_request(r, &answered);
+  if (!oai) return answered ? AIGW_STOP : AIGW_ERROR;
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(oai, "model");
+  const char *model = cJSON_IsString(m) ? m->valuestring : NULL;
+  if (!model || !model_ok(model)) {
+    aigw_status s = bad_model(r, model);
+    cJSON_Delete(oai);
+    return s;
+  }
+  size_t mn = strlen(model);
+  char *mcopy = H->req_alloc(r, mn + 1);
+  if (!mcopy) {
+    cJSON_Delete(oai);
+    return AIGW_ERROR;
+  }
+  memcpy(mcopy, model, mn + 1);
+  ctx->model = mcopy;
+  ctx->fam = xb_emb_family_of(model);
+  pc_err e = {0};
+  cJSON *bodies = xb_embed_requests(oai, ctx->fam, &ctx->emb_base64, &e);
+  cJSON_Delete(oai);
+  if (!bodies) {
+    ing_error(H, r, e.status ? e.status : 400, NULL, e.msg[0] ? e.msg : "the embeddings request cannot be translated for bedrock");
+    return AIGW_STOP;
+  }
+  size_t n = (size_t)cJSON_GetArraySize(bodies);
+  ctx->emb_n = n;
+  ctx->in = in;
+  if (n == 1) { /* one InvokeModel call: the upstream request itself */
+    char *txt = cJSON_PrintUnformatted(cJSON_GetArrayItem(bodies, 0));
+    cJSON_Delete(bodies);
+    if (!txt) return AIGW_ERROR;
+    int rc = H->set_body(r, AIGW_UPSTREAM_REQUEST, (aigw_str){txt, strlen(txt)});
+    free(txt);
+    if (rc != AIGW_OK) return AIGW_ERROR;
+    pc_buf path = {0};
+    int ok = pc_buf_adds(&path, in->prefix) == 0 && xb_invoke_path(&path, ctx->model) == 0 && sign_upstream(in, r, &path, 0) == 0;
+    pc_buf_free(&path);
+    return ok ? AIGW_CONTINUE : AIGW_ERROR;
+  }
+  /* Titan with several inputs: one signed call-out per input (see the top of the file) */
+  ctx->emb_bodies = H->req_alloc(r, n * sizeof *ctx->emb_bodies);
+  ctx->emb_resps = H->req_alloc(r, n * sizeof *ctx->emb_resps);
+  ctx->emb_tok = H->req_alloc(r, n * sizeof *ctx->emb_tok);
+  ctx->emb_calls = H->req_alloc(r, n * sizeof *ctx->emb_calls);
+  ctx->emb_slots = H->req_alloc(r, n * sizeof *ctx->emb_slots);
+  int ok = ctx->emb_bodies && ctx->emb_resps && ctx->emb_tok && ctx->emb_calls && ctx->emb_slots;
+  for (size_t i = 0; ok && i < n; i++) {
+    char *txt = cJSON_PrintUnformatted(cJSON_GetArrayItem(bodies, (int)i));
+    size_t tn = txt ? strlen(txt) : 0;
+    char *cp = txt ? H->req_alloc(r, tn + 1) : NULL;
+    if (cp) memcpy(cp, txt, tn + 1);
+    free(txt);
+    ctx->emb_bodies[i] = (aigw_str){cp, tn};
+    ok = cp != NULL;
+  }
+  cJSON_Delete(bodies);
+  if (!ok) {
+    ctx->emb_n = 0; /* nothing allocated to free */
+    return AIGW_ERROR;
+  }
+  if (emb_start_more(r, ctx) < 0) {
+    ctx->emb_over = 1;
+    emb_cancel_all(ctx);
+    ing_error(H, r, 502, NULL, "bedrock: an InvokeModel call-out could not be started");
+    return AIGW_STOP;
+  }
+  return AIGW_PAUSE;
+}
+
+/* on_response for embeddings: the InvokeModel answer (or the fan-out's own list) -> OpenAI. */
+static aigw_status embed_response(aigw_req *r, br_rctx *ctx, int st, aigw_str raw) {
+  if (ctx->emb_local) { /* built by emb_done; only the usage is left to report */
+    aigw_usage us = {sizeof(aigw_usage), ctx->emb_tokens, 0, -1, -1, -1};
+    H->set_usage(r, &us);
+    return AIGW_CONTINUE;
+  }
+  if (st < 200 || st > 299) return upstream_error(r, st, raw);
+  cJSON *j = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  aigw_str tv = {0};
+  long long tok = H->header(r, AIGW_UPSTREAM_RESPONSE, AIGW_STR("x-amzn-bedrock-input-token-count"), &tv) == AIGW_OK ? dec_value(tv) : -1;
+  pc_err e = {0};
+  const cJSON *one = j;
+  cJSON *list = cJSON_IsObject(j) ? xb_embed_response(ctx->fam, &one, &tok, 1, ctx->model, ctx->emb_base64, &e) : NULL;
+  cJSON_Delete(j);
+  if (!list) {
+    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg[0] ? e.msg : "bedrock answered 2xx with a body that is not an InvokeModel embeddings answer");
+    return AIGW_STOP;
+  }
+  const cJSON *pt = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(list, "usage"), "prompt_tokens");
+  aigw_usage us = {sizeof(aigw_usage), cJSON_IsNumber(pt) ? (int64_t)pt->valuedouble : -1, 0, -1, -1, -1};
+  H->set_usage(r, &us);
+  char *txt = cJSON_PrintUnformatted(list);
+  cJSON_Delete(list);
+  if (!txt) return AIGW_ERROR;
+  int rc = H->set_body(r, AIGW_UPSTREAM_RESPONSE, (aigw_str){txt, strlen(txt)});
+  free(txt);
+  return rc == AIGW_OK ? AIGW_CONTINUE : AIGW_ERROR;
+}
+
 static aigw_status br_on_response(void *vi, aigw_req *r, void **rctx) {
   (void)vi;
   br_rctx *ctx = rctx ? *rctx : NULL;
@@ -430,6 +751,7 @@ static aigw_status br_on_response(void *vi, aigw_req *r, void **rctx) {
   int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
   aigw_str raw = {0};
   H->body_raw(r, AIGW_UPSTREAM_RESPONSE, &raw);
+  if (ctx->api == AIGW_API_EMBEDDINGS) return embed_response(r, ctx, st, raw);
   if (st < 200 || st > 299) return upstream_error(r, st, raw);
   if (ctx->xs_init) {
     ing_error(H, r, 502, "upstream_error", "bedrock answered a stream request without an event stream");
@@ -508,6 +830,7 @@ static void br_on_done(void *vi, aigw_req *r, void *rctx) {
   if (ctx->xs_init) xb_stream_free(&ctx->xs);
   if (ctx->st_init) ing_stream_free(&ctx->st);
   ctx->xs_init = ctx->st_init = 0;
+  emb_free(ctx);
 }
 
 static const aigw_provider br_provider = {
