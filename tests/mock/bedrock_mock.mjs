@@ -20,6 +20,7 @@
 //        only), contentBlockDelta (text / toolUse.input fragments / reasoningContent text,
 //        signature, redactedContent), contentBlockStop, messageStop (stopReason), metadata
 //        (usage with cacheReadInputTokens / cacheWriteInputTokens, metrics.latencyMs)
+//   POST /model/{modelId}/invoke           → InvokeModel for embedding models (below)
 //   GET/DELETE /__requests, /__stats (no auth). Each entry also has `sigv4`: {ok, reason,
 //        canonicalRequest, stringToSign} as the mock computed them.
 //
@@ -58,6 +59,21 @@
 //   throttlingException, or the one named by fault-exception-<name>, e.g.
 //   fault-exception-modelStreamErrorException).
 //
+// InvokeModel embeddings (JSON in the model family's own shape; other model ids → 400
+// ValidationException "The provided model identifier is invalid."):
+//   amazon.titan-embed-text-v2*: body {inputText (required, non-empty, <= 50000 chars), dimensions
+//     (256 | 512 | 1024, default 1024), normalize (boolean), embeddingTypes (["float"|"binary"])};
+//     any other member → 400 "extraneous key [k] is not permitted". Answer {embedding,
+//     inputTextTokenCount} (+ embeddingsByType when embeddingTypes is given).
+//   cohere.embed-*: body {texts (1..96 strings, each <= 2048 chars), input_type (required:
+//     search_document | search_query | classification | clustering), truncate, embedding_types};
+//     other members → 400. Answer {id, texts, embeddings, response_type}: embeddings is
+//     {float: [[...]]} when embedding_types was given ("embeddings_by_type"), else [[...]]
+//     ("embeddings_floats"); 1024 dimensions (384 for *-light-*).
+//   Vectors are embeddingOf(text, dims) (lib/common.mjs: deterministic, float32-exact); both
+//   families send X-Amzn-Bedrock-Input-Token-Count (tokensOf per text, summed). Faults as above,
+//   from the model id, x-mock-fault or the texts. stats.invoke_inflight_max records how many
+//   InvokeModel calls were in flight at once (concurrency of fan-outs).
 // Validated like Converse (400 ValidationException): unknown members (top level, inferenceConfig,
 // blocks), messages required, first message user, roles user/assistant and alternating, content
 // blocks with exactly one member, blank text, toolUse only in assistant / toolResult only in user
@@ -67,7 +83,7 @@
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import {
-  createServer, startInProcess, runCli, parseFaults, tokensOf, splitWords, splitOdd,
+  createServer, startInProcess, runCli, parseFaults, tokensOf, splitWords, splitOdd, embeddingOf,
 } from './lib/common.mjs';
 import { encodeFrame } from './lib/eventstream.mjs';
 import {
@@ -260,7 +276,7 @@ export function createBedrockMock(opts = {}) {
   const sign = (t) => crypto.createHmac('sha256', secret).update(String(t)).digest('base64');
   const verifySig = (t, s) => typeof s === 'string' && s === sign(t);
 
-  const base = createServer({ name: 'bedrock_mock', maxLog: opts.maxLog, extraStats: { sigv4_ok: 0, sigv4_failed: 0, cache_writes: 0, cache_reads: 0 }, handle });
+  const base = createServer({ name: 'bedrock_mock', maxLog: opts.maxLog, extraStats: { sigv4_ok: 0, sigv4_failed: 0, cache_writes: 0, cache_reads: 0, invokes: 0, invoke_inflight: 0, invoke_inflight_max: 0 }, handle });
   const { stats, send, later } = base;
 
   const reqId = () => crypto.randomUUID();
@@ -474,9 +490,84 @@ export function createBedrockMock(opts = {}) {
     });
   }
 
+  // ---- InvokeModel (embedding models) ----
+  const embedFamily = (modelId) => {
+    const id = modelId.split('/').at(-1).replace(/^(us|eu|apac|global|us-gov|jp|au)\./, '');
+    if (id.startsWith('amazon.titan-embed-text-v2')) return 'titan';
+    if (id.startsWith('cohere.embed-')) return 'cohere';
+    return null;
+  };
+  const invokeText = (body) => {
+    if (!isObj(body)) return '';
+    if (typeof body.inputText === 'string') return body.inputText;
+    return Array.isArray(body.texts) ? body.texts.filter((t) => typeof t === 'string').join(' ') : '';
+  };
+  const malformed = (m) => bad(`Malformed input request: ${m}, please reformat your input and try again.`);
+
+  function invokeAnswer(modelId, body) {
+    const fam = embedFamily(modelId);
+    if (!fam) bad('The provided model identifier is invalid.');
+    if (!isObj(body)) bad('Malformed input request, please reformat your input and try again.');
+    if (fam === 'titan') {
+      for (const k of Object.keys(body)) if (!['inputText', 'dimensions', 'normalize', 'embeddingTypes'].includes(k)) malformed(`#: extraneous key [${k}] is not permitted`);
+      if (typeof body.inputText !== 'string') malformed('#: required key [inputText] not found');
+      if (!body.inputText.length) malformed('#/inputText: expected minLength: 1, actual: 0');
+      if (body.inputText.length > 50000) malformed(`#/inputText: expected maxLength: 50000, actual: ${body.inputText.length}`);
+      if (body.dimensions !== undefined && ![256, 512, 1024].includes(body.dimensions)) malformed(`#/dimensions: ${body.dimensions} is not a valid enum value`);
+      if (body.normalize !== undefined && typeof body.normalize !== 'boolean') malformed(`#/normalize: expected type: Boolean, found: ${typeof body.normalize}`);
+      const types = body.embeddingTypes;
+      if (types !== undefined && (!Array.isArray(types) || !types.length || types.some((t) => !['float', 'binary'].includes(t)))) malformed('#/embeddingTypes: expected a non-empty list of float, binary');
+      const tokens = tokensOf(body.inputText.length);
+      const embedding = embeddingOf(body.inputText, body.dimensions ?? 1024);
+      const out = { embedding, inputTextTokenCount: tokens };
+      if (types) out.embeddingsByType = Object.fromEntries(types.map((t) => [t, t === 'float' ? embedding : embedding.map((x) => (x > 0 ? 1 : 0))]));
+      return { out, tokens };
+    }
+    for (const k of Object.keys(body)) if (!['texts', 'input_type', 'truncate', 'embedding_types', 'images'].includes(k)) malformed(`#: extraneous key [${k}] is not permitted`);
+    if (!Array.isArray(body.texts)) malformed('#: required key [texts] not found');
+    if (!body.texts.length || body.texts.length > 96) malformed(`#/texts: expected minimum item count: 1, maximum item count: 96, found: ${body.texts.length}`);
+    body.texts.forEach((t, i) => {
+      if (typeof t !== 'string') malformed(`#/texts/${i}: expected type: String`);
+      if (t.length > 2048) malformed(`#/texts/${i}: expected maxLength: 2048, actual: ${t.length}`);
+    });
+    if (body.input_type === undefined) malformed('#: required key [input_type] not found');
+    if (!['search_document', 'search_query', 'classification', 'clustering'].includes(body.input_type)) malformed(`#/input_type: ${body.input_type} is not a valid enum value`);
+    if (body.truncate !== undefined && !['NONE', 'START', 'END'].includes(body.truncate)) malformed(`#/truncate: ${body.truncate} is not a valid enum value`);
+    const et = body.embedding_types;
+    if (et !== undefined && (!Array.isArray(et) || !et.length || et.some((t) => !['float', 'int8', 'uint8', 'binary', 'ubinary'].includes(t)))) malformed('#/embedding_types: expected a non-empty list of float, int8, uint8, binary, ubinary');
+    const dims = modelId.includes('-light-') ? 384 : 1024;
+    const vecs = body.texts.map((t) => embeddingOf(`${body.input_type}:${t}`, dims));
+    const tokens = body.texts.reduce((a, t) => a + tokensOf(t.length), 0);
+    const out = { id: reqId(), texts: body.texts.map((t) => t.toLowerCase()) };
+    if (et) {
+      out.embeddings = Object.fromEntries(et.map((t) => [t, t === 'float' ? vecs : vecs.map((v) => v.map((x) => Math.round(x * 127)))]));
+      out.response_type = 'embeddings_by_type';
+    } else {
+      out.embeddings = vecs;
+      out.response_type = 'embeddings_floats';
+    }
+    return { out, tokens };
+  }
+
+  async function invoke(req, res, ctx, modelId) {
+    const started = Date.now();
+    let ans;
+    try {
+      ans = invokeAnswer(modelId, ctx.body);
+    } catch (e) {
+      if (e instanceof Invalid) return awsError(res, 400, 'ValidationException', e.message);
+      throw e;
+    }
+    return send(res, 200, ans.out, {
+      'x-amzn-requestid': reqId(),
+      'x-amzn-bedrock-input-token-count': String(ans.tokens),
+      'x-amzn-bedrock-invocation-latency': String(Math.max(1, Date.now() - started)),
+    });
+  }
+
   async function handle(req, res, ctx) {
     const { path } = ctx;
-    const m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(String(req.url).split('?')[0]);
+    const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/.exec(String(req.url).split('?')[0]);
     const sigErr = verifySigV4(req, ctx);
     if (sigErr) {
       stats.sigv4_failed++;
@@ -488,7 +579,21 @@ export function createBedrockMock(opts = {}) {
     let modelId;
     try { modelId = decodeURIComponent(m[1]); } catch { modelId = m[1]; }
     ctx.entry.modelId = modelId;
-    const text = isObj(ctx.body) ? userText(ctx.body) : '';
+    const isInvoke = m[2] === 'invoke';
+    if (isInvoke) {
+      stats.invokes++;
+      stats.invoke_inflight++;
+      stats.invoke_inflight_max = Math.max(stats.invoke_inflight_max, stats.invoke_inflight);
+      try {
+        return await handleModel(req, res, ctx, m, modelId, invokeText(ctx.body), isInvoke);
+      } finally {
+        stats.invoke_inflight--;
+      }
+    }
+    return handleModel(req, res, ctx, m, modelId, isObj(ctx.body) ? userText(ctx.body) : '', isInvoke);
+  }
+
+  async function handleModel(req, res, ctx, m, modelId, text, isInvoke) {
     const faults = parseFaults(modelId, req.headers['x-mock-fault'], text);
     const em = /fault-exception-([A-Za-z]+)/.exec(`${modelId} ${req.headers['x-mock-fault'] ?? ''} ${text}`);
     const excType = em ? em[1] : 'throttlingException';
@@ -502,6 +607,7 @@ export function createBedrockMock(opts = {}) {
       return awsError(res, faults.status, type, msg);
     }
     if (ctx.parseError) return awsError(res, 400, 'SerializationException', 'Malformed input request, please reformat your input and try again.');
+    if (isInvoke) return invoke(req, res, ctx, modelId);
     return converse(req, res, ctx, modelId, m[2] === 'converse-stream', faults, excType);
   }
 
