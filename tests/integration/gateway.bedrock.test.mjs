@@ -4,6 +4,8 @@
 //   OpenAI SDK    -> aigw (chat route)     -> bedrock (Converse / ConverseStream)
 //   Anthropic SDK -> aigw (messages route) -> bedrock
 //   OpenAI SDK    -> aigw (responses route) -> bedrock (bridged by ingress.h)
+//   OpenAI SDK    -> aigw (embeddings route) -> bedrock InvokeModel (Titan v2: one signed call per
+//                    input, concurrent; Cohere Embed v3: one call)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -12,6 +14,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { startGateway, startMock, skipUnlessGateway, readStream, accessLogFor, AIGW_PLUGIN_DIR } from './lib/harness.mjs';
 import { runAigw, writeConfig, tmpDir } from './lib/ops.mjs';
 import { startBedrockMock, toolInput } from '../mock/bedrock_mock.mjs';
+import { embeddingOf, tokensOf } from '../mock/lib/common.mjs';
 
 const skip = skipUnlessGateway();
 const CLIENT_KEY = 'sk-client-key-never-forwarded';
@@ -43,8 +46,11 @@ function config(br, brTok) {
       route('br_msg', '/br/v1/messages', 'messages', 'br', MODEL),
       route('br_resp', '/br/v1/responses', 'responses', 'br', MODEL),
       route('br_emb', '/br/v1/embeddings', 'embeddings', 'br', 'amazon.titan-embed-text-v2:0'),
+      route('brco_emb', '/brco/v1/embeddings', 'embeddings', 'br', 'cohere.embed-english-v3'),
+      route('brc_emb', '/brc/v1/embeddings', 'embeddings', 'br'),
       route('brc_chat', '/brc/v1/chat/completions', 'chat', 'br'),
       route('brbad_chat', '/brbad/v1/chat/completions', 'chat', 'brbad', MODEL),
+      route('brbad_emb', '/brbad/v1/embeddings', 'embeddings', 'brbad', 'amazon.titan-embed-text-v2:0'),
       route('brtok_chat', '/brtok/v1/chat/completions', 'chat', 'brtok', MODEL),
       route('brenv_msg', '/brenv/v1/messages', 'messages', 'brenv', MODEL),
     ];
@@ -53,7 +59,7 @@ function config(br, brTok) {
 }
 
 describe('bedrock provider (Converse / ConverseStream, SigV4) with the official SDKs', { skip }, () => {
-  let mock, br, brTok, gw, oai, oaiClientModel, oaiBad, oaiTok, an, anEnv;
+  let mock, br, brTok, gw, oai, oaiClientModel, oaiBad, oaiTok, oaiCo, an, anEnv;
   before(async () => {
     mock = await startMock(); // the harness's default "up" provider
     br = await startBedrockMock({ accessKeyId: AK, secretAccessKey: SK, region: 'us-west-2' });
@@ -70,6 +76,7 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
     oaiClientModel = new OpenAI({ baseURL: `${gw.url}/brc/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
     oaiBad = new OpenAI({ baseURL: `${gw.url}/brbad/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
     oaiTok = new OpenAI({ baseURL: `${gw.url}/brtok/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    oaiCo = new OpenAI({ baseURL: `${gw.url}/brco/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
     an = new Anthropic({ baseURL: `${gw.url}/br`, apiKey: CLIENT_KEY, maxRetries: 0 });
     anEnv = new Anthropic({ baseURL: `${gw.url}/brenv`, apiKey: CLIENT_KEY, maxRetries: 0 });
   });
@@ -314,10 +321,162 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
     }
   });
 
-  test('openai sdk -> bedrock: embeddings are refused with a 400 naming the provider', async () => {
-    const e = await oai.embeddings.create({ model: 'x', input: 'hello' }).catch((x) => x);
-    assert.ok(e instanceof OpenAI.BadRequestError, `got ${e?.constructor?.name}`);
-    assert.match(e.message, /bedrock/);
+  // ---------------- embeddings (InvokeModel) ----------------
+  const TITAN = 'amazon.titan-embed-text-v2:0';
+  const COHERE = 'cohere.embed-english-v3';
+  const invokes = async () => (await br.requests()).filter((q) => /\/invoke$/.test(q.path));
+  // embeddings are float32: a "float" answer's numbers (printed as JSON decimals) round to
+  // exactly the mock's float32 values; base64 answers decode to them exactly
+  const near = (got, want, what) => {
+    assert.equal(got.length, want.length, `${what}: length`);
+    for (let i = 0; i < want.length; i++) assert.equal(Math.fround(got[i]), want[i], `${what}[${i}]: ${got[i]} vs ${want[i]}`);
+  };
+
+  test('openai sdk -> bedrock titan: float embedding, usage, a signed InvokeModel body', async () => {
+    await br.clearRequests();
+    const r = await oai.embeddings.create({ model: 'text-embedding-3-small', input: 'hello titan', encoding_format: 'float' });
+    assert.equal(r.object, 'list');
+    assert.equal(r.model, TITAN);
+    assert.equal(r.data.length, 1);
+    assert.equal(r.data[0].object, 'embedding');
+    assert.equal(r.data[0].index, 0);
+    near(r.data[0].embedding, embeddingOf('hello titan', 1024), 'data[0]');
+    assert.deepEqual(r.usage, { prompt_tokens: tokensOf('hello titan'.length), total_tokens: tokensOf('hello titan'.length) });
+    const ups = await invokes();
+    assert.equal(ups.length, 1);
+    assertSigned(ups[0]);
+    assert.equal(ups[0].path, `/model/${encodeURIComponent(TITAN)}/invoke`);
+    assert.deepEqual(ups[0].body, { inputText: 'hello titan', normalize: true });
+    assert.ok(!JSON.stringify(ups[0].headers).includes(CLIENT_KEY), 'client key never forwarded');
+  });
+
+  test('openai sdk -> bedrock titan: several inputs (SDK default base64), dimensions: one signed call each, in order, usage summed and metered', async () => {
+    await br.clearRequests();
+    const input = ['first text', 'the second one', 'third', 'and a fourth, a little longer'];
+    const { data: r, response } = await oai.embeddings.create({ model: 'x', input, dimensions: 256 }).withResponse();
+    assert.equal(r.data.length, input.length);
+    r.data.forEach((d, i) => {
+      assert.equal(d.index, i);
+      near(d.embedding, embeddingOf(input[i], 256), `data[${i}]`);
+    });
+    const tokens = input.reduce((a, t) => a + tokensOf(t.length), 0);
+    assert.deepEqual(r.usage, { prompt_tokens: tokens, total_tokens: tokens });
+    const ups = await invokes();
+    assert.equal(ups.length, input.length);
+    for (const up of ups) {
+      assertSigned(up);
+      assert.equal(up.body.dimensions, 256);
+      assert.equal(up.body.normalize, true);
+    }
+    assert.deepEqual(ups.map((u) => u.body.inputText).sort(), [...input].sort());
+    const log = await accessLogFor(gw, response.headers.get('x-request-id'));
+    assert.equal(log.tokens_in, tokens, JSON.stringify(log));
+  });
+
+  test('bedrock titan: base64 on the wire is little-endian float32', async () => {
+    const res = await fetch(`${gw.url}/br/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}` }, body: JSON.stringify({ model: 'x', input: ['a b', 'c d'], encoding_format: 'base64', dimensions: 512 }) });
+    assert.equal(res.status, 200);
+    const j = await res.json();
+    assert.equal(j.data.length, 2);
+    j.data.forEach((d, i) => {
+      assert.equal(typeof d.embedding, 'string');
+      const buf = Buffer.from(d.embedding, 'base64');
+      const got = Array.from({ length: buf.length / 4 }, (_, k) => buf.readFloatLE(k * 4));
+      assert.deepEqual(got, embeddingOf(['a b', 'c d'][i], 512));
+    });
+  });
+
+  test('bedrock titan: many inputs run concurrently, bounded (at most 8 in flight)', async () => {
+    await br.resetStats();
+    const input = Array.from({ length: 12 }, (_, i) => `slow text ${i} fault-slow-first-byte-150`);
+    const t0 = Date.now();
+    const r = await oai.embeddings.create({ model: 'x', input, encoding_format: 'float' });
+    const ms = Date.now() - t0;
+    assert.equal(r.data.length, 12);
+    r.data.forEach((d, i) => near(d.embedding, embeddingOf(input[i], 1024), `data[${i}]`));
+    const st = await br.stats();
+    assert.equal(st.invokes, 12);
+    assert.ok(st.invoke_inflight_max > 1 && st.invoke_inflight_max <= 8, `in flight at once: ${st.invoke_inflight_max} (${ms} ms)`);
+  });
+
+  test('openai sdk -> bedrock cohere: one call with every text, float and the SDK default base64, usage from the token header', async () => {
+    await br.clearRequests();
+    const input = ['alpha doc', 'beta doc here'];
+    const tokens = input.reduce((a, t) => a + tokensOf(t.length), 0);
+    const f = await oaiCo.embeddings.create({ model: 'x', input, encoding_format: 'float' });
+    assert.equal(f.model, COHERE);
+    f.data.forEach((d, i) => near(d.embedding, embeddingOf(`search_document:${input[i]}`, 1024), `float data[${i}]`));
+    assert.deepEqual(f.usage, { prompt_tokens: tokens, total_tokens: tokens });
+    const b = await oaiCo.embeddings.create({ model: 'x', input });
+    b.data.forEach((d, i) => near(d.embedding, embeddingOf(`search_document:${input[i]}`, 1024), `b64 data[${i}]`));
+    const ups = await invokes();
+    assert.equal(ups.length, 2);
+    for (const up of ups) {
+      assertSigned(up);
+      assert.equal(up.path, `/model/${encodeURIComponent(COHERE)}/invoke`);
+      assert.deepEqual(up.body, { texts: input, input_type: 'search_document', embedding_types: ['float'] });
+    }
+  });
+
+  test('bedrock embeddings: what cannot be carried is a 400 naming the field and bedrock, nothing sent', async () => {
+    await br.clearRequests();
+    const cases = [
+      [oai, { model: 'x', input: 'a', dimensions: 300 }, /dimensions/],
+      [oaiCo, { model: 'x', input: 'a', dimensions: 1024 }, /dimensions/],
+      [oai, { model: 'x', input: [[1, 2, 3]] }, /input\[0\]/],
+      [oaiClientModel, { model: MODEL, input: 'a' }, /model/],
+      [oaiClientModel, { model: 'amazon.titan-embed-text-v1', input: 'a' }, /model/],
+    ];
+    for (const [client, body, re] of cases) {
+      const e = await client.embeddings.create(body).catch((x) => x);
+      assert.ok(e instanceof OpenAI.BadRequestError, `${JSON.stringify(body)}: got ${e?.constructor?.name} ${e?.message}`);
+      assert.match(e.message, /bedrock/);
+      assert.match(e.message, re);
+    }
+    assert.equal((await invokes()).length, 0, 'nothing reached bedrock');
+  });
+
+  test('bedrock embeddings: the client\'s model picks the family when the route sets none', async () => {
+    const r = await oaiClientModel.embeddings.create({ model: 'cohere.embed-multilingual-v3', input: 'hola', encoding_format: 'float', input_type: 'search_query' });
+    near(r.data[0].embedding, embeddingOf('search_query:hola', 1024), 'data[0]');
+    assert.equal(r.model, 'cohere.embed-multilingual-v3');
+  });
+
+  test('bedrock embeddings: ThrottlingException is an OpenAI RateLimitError (single call and one of a fan-out)', async () => {
+    const one = await oai.embeddings.create({ model: 'x', input: 'please fault-429' }).catch((x) => x);
+    assert.ok(one instanceof OpenAI.RateLimitError, `got ${one?.constructor?.name} ${one?.message}`);
+    assert.match(one.message, /bedrock/);
+    const many = await oai.embeddings.create({ model: 'x', input: ['fine', 'then fault-429', 'fine again'] }).catch((x) => x);
+    assert.ok(many instanceof OpenAI.RateLimitError, `got ${many?.constructor?.name} ${many?.message}`);
+    assert.match(many.message, /ThrottlingException/);
+    const co = await oaiCo.embeddings.create({ model: 'x', input: ['x fault-429'] }).catch((x) => x);
+    assert.ok(co instanceof OpenAI.RateLimitError, `got ${co?.constructor?.name}`);
+    // the gateway is fine afterwards
+    const ok = await oai.embeddings.create({ model: 'x', input: ['after', 'throttle'], encoding_format: 'float' });
+    assert.equal(ok.data.length, 2);
+  });
+
+  test('bedrock embeddings: an InternalServerException in one call of a fan-out is a 500, never a partial list', async () => {
+    const e = await oai.embeddings.create({ model: 'x', input: ['fine', 'fault-500 here'] }).catch((x) => x);
+    assert.ok(e instanceof OpenAI.InternalServerError, `got ${e?.constructor?.name} ${e?.message}`);
+  });
+
+  test('bedrock embeddings: a client that goes away mid fan-out: pending call-outs are cancelled, the gateway serves on', async () => {
+    const input = Array.from({ length: 10 }, (_, i) => `gone ${i} fault-slow-first-byte-400`);
+    const ac = new AbortController();
+    const p = fetch(`${gw.url}/br/v1/embeddings`, { method: 'POST', signal: ac.signal, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'x', input }) }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    assert.equal((await p)?.name, 'AbortError');
+    const ok = await oai.embeddings.create({ model: 'x', input: ['still', 'here'], encoding_format: 'float' });
+    assert.equal(ok.data.length, 2);
+  });
+
+  test('bedrock embeddings: wrong secret key: a 502 about the gateway\'s credentials (fan-out too)', async () => {
+    const oaiBadEmb = new OpenAI({ baseURL: `${gw.url}/brbad/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    const e = await oaiBadEmb.embeddings.create({ model: 'x', input: ['a', 'b'] }).catch((x) => x);
+    assert.equal(e?.status, 502, `got ${e?.status} ${e?.message}`);
+    assert.match(e.message, /credentials/);
   });
 
   // ---------------- Anthropic SDK -> bedrock ----------------
