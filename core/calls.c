@@ -180,19 +180,27 @@ static int url_plain(const char *u) {
 
 static int co_build(void *ctx, struct evbuffer *o, const char *path, size_t pathlen, const char *host, size_t hostlen) {
   http_call *hc = ctx;
-  evbuffer_add(o, hc->method, strlen(hc->method));
-  evbuffer_add(o, " ", 1);
-  if (*path != '/') evbuffer_add(o, "/", 1);
-  evbuffer_add(o, path, pathlen);
-  evbuffer_add(o, " HTTP/1.1\r\n", 11);
+  headbuf hb;
+  hb.out = o;
+  hb.n = 0;
+  hb_add(&hb, hc->method, strlen(hc->method));
+  hb_lit(&hb, " ");
+  if (*path != '/') hb_lit(&hb, "/");
+  hb_add(&hb, path, pathlen);
+  hb_lit(&hb, " HTTP/1.1\r\n");
   if (!hc->user_host) {
-    evbuffer_add(o, "Host: ", 6);
-    evbuffer_add(o, host, hostlen);
-    evbuffer_add(o, "\r\n", 2);
+    hb_lit(&hb, "Host: ");
+    hb_add(&hb, host, hostlen);
+    hb_lit(&hb, "\r\n");
   }
-  if (hc->hdr_len) evbuffer_add(o, hc->hdr_block, hc->hdr_len);
-  if (hc->send_clen) evbuffer_add_printf(o, "Content-Length: %zu\r\n", hc->body_len);
-  evbuffer_add(o, "\r\n", 2);
+  if (hc->hdr_len) hb_add(&hb, hc->hdr_block, hc->hdr_len);
+  if (hc->send_clen) {
+    hb_lit(&hb, "Content-Length: ");
+    hb_u64(&hb, hc->body_len);
+    hb_lit(&hb, "\r\n");
+  }
+  hb_lit(&hb, "\r\n");
+  hb_done(&hb);
   /* the body stays in the call until it is freed, which closes the connection first */
   if (hc->body_len && evbuffer_add_reference(o, hc->c.req_body, hc->body_len, NULL, NULL) < 0) return -1;
   return 0;

@@ -40,6 +40,22 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int log_level_enabled(int level);
 void log_set_level(int level);
 
+/* Decimal digits of v into out (at least 20 bytes); returns the length. No NUL. */
+size_t fmt_u64(char *out, uint64_t v);
+
+/* An HTTP head assembled on the stack and handed to the evbuffer in one add (spills to the
+ * evbuffer when it outgrows the stack buffer). hb_add/hb_lit return nothing; hb_done flushes. */
+struct evbuffer;
+typedef struct headbuf {
+  struct evbuffer *out;
+  size_t n;
+  char buf[2048];
+} headbuf;
+void hb_add(headbuf *h, const char *p, size_t n);
+#define hb_lit(h, s) hb_add((h), (s), sizeof(s) - 1)
+void hb_u64(headbuf *h, uint64_t v);
+void hb_done(headbuf *h);
+
 /* ---- request arena (arena.c): bump allocator freed at once ---- */
 typedef struct arena_chunk arena_chunk;
 typedef struct arena {

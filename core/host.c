@@ -764,6 +764,19 @@ static const aigw_json *h_body_member(aigw_req *r, aigw_which which, const char 
   return AJ(v);
 }
 
+static int h_body_member_raw(aigw_req *r, aigw_which which, const char *key, aigw_str *out) {
+  msg_t *m;
+  if (!req_rd(r) || !(m = msg_of(r, which)) || !key || !out) return AIGW_E_INVAL;
+  if (m->json || m->dirty) return AIGW_E_STATE;
+  const char *vs;
+  size_t vn;
+  int rc = jscan_member(m->body ? m->body : "", m->body_len, key, &vs, &vn);
+  if (rc < 0) return AIGW_E_INVAL;
+  if (rc == 0) return AIGW_E_NOTFOUND;
+  *out = (aigw_str){vs, vn};
+  return AIGW_OK;
+}
+
 static void *h_get_api(const char *name) {
   if (name && !strcmp(name, "x_cjson_body")) return (void *)msg_json; /* unstable escape hatch */
   return NULL;
@@ -863,6 +876,7 @@ static const aigw_host g_host = {
     .metric_add = h_metric_add,
     .diag_error = h_diag_error,
     .body_member = h_body_member,
+    .body_member_raw = h_body_member_raw,
 };
 
 const aigw_host *host_table(void) { return &g_host; }

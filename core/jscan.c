@@ -18,12 +18,27 @@ static void ws(cur *c) {
   while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
 }
 
+/* Bytes that end a run of plain string characters: '"', '\\' and the control characters. */
+#define S4(x) x, x, x, x
+#define S16(x) S4(x), S4(x), S4(x), S4(x)
+static const unsigned char str_stop[256] = {
+    S16(1), S16(1), /* 0x00-0x1f */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20-0x2f: '"' */
+    S16(0), S16(0), /* 0x30-0x4f */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50-0x5f: '\\' */
+};
+#undef S16
+#undef S4
+
 /* Skips a string starting at '"'; returns 0 or -1. */
 static int skip_string(cur *c) {
   c->p++; /* opening quote */
   while (c->p < c->end) {
     const char *q = c->p;
-    while (q < c->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+    const unsigned char *u = (const unsigned char *)q, *ue = (const unsigned char *)c->end;
+    while (ue - u >= 4 && !str_stop[u[0]] && !str_stop[u[1]] && !str_stop[u[2]] && !str_stop[u[3]]) u += 4;
+    while (u < ue && !str_stop[*u]) u++;
+    q = (const char *)u;
     c->p = q;
     if (q >= c->end) return -1;
     if (*q == '"') {

@@ -193,8 +193,8 @@ void observe_request(struct aigw_req *r) {
   int status = r->cresp.status ? r->cresp.status : 200;
   const char *route = r->route ? r->route->name : "_none";
   const char *prov = r->provider ? r->provider->name : "";
-  char st[8];
-  snprintf(st, sizeof st, "%d", status);
+  char st[24];
+  st[fmt_u64(st, (uint64_t)(status > 0 ? status : 0))] = 0;
   const char *rs[] = {route, st};
   met_add(g_metrics, m_requests, rs, 1);
   double lat = (double)(r->t_end - r->t_start) / 1e6;

@@ -355,29 +355,40 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg) {
 
 void conn_write_response_head(conn *c, int status, const hdr_list *hdrs, int chunked, uint64_t clen,
                               const char *reqid) {
-  char buf[512];
-  int n = snprintf(buf, sizeof buf, "HTTP/1.1 %d %s\r\n", status, status_reason(status));
-  evbuffer_add(c->out, buf, (size_t)n);
+  headbuf hb;
+  hb.out = c->out;
+  hb.n = 0;
+  const char *reason = status_reason(status);
+  hb_lit(&hb, "HTTP/1.1 ");
+  hb_u64(&hb, (uint64_t)(status > 0 ? status : 0));
+  hb_lit(&hb, " ");
+  hb_add(&hb, reason, strlen(reason));
+  hb_lit(&hb, "\r\n");
   if (hdrs) {
     for (size_t i = 0; i < hdrs->n; i++) {
       const hdr *h = &hdrs->v[i];
-      evbuffer_add(c->out, h->name.p, h->name.n);
-      evbuffer_add(c->out, ": ", 2);
-      evbuffer_add(c->out, h->value.p, h->value.n);
-      evbuffer_add(c->out, "\r\n", 2);
+      hb_add(&hb, h->name.p, h->name.n);
+      hb_lit(&hb, ": ");
+      hb_add(&hb, h->value.p, h->value.n);
+      hb_lit(&hb, "\r\n");
     }
   }
   /* chunked: 0 = content-length, 1 = chunked, 2 = neither (HTTP/1.0 stream delimited by close) */
-  if (chunked == 1) n = snprintf(buf, sizeof buf, "transfer-encoding: chunked\r\n");
-  else if (chunked == 0) n = snprintf(buf, sizeof buf, "content-length: %llu\r\n", (unsigned long long)clen);
-  else n = 0;
-  if (n) evbuffer_add(c->out, buf, (size_t)n);
-  if (reqid) {
-    n = snprintf(buf, sizeof buf, "x-request-id: %s\r\n", reqid);
-    evbuffer_add(c->out, buf, (size_t)n);
+  if (chunked == 1) {
+    hb_lit(&hb, "transfer-encoding: chunked\r\n");
+  } else if (chunked == 0) {
+    hb_lit(&hb, "content-length: ");
+    hb_u64(&hb, clen);
+    hb_lit(&hb, "\r\n");
   }
-  if (!c->keep_alive) evbuffer_add(c->out, "connection: close\r\n", 19);
-  evbuffer_add(c->out, "\r\n", 2);
+  if (reqid) {
+    hb_lit(&hb, "x-request-id: ");
+    hb_add(&hb, reqid, strlen(reqid));
+    hb_lit(&hb, "\r\n");
+  }
+  if (!c->keep_alive) hb_lit(&hb, "connection: close\r\n");
+  hb_lit(&hb, "\r\n");
+  hb_done(&hb);
 }
 
 /* A response the connection layer itself sends (parse errors, limits): JSON in OpenAI's shape. */

@@ -585,31 +585,35 @@ void upc_shutdown(worker *w) {
  * the request's memory until the transfer ends). */
 static int px_build(void *ctx, struct evbuffer *o, const char *path, size_t pathlen, const char *host, size_t hostlen) {
   struct aigw_req *r = ctx;
+  headbuf hb;
+  hb.out = o;
+  hb.n = 0;
   int is_get = str_ieq(r->method.p, r->method.n, "GET", 3) || r->route->api == AIGW_API_MODELS;
-  if (is_get) evbuffer_add(o, "GET ", 4);
-  else if (str_ieq(r->method.p, r->method.n, "POST", 4) || r->route->api != AIGW_API_PASSTHROUGH) evbuffer_add(o, "POST ", 5);
+  if (is_get) hb_lit(&hb, "GET ");
+  else if (str_ieq(r->method.p, r->method.n, "POST", 4) || r->route->api != AIGW_API_PASSTHROUGH) hb_lit(&hb, "POST ");
   else {
-    evbuffer_add(o, r->method.p, r->method.n);
-    evbuffer_add(o, " ", 1);
+    hb_add(&hb, r->method.p, r->method.n);
+    hb_lit(&hb, " ");
   }
-  if (*path != '/') evbuffer_add(o, "/", 1);
-  evbuffer_add(o, path, pathlen);
-  evbuffer_add(o, " HTTP/1.1\r\nHost: ", 17);
-  evbuffer_add(o, host, hostlen);
-  evbuffer_add(o, "\r\n", 2);
+  if (*path != '/') hb_lit(&hb, "/");
+  hb_add(&hb, path, pathlen);
+  hb_lit(&hb, " HTTP/1.1\r\nHost: ");
+  hb_add(&hb, host, hostlen);
+  hb_lit(&hb, "\r\n");
   for (size_t i = 0; i < r->ureq.hdrs.n; i++) {
     const hdr *h = &r->ureq.hdrs.v[i];
-    evbuffer_add(o, h->name.p, h->name.n);
-    evbuffer_add(o, ": ", 2);
-    evbuffer_add(o, h->value.p, h->value.n);
-    evbuffer_add(o, "\r\n", 2);
+    hb_add(&hb, h->name.p, h->name.n);
+    hb_lit(&hb, ": ");
+    hb_add(&hb, h->value.p, h->value.n);
+    hb_lit(&hb, "\r\n");
   }
   if (!is_get) {
-    char hb[48];
-    int hn = snprintf(hb, sizeof hb, "Content-Length: %zu\r\n", r->ureq.body_len);
-    evbuffer_add(o, hb, (size_t)hn);
+    hb_lit(&hb, "Content-Length: ");
+    hb_u64(&hb, r->ureq.body_len);
+    hb_lit(&hb, "\r\n");
   }
-  evbuffer_add(o, "\r\n", 2);
+  hb_lit(&hb, "\r\n");
+  hb_done(&hb);
   if (!is_get && r->ureq.body_len) evbuffer_add_reference(o, r->ureq.body, r->ureq.body_len, NULL, NULL);
   return 0;
 }

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+
 #include "core.h"
 
 uint64_t now_us(void) {
@@ -151,4 +153,38 @@ int hdrs_add_line(arena *a, hdr_list *l, const char *buf, size_t n) {
   while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
   hdrs_add(a, l, buf, (size_t)(colon - buf), v, (size_t)(end - v));
   return 0;
+}
+
+size_t fmt_u64(char *out, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+void hb_add(headbuf *h, const char *p, size_t n) {
+  if (h->n + n > sizeof h->buf) {
+    evbuffer_add(h->out, h->buf, h->n);
+    h->n = 0;
+    if (n > sizeof h->buf) {
+      evbuffer_add(h->out, p, n);
+      return;
+    }
+  }
+  memcpy(h->buf + h->n, p, n);
+  h->n += n;
+}
+
+void hb_u64(headbuf *h, uint64_t v) {
+  char d[24];
+  hb_add(h, d, fmt_u64(d, v));
+}
+
+void hb_done(headbuf *h) {
+  if (h->n) evbuffer_add(h->out, h->buf, h->n);
+  h->n = 0;
 }

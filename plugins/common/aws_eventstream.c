@@ -201,7 +201,7 @@ int aws_es_decoder_feed(aws_es_decoder *d, const void *data, size_t n, aws_es_me
 {
   if (d->failed) return -1;
   const uint8_t *in = data;
-  size_t want;
+  size_t want = 0;
   /* first finish what is buffered */
   while (d->n > d->off) {
     size_t avail = d->n - d->off;

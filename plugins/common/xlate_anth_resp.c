@@ -250,9 +250,10 @@ cJSON *xl_hub_resp_to_anth(const cJSON *h, pc_err *err) {
   }
   const char *fin = xl_str(ch, "finish_reason"), *seq = xl_str(ch, "stop_sequence");
   const char *stop = xl_finish_to_anth_stop(fin);
-  if (seq && !strcmp(stop, "end_turn")) stop = "stop_sequence";
+  int by_seq = seq && (!strcmp(stop, "end_turn") || !strcmp(stop, "stop_sequence"));
+  if (by_seq) stop = "stop_sequence";
   xl_put_str(&c, a, "stop_reason", stop);
-  xl_put_str(&c, a, "stop_sequence", !strcmp(stop, "stop_sequence") ? seq : NULL);
+  xl_put_str(&c, a, "stop_sequence", by_seq ? seq : NULL);
   long long in, out, cr, cc;
   xl_usage_from_hub(xl_objm(h, "usage"), &in, &out, &cr, &cc);
   xl_put(&c, a, "usage", xl_anth_usage(&c, in, out, cr, cc));

@@ -403,6 +403,38 @@ static int report_usage(aigw_req *r, const aigw_json *u, aigw_api api) {
   return 1;
 }
 
+/* usage from its JSON text: digits after "prompt_tokens": etc. (names are unique inside usage).
+ * Returns 1 when reported, 0 when the text has another shape (the caller parses it). */
+static const char *raw_member(aigw_str d, const char *key, size_t klen);
+static int64_t raw_int(aigw_str u, const char *key, size_t klen, int *bad) {
+  const char *v = raw_member(u, key, klen);
+  if (!v) return -1;
+  const char *end = u.p + u.n;
+  if (end - v >= 4 && !memcmp(v, "null", 4)) return -1;
+  int64_t n = 0;
+  int digits = 0;
+  while (v < end && *v >= '0' && *v <= '9' && digits < 16) n = n * 10 + (*v++ - '0'), digits++;
+  if (!digits || (v < end && *v != ',' && *v != '}' && *v != ' ' && *v != '\n' && *v != '\r' && *v != '\t')) *bad = 1;
+  return n;
+}
+
+static int raw_usage(aigw_req *r, aigw_str u, aigw_api api) {
+  if (u.n < 2 || u.p[0] != '{') return u.n >= 4 && !memcmp(u.p, "null", 4); /* null usage: nothing to report */
+  int bad = 0;
+  aigw_usage us = {sizeof(aigw_usage), -1, -1, -1, -1, -1};
+#define RI(k) raw_int(u, "\"" k "\"", sizeof(k) + 1, &bad)
+  us.input_tokens = first_of(RI("prompt_tokens"), RI("input_tokens"));
+  us.output_tokens = first_of(RI("completion_tokens"), RI("output_tokens"));
+  us.cached_tokens = RI("cached_tokens");
+  us.reasoning_tokens = RI("reasoning_tokens");
+#undef RI
+  if (bad) return 0;
+  if (api == AIGW_API_EMBEDDINGS && us.output_tokens < 0) us.output_tokens = 0;
+  if (us.input_tokens < 0 && us.output_tokens < 0) return 1;
+  H->set_usage(r, &us);
+  return 1;
+}
+
 /* ---- prepare ------------------------------------------------------------------------------ */
 
 /* The request path (query ignored) is Anthropic's count_tokens (POST /v1/messages/count_tokens). */
@@ -666,7 +698,17 @@ static aigw_status oa_on_response(void *vi, aigw_req *r, void **rctx) {
   aigw_api api = H->api(r);
   int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
   if (st < 200 || st > 299 || api == AIGW_API_MODELS) return AIGW_CONTINUE;
-  /* Only "usage" is needed: read it without parsing the whole answer (ABI: body_member). */
+  /* Only "usage" is needed: its numbers straight from the text when it has the usual flat shape,
+   * else the member parsed on its own (body_member), never the whole answer. */
+  if (AIGW_HAS(H, body_member_raw)) {
+    aigw_str u = {0};
+    int rc = H->body_member_raw(r, AIGW_UPSTREAM_RESPONSE, "usage", &u);
+    if (rc == AIGW_E_INVAL) {
+      H->respond_error(r, 502, "upstream_error", "the provider answered 2xx with a body that is not a JSON object");
+      return AIGW_STOP;
+    }
+    if (rc == AIGW_E_NOTFOUND || (rc == AIGW_OK && raw_usage(r, u, api))) return AIGW_CONTINUE;
+  }
   if (AIGW_HAS(H, body_member)) {
     int mst = 0;
     const aigw_json *u = H->body_member(r, AIGW_UPSTREAM_RESPONSE, "usage", &mst);

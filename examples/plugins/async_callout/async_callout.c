@@ -100,8 +100,8 @@ static aigw_status callout_on_request(void *inst, aigw_req *r, void **rctx) {
   callout *co = inst;
   aigw_str model = {"", 0};
   (void)rctx;
-  aigw_json *req = H->body(r, AIGW_CLIENT_REQUEST);
-  const aigw_json *m = req ? H->json_get(req, "model") : NULL;
+  /* one field: parsed on its own, not the whole body */
+  const aigw_json *m = H->body_member(r, AIGW_CLIENT_REQUEST, "model", NULL);
   if (m) H->json_str(m, &model);
 
   char *json = H->req_alloc(r, 16 + 6 * model.n); /* worst case: every byte escaped */

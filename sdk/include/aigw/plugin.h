@@ -443,6 +443,13 @@ struct aigw_host {
    * translating adapter returns DROP for that one). name: the SSE event name (empty for none);
    * name and data are copied. */
   int (*provider_emit)(aigw_req *r, aigw_event_kind kind, aigw_str name, aigw_str data);
+
+  /* --- fast field access, raw (worker thread) ---
+   * body_member_raw: the JSON text of one top-level member of a JSON-object body, without parsing
+   * it (e.g. to read two numbers out of "usage"). *out is borrowed, valid until the body changes
+   * or the request ends. AIGW_OK, AIGW_E_NOTFOUND (an object without that member), AIGW_E_INVAL
+   * (not a JSON object), AIGW_E_STATE (the body was parsed or edited: use body_member). */
+  int (*body_member_raw)(aigw_req *r, aigw_which which, const char *key, aigw_str *out);
 };
 
 #ifdef __cplusplus
