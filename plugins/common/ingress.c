@@ -216,6 +216,10 @@ void ing_stream_free(ing_stream *s) {
   pc_buf_free(&s->fast);
 }
 
+void ing_stream_prompt_tokens(ing_stream *s, long long input_tokens) {
+  if (s->enc_init && !s->enc.started && input_tokens >= 0) s->enc.input_tokens = input_tokens;
+}
+
 int ing_stream_emit_raw(const aigw_host *H, aigw_req *r, ing_stream *s, aigw_event_kind kind, const char *name,
                         const char *data, size_t n) {
   if (s->done) return 0;

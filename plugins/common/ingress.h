@@ -66,6 +66,10 @@ int ing_stream_chunk(const aigw_host *H, aigw_req *r, ing_stream *s, const cJSON
  * unless the stream already ended. 0, or -1. */
 int ing_stream_emit_raw(const aigw_host *H, aigw_req *r, ing_stream *s, aigw_event_kind kind, const char *name,
                         const char *data, size_t n);
+/* The provider told the prompt size before the first content (e.g. Gemini's usageMetadata on its
+ * first chunk): message_start of an Anthropic-format client then carries it instead of the
+ * estimate. input_tokens excludes cache reads (Anthropic's meaning). No-op once started. */
+void ing_stream_prompt_tokens(ing_stream *s, long long input_tokens);
 /* The provider's stream ended cleanly: close the client's stream (message_stop / [DONE]). */
 int ing_stream_end(const aigw_host *H, aigw_req *r, ing_stream *s);
 /* The provider reported an error mid-stream: end the client's stream with an error event in its

@@ -1222,6 +1222,22 @@ static int fwd_chunk(void *ud, const cJSON *chunk) {
   return ing_stream_chunk(H, f->r, &f->ctx->st, chunk) < 0 ? 1 : 0;
 }
 
+
+/* The non-negative integer after "key": in JSON text (names are unique in usageMetadata), -1. */
+static long long raw_count(aigw_str d, const char *key) {
+  size_t kl = strlen(key);
+  const char *k = d.n >= kl ? memmem(d.p, d.n, key, kl) : NULL;
+  if (!k) return -1;
+  const char *p = k + kl, *end = d.p + d.n;
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  if (p >= end || *p++ != ':') return -1;
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  long long v = 0;
+  int digits = 0;
+  while (p < end && *p >= '0' && *p <= '9' && digits < 15) v = v * 10 + (*p++ - '0'), digits++;
+  return digits ? v : -1;
+}
+
 static aigw_status gm_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
   (void)vi;
   gm_rctx *ctx = rctx ? *rctx : NULL;
@@ -1238,6 +1254,11 @@ static aigw_status gm_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
   aigw_str data = {0};
   H->event_data(ev, &data);
   if (!data.n) return AIGW_DROP; /* keep-alive / comment-only events */
+  if (ctx->st.enc_init && !ctx->st.enc.started) {
+    /* Gemini reports the prompt size on its first chunk: message_start gets the real number */
+    long long pt = raw_count(data, "\"promptTokenCount\""), cc = raw_count(data, "\"cachedContentTokenCount\"");
+    if (pt >= 0) ing_stream_prompt_tokens(&ctx->st, pt - (cc > 0 && cc <= pt ? cc : 0));
+  }
   fwd f = {r, ctx};
   pc_err e = {0};
   int rc = xg_stream_event(&ctx->dec, data.p, data.n, fwd_chunk, &f, &e);

@@ -218,7 +218,7 @@ describe('anthropic translation, both directions (official SDKs)', { skip }, () 
     const stream = anOai.messages.stream({ model: 'claude-x', max_tokens: 100, messages: [{ role: 'user', content: 'stream it' }] });
     const types = [];
     let startUsage = null;
-    stream.on('streamEvent', (e) => { types.push(e.type); if (e.type === 'message_start') startUsage = e.message.usage; });
+    stream.on('streamEvent', (e) => { types.push(e.type); if (e.type === 'message_start') startUsage = { ...e.message.usage }; });
     const final = await stream.finalMessage();
     assert.equal(final.content[0].text, oaReply({ messages: [{ role: 'user', content: 'stream it' }] }));
     assert.equal(types[0], 'message_start');
