@@ -21,6 +21,11 @@
  * Callback state is request memory; parsed answers are freed when the list is built or in
  * on_done (which runs after every callback).
  *
+ * Passthrough (route api "passthrough"): any Bedrock Runtime request (/model/{id}/invoke,
+ * /model/{id}/converse[-stream], /guardrail/..., /async-invoke?...) goes to base_url + the client's
+ * path and query with its method and body untouched, signed by the gateway over exactly what is
+ * sent (prep_passthrough); the answer (JSON, event-stream, or an error) reaches the client as is.
+ *
  * Every request is signed with AWS Signature Version 4 (aws_sigv4.h) over the exact bytes sent:
  * method POST, the wire path (model id percent-encoded once, signed encoded twice), the host as
  * the core sends it (the base URL's authority, a default port dropped), content-type, x-amz-date,
@@ -293,27 +298,36 @@ static int model_ok(const char *m) {
   return 1;
 }
 
+/* Removes every UPSTREAM_REQUEST header whose name starts with pre (case-insensitive). 0, or -1
+ * when one could not be removed (out of memory). */
+static int drop_prefixed_headers(aigw_req *r, const char *pre) {
+  size_t pn = strlen(pre);
+  for (int pass = 0; pass < 4096; pass++) {
+    aigw_str n, v;
+    int found = 0;
+    for (size_t i = 0; H->header_at(r, AIGW_UPSTREAM_REQUEST, i, &n, &v) == AIGW_OK; i++) {
+      if (n.n >= pn && !strncasecmp(n.p, pre, pn)) {
+        char buf[128];
+        char *nm = n.n <= sizeof buf ? buf : H->req_alloc(r, n.n); /* copied: the list changes */
+        if (!nm) return -1;
+        memcpy(nm, n.p, n.n);
+        if (H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){nm, n.n}, (aigw_str){NULL, 0}) != AIGW_OK) return -1;
+        found = 1;
+        break; /* the list changed: start over (each pass removes a name: this ends) */
+      }
+    }
+    if (!found) return 0;
+  }
+  return -1;
+}
+
 /* Client headers meant for other APIs, and any AWS header that would collide with the signature. */
 static void drop_foreign_headers(aigw_req *r) {
   static const char *const drop[] = {"anthropic-version", "anthropic-beta", "openai-organization", "openai-project",
                                      "openai-beta"};
   for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
     H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){drop[i], strlen(drop[i])}, (aigw_str){NULL, 0});
-  for (int pass = 0; pass < 64; pass++) {
-    aigw_str n, v;
-    int found = 0;
-    for (size_t i = 0; H->header_at(r, AIGW_UPSTREAM_REQUEST, i, &n, &v) == AIGW_OK; i++) {
-      if (n.n >= 5 && !strncasecmp(n.p, "x-amz", 5)) {
-        char nm[128];
-        if (n.n >= sizeof nm) break;
-        memcpy(nm, n.p, n.n);
-        H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){nm, n.n}, (aigw_str){NULL, 0});
-        found = 1;
-        break; /* the list changed: start over */
-      }
-    }
-    if (!found) break;
-  }
+  (void)drop_prefixed_headers(r, "x-amz"); /* best effort: the signer's own headers replace them */
 }
 
 /* Signs POST path (wire form) with body for this instance, now. 0, or -1 (logged). */
@@ -413,6 +427,113 @@ done:
 
 static aigw_status prep_embed(br_inst *in, aigw_req *r, br_rctx *ctx);
 
+/* A passthrough request-target the gateway can forward and sign byte for byte: origin form
+ * ('/' first), printable ASCII that needs no further encoding (no space, '#', quotes, '<' '>'
+ * '\\' '^' '`' '{' '|' '}', no byte >= 0x7f; so no client library re-encodes it), no "." or ".."
+ * path segment (an HTTP stack may collapse them, and ".." would climb out of base_url's prefix).
+ * NULL when fine, else the reason. */
+static const char *pass_target_problem(aigw_str p) {
+  if (!p.n || p.p[0] != '/') return "the request path must start with '/'";
+  size_t pathn = p.n;
+  const char *q = memchr(p.p, '?', p.n);
+  if (q) pathn = (size_t)(q - p.p);
+  for (size_t i = 0; i < p.n; i++) {
+    unsigned char c = (unsigned char)p.p[i];
+    if (c <= 0x20 || c >= 0x7f || strchr("#\"<>\\^`{|}", c))
+      return "the request path and query must be percent-encoded (no spaces, control or non-ASCII bytes, nor #\"<>\\^`{|})";
+  }
+  for (size_t i = 0; i < pathn;) { /* segments between '/' */
+    size_t j = i + 1;
+    while (j < pathn && p.p[j] != '/') j++;
+    size_t sn = j - i - 1;
+    const char *sg = p.p + i + 1;
+    if ((sn == 1 && sg[0] == '.') || (sn == 2 && sg[0] == '.' && sg[1] == '.'))
+      return "the request path must not contain \".\" or \"..\" segments";
+    i = j;
+  }
+  return NULL;
+}
+
+/* Passthrough (route api "passthrough"): the client's request-target (path and query) under
+ * base_url, the method and body untouched, the answer untouched (JSON or event-stream; the core
+ * buffers an event-stream answer of a passthrough request and sends its exact bytes). Signed over
+ * what is sent: the method as the core sends it, the wire path (base prefix + client path) and
+ * query, host, content-type when the client sent one, and the SHA-256 of the exact body (of none
+ * for GET, which the core sends without a body). The client's credentials never go upstream: the
+ * core drops authorization / x-api-key / api-key; x-amz-* headers (date, token, content hash, a
+ * client's own signature parts) are dropped here and replaced by ours. */
+static aigw_status prep_passthrough(br_inst *in, aigw_req *r) {
+  aigw_str p = {0}, m = {0};
+  if (H->path(r, &p) != AIGW_OK || H->method(r, &m) != AIGW_OK) return AIGW_ERROR;
+  const char *why = pass_target_problem(p);
+  if (why) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "bedrock passthrough: %s", why);
+    ing_error(H, r, 400, "invalid_request_error", msg);
+    return AIGW_STOP;
+  }
+  const char *q = memchr(p.p, '?', p.n);
+  size_t pathn = q ? (size_t)(q - p.p) : p.n;
+  /* the method exactly as the core puts it on the wire (core/upstream.c, core/upclient.c) */
+  int is_get = m.n == 3 && !strncasecmp(m.p, "GET", 3);
+  char method[32];
+  if (is_get) snprintf(method, sizeof method, "GET");
+  else if (m.n == 4 && !strncasecmp(m.p, "POST", 4)) snprintf(method, sizeof method, "POST");
+  else if (!m.n || m.n >= sizeof method || has_ctl(m) || memchr(m.p, ' ', m.n)) {
+    ing_error(H, r, 400, "invalid_request_error", "bedrock passthrough: unsupported request method");
+    return AIGW_STOP;
+  } else {
+    memcpy(method, m.p, m.n);
+    method[m.n] = 0;
+  }
+  aigw_str body = {0};
+  if (!is_get && H->body_raw(r, AIGW_UPSTREAM_REQUEST, &body) != AIGW_OK) body = (aigw_str){NULL, 0};
+
+  static const char *const drop[] = {"authorization", "x-api-key", "api-key", "anthropic-version", "anthropic-beta",
+                                     "openai-organization", "openai-project", "openai-beta"};
+  for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
+    if (H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){drop[i], strlen(drop[i])}, (aigw_str){NULL, 0}) != AIGW_OK)
+      return AIGW_ERROR;
+  if (drop_prefixed_headers(r, "x-amz-") < 0) return AIGW_ERROR;
+
+  pc_buf url = {0}, wpath = {0}, query = {0}, ctype = {0};
+  aws_sigv4_result res;
+  memset(&res, 0, sizeof res);
+  aigw_status out = AIGW_ERROR;
+  aigw_str ct = {0};
+  int has_ct = H->header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), &ct) == AIGW_OK;
+  if (pc_buf_add(&url, in->base, in->base_len) < 0 || pc_buf_add(&url, p.p, p.n) < 0) goto done;
+  if (pc_buf_adds(&wpath, in->prefix) < 0 || pc_buf_add(&wpath, p.p, pathn) < 0 || pc_buf_add(&wpath, "", 1) < 0) goto done;
+  if (q && (pc_buf_add(&query, q + 1, p.n - pathn - 1) < 0 || pc_buf_add(&query, "", 1) < 0)) goto done;
+  if (has_ct && (has_ctl(ct) || pc_buf_add(&ctype, ct.p, ct.n) < 0 || pc_buf_add(&ctype, "", 1) < 0)) goto done;
+  if (H->set_upstream_url(r, (aigw_str){url.p, url.n}) != AIGW_OK) goto done;
+  {
+    aws_header sh[] = {{"content-type", has_ct ? ctype.p : ""}};
+    aws_sigv4_req sr = {.method = method, .host = in->host, .path = wpath.p, .query = q ? query.p : NULL,
+                        .headers = sh, .nheaders = has_ct ? 1 : 0, .body = body.p, .body_len = body.n};
+    aws_sigv4_params sp = {.access_key = in->creds.access_key, .secret_key = in->creds.secret_key,
+                           .session_token = in->creds.session_token, .region = in->creds.region,
+                           .service = "bedrock", .now = time(NULL)};
+    char err[200];
+    if (aws_sigv4_sign(&sr, &sp, &res, err, sizeof err) < 0) {
+      H->log(r, AIGW_LOG_ERROR, "bedrock: signing failed: %s", err);
+      goto done;
+    }
+  }
+  for (size_t i = 0; i < res.nheaders; i++)
+    if (H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){res.headers[i].name, strlen(res.headers[i].name)},
+                      (aigw_str){res.headers[i].value, strlen(res.headers[i].value)}) != AIGW_OK)
+      goto done;
+  out = AIGW_CONTINUE;
+done:
+  aws_sigv4_result_free(&res);
+  pc_buf_free(&url);
+  pc_buf_free(&wpath);
+  pc_buf_free(&query);
+  pc_buf_free(&ctype);
+  return out;
+}
+
 static aigw_status br_prepare(void *vi, aigw_req *r, void **rctx) {
   br_inst *in = vi;
   br_rctx *ctx = H->req_alloc(r, sizeof *ctx);
@@ -424,8 +545,9 @@ static aigw_status br_prepare(void *vi, aigw_req *r, void **rctx) {
   case AIGW_API_MESSAGES:
   case AIGW_API_RESPONSES: return prep_chat(in, r, ctx);
   case AIGW_API_EMBEDDINGS: return prep_embed(in, r, ctx);
+  case AIGW_API_PASSTHROUGH: return prep_passthrough(in, r);
   default:
-    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider bedrock (chat, messages, responses and embeddings are)");
+    ing_error(H, r, 400, "invalid_request_error", "this API is not supported by provider bedrock (chat, messages, responses, embeddings and passthrough are)");
     return AIGW_STOP;
   }
 }

@@ -6,6 +6,8 @@
 //   OpenAI SDK    -> aigw (responses route) -> bedrock (bridged by ingress.h)
 //   OpenAI SDK    -> aigw (embeddings route) -> bedrock InvokeModel (Titan v2: one signed call per
 //                    input, concurrent; Cohere Embed v3: one call)
+//   fetch         -> aigw (passthrough routes) -> bedrock as sent (Converse, ConverseStream bytes,
+//                    InvokeModel, GET /async-invoke?query), signed by the gateway
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,7 +15,9 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startGateway, startMock, skipUnlessGateway, readStream, accessLogFor, AIGW_PLUGIN_DIR } from './lib/harness.mjs';
 import { runAigw, writeConfig, tmpDir } from './lib/ops.mjs';
+import http from 'node:http';
 import { startBedrockMock, toolInput } from '../mock/bedrock_mock.mjs';
+import { decodeFrames } from '../mock/lib/eventstream.mjs';
 import { embeddingOf, tokensOf } from '../mock/lib/common.mjs';
 
 const skip = skipUnlessGateway();
@@ -53,6 +57,13 @@ function config(br, brTok) {
       route('brbad_emb', '/brbad/v1/embeddings', 'embeddings', 'brbad', 'amazon.titan-embed-text-v2:0'),
       route('brtok_chat', '/brtok/v1/chat/completions', 'chat', 'brtok', MODEL),
       route('brenv_msg', '/brenv/v1/messages', 'messages', 'brenv', MODEL),
+      // passthrough: the client's path and query under base_url, signed by the gateway (the path
+      // is forwarded as is, so the providers with the wrong secret / temporary keys get their own
+      // Bedrock paths: guardrails, GetAsyncInvoke)
+      { name: 'br_pass', match: { path_prefix: '/model/' }, api: 'passthrough', targets: [{ provider: 'br' }] },
+      { name: 'brbad_pass', match: { path_prefix: '/guardrail/' }, api: 'passthrough', targets: [{ provider: 'brbad' }] },
+      { name: 'brtok_pass', match: { path_prefix: '/async-invoke/' }, api: 'passthrough', targets: [{ provider: 'brtok' }] },
+      { name: 'br_pass_async', match: { path: '/async-invoke' }, api: 'passthrough', targets: [{ provider: 'br' }] },
     ];
     return cfg;
   };
@@ -477,6 +488,157 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
     const e = await oaiBadEmb.embeddings.create({ model: 'x', input: ['a', 'b'] }).catch((x) => x);
     assert.equal(e?.status, 502, `got ${e?.status} ${e?.message}`);
     assert.match(e.message, /credentials/);
+  });
+
+  // ---------------- passthrough (route api "passthrough") ----------------
+  // Client headers that must never reach Bedrock: its own credentials and AWS signing headers.
+  const hostile = {
+    authorization: `Bearer ${CLIENT_KEY}`, 'x-api-key': CLIENT_KEY,
+    'x-amz-date': '20000101T000000Z', 'x-amz-security-token': 'client-token', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+  };
+  const assertClean = (up) => {
+    const all = JSON.stringify(up.headers);
+    assert.ok(!all.includes(CLIENT_KEY), `client credentials never forwarded: ${all}`);
+    assert.ok(!all.includes('client-token') && !all.includes('UNSIGNED-PAYLOAD') && !all.includes('20000101T'), `client x-amz-* dropped: ${all}`);
+    assert.match(up.headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDBEDROCKTEST01\/\d{8}\/us-west-2\/bedrock\/aws4_request, SignedHeaders=(content-type;)?host;x-amz-date, Signature=[0-9a-f]{64}$/);
+  };
+
+  test('passthrough: a raw Converse body forwarded byte for byte, signed by the gateway, answered untouched', async () => {
+    await br.clearRequests();
+    // odd spacing on purpose: the mock hashes the exact bytes it got, so a re-serialized body fails SigV4
+    const raw = '{ "messages": [ {"role": "user", "content": [ {"text": "raw passthrough"} ]} ],\n  "inferenceConfig": {"maxTokens": 50} }';
+    const res = await fetch(`${gw.url}/model/${encodeURIComponent(MODEL)}/converse`, { method: 'POST', headers: { 'content-type': 'application/json', ...hostile }, body: raw });
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    assert.match(res.headers.get('content-type'), /^application\/json/);
+    const j = JSON.parse(text);
+    assert.equal(j.output.message.content[0].text, 'You said: raw passthrough', 'the Converse answer itself, not translated');
+    assert.equal(j.stopReason, 'end_turn');
+    assert.ok(j.usage.inputTokens > 0 && j.usage.outputTokens > 0);
+    const up = await lastBr();
+    assertSigned(up);
+    assertClean(up);
+    assert.match(up.headers.authorization, /SignedHeaders=content-type;host;x-amz-date,/);
+    assert.equal(up.method, 'POST');
+    assert.equal(up.path, `/model/${encodeURIComponent(MODEL)}/converse`);
+    assert.equal(up.modelId, MODEL);
+    assert.equal(up.headers['x-amz-security-token'], undefined, 'long-term keys: no token (the client\'s is dropped)');
+  });
+
+  test('passthrough: ConverseStream answers reach the client as the exact event-stream bytes', async () => {
+    await br.clearRequests();
+    const res = await fetch(`${gw.url}/model/${encodeURIComponent(MODEL)}/converse-stream`, {
+      method: 'POST', headers: { 'content-type': 'application/json', ...hostile },
+      body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'stream raw frames' }] }] }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/vnd.amazon.eventstream');
+    const buf = Buffer.from(await res.arrayBuffer());
+    const { frames, rest } = decodeFrames(buf); // CRCs checked: not parsed as SSE, not cut
+    assert.equal(rest.length, 0, 'no partial frame');
+    const types = frames.map((f) => f.headers[':event-type']);
+    assert.equal(types[0], 'messageStart');
+    assert.ok(types.includes('messageStop') && types.at(-1) === 'metadata', types.join(','));
+    const txt = frames.filter((f) => f.headers[':event-type'] === 'contentBlockDelta').map((f) => f.json.delta.text ?? '').join('');
+    assert.equal(txt, 'You said: stream raw frames');
+    const up = await lastBr();
+    assertSigned(up);
+    assertClean(up);
+  });
+
+  test('passthrough: InvokeModel embeddings (Titan) through /model/{id}/invoke', async () => {
+    await br.clearRequests();
+    const res = await fetch(`${gw.url}/model/amazon.titan-embed-text-v2:0/invoke`, {
+      method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...hostile },
+      body: JSON.stringify({ inputText: 'hello passthrough', dimensions: 256 }),
+    });
+    const j = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(j));
+    assert.equal(j.inputTextTokenCount, tokensOf('hello passthrough'.length));
+    near(j.embedding, embeddingOf('hello passthrough', 256), 'embedding');
+    const up = await lastBr();
+    assertSigned(up);
+    assertClean(up);
+    assert.equal(up.path, '/model/amazon.titan-embed-text-v2:0/invoke', 'the path as the client sent it (\':\' not re-encoded)');
+    assert.equal(up.modelId, 'amazon.titan-embed-text-v2:0');
+    assert.deepEqual(up.body, { inputText: 'hello passthrough', dimensions: 256 });
+  });
+
+  test('passthrough: a GET with a query string (ListAsyncInvokes), and a POST with a query: query signed, forwarded as sent', async () => {
+    await br.clearRequests();
+    const q = '?statusEquals=Completed&maxResults=5&nextToken=a%2Fb%3D%3D&sortOrder=Descending&empty=&x=%7E~%20sp';
+    const res = await fetch(`${gw.url}/async-invoke${q}`, { headers: hostile });
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    assert.deepEqual(JSON.parse(text), { asyncInvokeSummaries: [] });
+    let up = await lastBr();
+    assertSigned(up);
+    assertClean(up);
+    assert.equal(up.method, 'GET');
+    assert.equal(up.path, '/async-invoke');
+    assert.equal(up.query, q, 'query forwarded exactly as sent');
+    assert.equal(up.headers['content-length'], undefined, 'GET without a body');
+    assert.match(up.headers.authorization, /SignedHeaders=host;x-amz-date,/);
+    assert.match(up.sigv4.canonicalRequest, /\nempty=&maxResults=5&nextToken=a%2Fb%3D%3D&sortOrder=Descending&statusEquals=Completed&x=~~%20sp\n/);
+    // the mock validates the query too: its 400 comes back as is
+    const bad = await fetch(`${gw.url}/async-invoke?maxResults=0`);
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).message, /maxResults/);
+    // POST with a query on a model path
+    await br.clearRequests();
+    const r2 = await fetch(`${gw.url}/model/${encodeURIComponent(MODEL)}/converse?b=2&a=1%2B1&a=0`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'with a query' }] }] }),
+    });
+    assert.equal(r2.status, 200);
+    assert.equal((await r2.json()).output.message.content[0].text, 'You said: with a query');
+    up = await lastBr();
+    assertSigned(up);
+    assert.equal(up.query, '?b=2&a=1%2B1&a=0');
+  });
+
+  test('passthrough: temporary credentials sign with the session token (GET /async-invoke/{arn}, no body)', async () => {
+    await brTok.clearRequests();
+    const arn = encodeURIComponent('arn:aws:bedrock:eu-central-1:123456789012:async-invoke/abc123');
+    const res = await fetch(`${gw.url}/async-invoke/${arn}`, { headers: hostile });
+    // the mock verifies the signature first, then has no such operation: its 404 comes back as is
+    assert.equal(res.status, 404);
+    assert.match((await res.json()).message, /^Unknown operation: GET \/async-invoke\//);
+    const up = (await brTok.requests()).at(-1);
+    assertSigned(up);
+    assert.equal(up.path, `/async-invoke/${arn}`);
+    assert.equal(up.headers['x-amz-security-token'], TOKEN, 'ours, not the client\'s');
+    assert.match(up.headers.authorization, /SignedHeaders=host;x-amz-date;x-amz-security-token,/);
+    assert.ok(!JSON.stringify(up.headers).includes(CLIENT_KEY));
+  });
+
+  test('passthrough: wrong secret key: the mock\'s 403 reaches the client as is (ApplyGuardrail path)', async () => {
+    const res = await fetch(`${gw.url}/guardrail/gr-abc123/version/1/apply`, {
+      method: 'POST', headers: { 'content-type': 'application/json', ...hostile },
+      body: JSON.stringify({ source: 'INPUT', content: [{ text: { text: 'hi' } }] }),
+    });
+    assert.equal(res.status, 403);
+    assert.match(res.headers.get('content-type'), /^application\/json/);
+    const j = await res.json();
+    assert.deepEqual(Object.keys(j), ['message'], 'AWS\'s own error shape, untranslated');
+    assert.match(j.message, /^The request signature we calculated does not match the signature you provided/);
+  });
+
+  test('passthrough: a path with a dot segment is refused before anything is signed or sent', async () => {
+    await br.clearRequests();
+    const { status, body } = await new Promise((resolve, reject) => {
+      const u = new URL(gw.url);
+      const rq = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/model/x/../../converse', headers: { 'content-type': 'application/json' } }, (rs) => {
+        let b = '';
+        rs.on('data', (d) => { b += d; });
+        rs.on('end', () => resolve({ status: rs.statusCode, body: b }));
+      });
+      rq.on('error', reject);
+      rq.end('{}');
+    });
+    assert.equal(status, 400, body);
+    assert.match(body, /bedrock passthrough: the request path must not contain/);
+    assert.equal((await br.requests()).length, 0);
   });
 
   // ---------------- Anthropic SDK -> bedrock ----------------

@@ -21,6 +21,8 @@
 //        signature, redactedContent), contentBlockStop, messageStop (stopReason), metadata
 //        (usage with cacheReadInputTokens / cacheWriteInputTokens, metrics.latencyMs)
 //   POST /model/{modelId}/invoke           → InvokeModel for embedding models (below)
+//   GET  /async-invoke?maxResults=...      → ListAsyncInvokes: {"asyncInvokeSummaries": []} (a
+//        signed request with a query and no body; the query is in the request log)
 //   GET/DELETE /__requests, /__stats (no auth). Each entry also has `sigv4`: {ok, reason,
 //        canonicalRequest, stringToSign} as the mock computed them.
 //
@@ -565,6 +567,15 @@ export function createBedrockMock(opts = {}) {
     });
   }
 
+  // GET /async-invoke?maxResults=&statusEquals=&sortOrder=&nextToken= (ListAsyncInvokes): a
+  // request with a query and no body. Always an empty list (the query is in the request log).
+  function listAsyncInvokes(req, res, ctx) {
+    if (req.method !== 'GET') return awsError(res, 405, 'UnknownOperationException', `Method ${req.method} not allowed`);
+    const mr = ctx.url.searchParams.get('maxResults');
+    if (mr !== null && !(/^\d+$/.test(mr) && +mr >= 1 && +mr <= 1000)) return awsError(res, 400, 'ValidationException', `1 validation error detected: Value '${mr}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 1000`);
+    return send(res, 200, { asyncInvokeSummaries: [] }, { 'x-amzn-requestid': reqId() });
+  }
+
   async function handle(req, res, ctx) {
     const { path } = ctx;
     const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/.exec(String(req.url).split('?')[0]);
@@ -574,6 +585,7 @@ export function createBedrockMock(opts = {}) {
       return awsError(res, sigErr.status, sigErr.type, sigErr.message, { 'x-mock-sigv4': (sigErr.reason || sigErr.type).replace(/[^\x20-\x7e]/g, '?') });
     }
     stats.sigv4_ok++;
+    if (!m && path === '/async-invoke') return listAsyncInvokes(req, res, ctx);
     if (!m) return awsError(res, 404, 'UnknownOperationException', `Unknown operation: ${req.method} ${path}`);
     if (req.method !== 'POST') return awsError(res, 405, 'UnknownOperationException', `Method ${req.method} not allowed`);
     let modelId;
