@@ -12,6 +12,11 @@
  * (deployment URLs, api-version, api-key header or an Entra bearer token), "azure_foundry" the
  * Azure AI Foundry model inference endpoint.
  *
+ * Anthropic's /v1/messages/count_tokens (a passthrough route) is answered through OpenAI's
+ * POST /responses/input_tokens (Anthropic request -> hub -> xlate_count.h) when the base URL is
+ * OpenAI's own or "count_tokens": "responses" is set; other servers answer a 400 in Anthropic's
+ * shape (they have no counting API).
+ *
  * The instance is built once in create and never written afterwards (shared by all workers). The
  * API key lives only in the instance and in the upstream Authorization header; it is never logged. */
 #include <aigw/plugin.h>
@@ -21,6 +26,7 @@
 #include <string.h>
 
 #include "ingress.h" /* plugins/common: Anthropic-format clients through the hub format */
+#include "xlate_count.h" /* plugins/common: hub -> Responses input_tokens request */
 
 /* The host table, set once by the entry (main thread) before anything else runs. */
 static const aigw_host *H;
@@ -62,12 +68,14 @@ typedef struct oa_inst {
   aigw_str *hdrs; /* name, value pairs: OpenAI-Organization, OpenAI-Project, config "headers" */
   size_t nhdrs;
   int stream_usage; /* inject stream_options.include_usage into streamed chat requests */
+  int count_responses; /* Anthropic count_tokens via POST {base_url}/responses/input_tokens */
 } oa_inst;
 
 /* Per-request state (h->req_alloc, freed by the host): only streamed chat requests have one. */
 typedef struct oa_rctx {
   int client_usage; /* the client asked for the usage chunk itself */
   int translate;    /* the client speaks another format (Anthropic messages): via the hub */
+  int count;        /* Anthropic count_tokens answered through /responses/input_tokens */
   int st_init;
   ing_stream st;    /* translated streams */
 } oa_rctx;
@@ -139,6 +147,19 @@ static const aigw_json *member_at(const aigw_json *obj, size_t i, aigw_str *name
   return H->json_get(obj, key);
 }
 
+/* The base URL is OpenAI's own API (https://api.openai.com/...), which has /responses/input_tokens. */
+static int is_openai_host(aigw_str base) {
+  static const char h[] = "https://api.openai.com";
+  size_t n = sizeof h - 1;
+  if (base.n < n || (base.n > n && base.p[n] != '/' && base.p[n] != ':')) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = base.p[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != h[i]) return 0;
+  }
+  return 1;
+}
+
 static void oa_destroy(void *vi) {
   oa_inst *in = vi;
   if (!in) return;
@@ -167,11 +188,11 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
     if (!str_eq(k, "base_url") && !str_eq(k, "api_key") && !str_eq(k, "organization") &&
         !str_eq(k, "project") && !str_eq(k, "headers") && !str_eq(k, "stream_usage") &&
-        !str_eq(k, "preset") && !str_eq(k, "api_version") && !str_eq(k, "auth")) {
+        !str_eq(k, "preset") && !str_eq(k, "api_version") && !str_eq(k, "auth") && !str_eq(k, "count_tokens")) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
       H->diag_error(d, ptr, "unknown option (known: preset, base_url, api_key, organization, project, "
-                            "headers, stream_usage, api_version, auth)");
+                            "headers, stream_usage, api_version, auth, count_tokens)");
       bad = 1;
     }
   }
@@ -284,6 +305,26 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     bad = 1;
   }
 
+  /* count_tokens: how Anthropic's /v1/messages/count_tokens is answered. "responses": through
+   * OpenAI's POST /responses/input_tokens (the default when the base URL is OpenAI's own);
+   * "none": a 400 (the default for every other OpenAI-compatible server, which has no such API). */
+  int count_mode = -1;
+  v = H->json_get(cfg, "count_tokens");
+  if (v) {
+    aigw_str cm = {0};
+    H->json_str(v, &cm);
+    if (str_eq(cm, "responses")) count_mode = 1;
+    else if (str_eq(cm, "none")) count_mode = 0;
+    else {
+      H->diag_error(d, "/count_tokens", "must be \"responses\" (POST {base_url}/responses/input_tokens) or \"none\"");
+      bad = 1;
+    }
+    if (count_mode == 1 && kind != OA_PLAIN) {
+      H->diag_error(d, "/count_tokens", "\"responses\" is not available for the Azure presets");
+      bad = 1;
+    }
+  }
+
   hdrs = H->json_get(cfg, "headers");
   if (hdrs && H->json_type(hdrs) != AIGW_JSON_OBJECT) {
     H->diag_error(d, "/headers", "must be an object of header name -> string value");
@@ -321,6 +362,7 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   memset(in, 0, sizeof *in);
   in->stream_usage = stream_usage;
   in->kind = kind;
+  in->count_responses = count_mode >= 0 ? count_mode : kind == OA_PLAIN && is_openai_host(base);
   in->auth_api_key = auth_api_key;
   in->base_url = dup_str(base);
   in->base_len = base.n;
@@ -455,7 +497,8 @@ static aigw_status oa_refuse_count_tokens(aigw_req *r) {
   char msg[400];
   snprintf(msg, sizeof msg,
            "count_tokens is not available for provider %.*s (OpenAI-compatible: its chat completions API has no "
-           "token-counting endpoint); route /v1/messages/count_tokens to anthropic or gemini",
+           "token-counting endpoint); route /v1/messages/count_tokens to anthropic or gemini, or set \"count_tokens\": "
+           "\"responses\" when the server has OpenAI's /responses/input_tokens",
            (int)(pn.n > 100 ? 100 : pn.n), pn.p);
   cJSON *e = xl_error_to_anth(400, msg);
   char *txt = e ? cJSON_PrintUnformatted(e) : NULL;
@@ -466,12 +509,103 @@ static aigw_status oa_refuse_count_tokens(aigw_req *r) {
   return AIGW_STOP;
 }
 
+/* An error in Anthropic's shape with this status (count_tokens clients: the route's api is
+ * passthrough, so respond_error would answer in OpenAI's shape). Takes the tree. */
+static aigw_status oa_anth_respond(aigw_req *r, int status, cJSON *e) {
+  char *txt = e ? cJSON_PrintUnformatted(e) : NULL;
+  cJSON_Delete(e);
+  if (!txt) return AIGW_ERROR;
+  H->respond(r, status, AIGW_STR("application/json"), (aigw_str){txt, strlen(txt)});
+  free(txt);
+  return AIGW_STOP;
+}
+
+static aigw_status oa_anth_error(aigw_req *r, int status, const char *msg) {
+  if (status < 400 || status > 599) status = 400;
+  return oa_anth_respond(r, status, xl_error_to_anth(status, msg));
+}
+
+/* Anthropic count_tokens through OpenAI's input-token counting API: Anthropic request -> hub ->
+ * a Responses input_tokens request (xlate_count.h) -> POST {base_url}/responses/input_tokens with
+ * our credentials; the answer becomes {"input_tokens": N} in oa_count_response. */
+static aigw_status oa_prepare_count(oa_inst *in, aigw_req *r, void **rctx) {
+  aigw_str raw = {0}, tm = {0};
+  H->body_raw(r, AIGW_UPSTREAM_REQUEST, &raw);
+  cJSON *req = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  if (!cJSON_IsObject(req)) {
+    cJSON_Delete(req);
+    return oa_anth_error(r, 400, "the request body must be a JSON object (an Anthropic count_tokens request)");
+  }
+  pc_err e = {0};
+  cJSON *hub = xl_anth_req_to_hub(req, &e);
+  cJSON_Delete(req);
+  char model[256] = "";
+  if (H->meta_get(r, "aigw.target_model", &tm) == AIGW_OK && tm.n && tm.n < sizeof model)
+    snprintf(model, sizeof model, "%.*s", (int)tm.n, tm.p);
+  cJSON *body = hub ? xc_hub_to_input_tokens(hub, model, &e) : NULL;
+  cJSON_Delete(hub);
+  if (!body) return oa_anth_error(r, e.status ? e.status : 400, e.msg[0] ? e.msg : "the request cannot be counted by openai");
+  char *txt = cJSON_PrintUnformatted(body);
+  cJSON_Delete(body);
+  if (!txt) return AIGW_ERROR;
+  int rc = H->set_body(r, AIGW_UPSTREAM_REQUEST, (aigw_str){txt, strlen(txt)});
+  free(txt);
+  if (rc != AIGW_OK) return AIGW_ERROR;
+
+  static const char suf[] = "/responses/input_tokens";
+  char *url = H->req_alloc(r, in->base_len + sizeof suf);
+  if (!url) return AIGW_ERROR;
+  memcpy(url, in->base_url, in->base_len);
+  memcpy(url + in->base_len, suf, sizeof suf);
+  if (H->set_upstream_url(r, (aigw_str){url, in->base_len + sizeof suf - 1}) != AIGW_OK) return AIGW_ERROR;
+  /* what an Anthropic client sent for its own API does not go to OpenAI */
+  static const char *const drop[] = {"anthropic-version", "anthropic-beta"};
+  for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){drop[i], strlen(drop[i])}, (aigw_str){NULL, 0});
+  H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), AIGW_STR("application/json"));
+  for (size_t i = 0; i < in->nhdrs; i++) H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
+  if (in->auth)
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("Authorization"),
+                  (aigw_str){in->auth, strlen(in->auth)});
+  oa_rctx *ctx = H->req_alloc(r, sizeof *ctx);
+  if (!ctx) return AIGW_ERROR;
+  memset(ctx, 0, sizeof *ctx);
+  ctx->count = 1;
+  *rctx = ctx;
+  return AIGW_CONTINUE;
+}
+
+/* input_tokens answer -> Anthropic's {"input_tokens": N}; an error -> Anthropic's shape, status
+ * mapped (xl_error_openai_body_to_anth). Never reported as usage: nothing was generated. */
+static aigw_status oa_count_response(aigw_req *r) {
+  int st = H->status(r, AIGW_UPSTREAM_RESPONSE);
+  aigw_str raw = {0};
+  H->body_raw(r, AIGW_UPSTREAM_RESPONSE, &raw);
+  if (st < 200 || st > 299) {
+    int out = st;
+    cJSON *e = xl_error_openai_body_to_anth(st, raw.p ? raw.p : "", raw.n, &out);
+    return oa_anth_respond(r, out >= 400 && out <= 599 ? out : 502, e);
+  }
+  cJSON *j = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
+  const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, "input_tokens");
+  double n = cJSON_IsNumber(it) ? it->valuedouble : -1;
+  cJSON_Delete(j);
+  if (n < 0 || n > 9e15)
+    return oa_anth_error(r, 502, "openai answered /responses/input_tokens with something that has no input_tokens count");
+  char txt[64];
+  int len = snprintf(txt, sizeof txt, "{\"input_tokens\":%lld}", (long long)n);
+  H->set_header(r, AIGW_UPSTREAM_RESPONSE, AIGW_STR("content-type"), AIGW_STR("application/json"));
+  return H->set_body(r, AIGW_UPSTREAM_RESPONSE, (aigw_str){txt, (size_t)len}) == AIGW_OK ? AIGW_CONTINUE : AIGW_ERROR;
+}
+
 /* Any other API (files, batches, audio, images, moderations, ...): the client's path under
  * base_url ("/v1/files" -> <base_url ending in /v1>/files), method, query and body untouched;
- * only the credentials are ours. */
-static aigw_status oa_prepare_passthrough(oa_inst *in, aigw_req *r) {
+ * only the credentials are ours. Anthropic's count_tokens goes through OpenAI's input-token
+ * counting API when configured (oa_prepare_count), else a 400. */
+static aigw_status oa_prepare_passthrough(oa_inst *in, aigw_req *r, void **rctx) {
   aigw_str p;
-  if (H->path(r, &p) == AIGW_OK && is_count_tokens(p)) return oa_refuse_count_tokens(r);
+  if (H->path(r, &p) == AIGW_OK && is_count_tokens(p))
+    return in->count_responses ? oa_prepare_count(in, r, rctx) : oa_refuse_count_tokens(r);
   if (in->kind != OA_PLAIN) {
     H->respond_error(r, 400, "invalid_request_error", "passthrough routes are not supported for Azure presets");
     return AIGW_STOP;
@@ -622,7 +756,7 @@ static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
   case AIGW_API_MODELS: suffix = "/models"; has_body = 0; break;
   case AIGW_API_RESPONSES: suffix = "/responses"; break;
   case AIGW_API_MESSAGES: suffix = "/chat/completions"; break; /* translated through the hub */
-  case AIGW_API_PASSTHROUGH: return oa_prepare_passthrough(in, r);
+  case AIGW_API_PASSTHROUGH: return oa_prepare_passthrough(in, r, rctx);
   default:
     H->respond_error(r, 400, "invalid_request_error", "this API is not supported by provider openai");
     return AIGW_ERROR;
@@ -694,6 +828,7 @@ static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
 static aigw_status oa_on_response(void *vi, aigw_req *r, void **rctx) {
   (void)vi;
   oa_rctx *tctx = rctx ? *rctx : NULL;
+  if (tctx && tctx->count) return oa_count_response(r);
   if (tctx && tctx->translate) return oa_on_response_translated(r);
   aigw_api api = H->api(r);
   int st = H->status(r, AIGW_UPSTREAM_RESPONSE);

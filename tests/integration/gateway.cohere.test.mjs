@@ -7,7 +7,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { startGateway, startMock, skipUnlessGateway, readStream, accessLogFor } from './lib/harness.mjs';
+import { startGateway, startMock, skipUnlessGateway, readStream, accessLogFor, MOCK_KEY } from './lib/harness.mjs';
+import { countInputTokens } from '../mock/openai_mock.mjs';
 import { startCohereMock, replyText, toolArgs, inputTokens } from '../mock/cohere_mock.mjs';
 import { embeddingOf } from '../mock/lib/common.mjs';
 
@@ -23,6 +24,8 @@ const anthWeather = { name: 'get_weather', description: 'Weather for a city', in
 function config(coPort, mockPort) {
   return (cfg) => {
     cfg.providers.oa = { plugin: 'openai', config: { base_url: `http://127.0.0.1:${mockPort}/v1`, api_key: 'oa-upstream-key' } };
+    // count_tokens through the (mock's) OpenAI /responses/input_tokens
+    cfg.providers.oa_ct = { plugin: 'openai', config: { base_url: `http://127.0.0.1:${mockPort}/v1`, api_key: MOCK_KEY, count_tokens: 'responses' } };
     cfg.providers.co = { plugin: 'cohere', config: { base_url: `http://127.0.0.1:${coPort}`, api_key: CO_KEY } };
     cfg.providers.co_q = { plugin: 'cohere', config: { base_url: `http://127.0.0.1:${coPort}/`, api_key: CO_KEY, embed_input_type: 'search_query' } };
     cfg.routes = [
@@ -33,6 +36,8 @@ function config(coPort, mockPort) {
       // Anthropic count_tokens (route api passthrough) and a plain passthrough route
       { name: 'ct_co', match: { methods: ['POST'], path: '/co/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'co', model: MODEL }] },
       { name: 'ct_oa', match: { methods: ['POST'], path: '/oa/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'oa' }] },
+      { name: 'ct_oar', match: { methods: ['POST'], path: '/oar/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'oa_ct', model: 'gpt-4.1' }] },
+      { name: 'ct_oar2', match: { methods: ['POST'], path: '/oar2/v1/messages/count_tokens' }, api: 'passthrough', targets: [{ provider: 'oa_ct' }] },
       { name: 'pass_co', match: { path_prefix: '/v2/' }, api: 'passthrough', targets: [{ provider: 'co' }] },
     ];
     return cfg;
@@ -316,6 +321,71 @@ describe('cohere provider (official SDKs)', { skip }, () => {
   test('anthropic sdk countTokens -> openai-compatible: a clear 400 naming the provider', async () => {
     const ao = new Anthropic({ baseURL: `${gw.url}/oa`, apiKey: CLIENT_KEY, maxRetries: 0 });
     await assert.rejects(ao.messages.countTokens(ctReq), clear400('oa'));
+  });
+
+  test('anthropic sdk countTokens -> openai (count_tokens: responses): the mock\'s /responses/input_tokens count', async () => {
+    const ao = new Anthropic({ baseURL: `${gw.url}/oar`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    await mock.clearRequests();
+    const req = {
+      model: 'claude-sonnet-4-6',
+      system: 'Be brief.',
+      tools: [anthWeather],
+      tool_choice: { type: 'auto' },
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }] },
+      ],
+    };
+    const r = await ao.messages.countTokens(req);
+    const reqs = await mock.requests();
+    assert.equal(reqs.length, 1);
+    const up = reqs[0];
+    assert.equal(up.method, 'POST');
+    assert.equal(up.path, '/v1/responses/input_tokens');
+    assert.equal(up.query, '');
+    assert.equal(up.headers.authorization, `Bearer ${MOCK_KEY}`);
+    assert.ok(!JSON.stringify(up.headers).includes(CLIENT_KEY), 'client key never forwarded');
+    assert.equal(up.headers['anthropic-version'], undefined);
+    assert.equal(up.body.model, 'gpt-4.1', 'route target model applied');
+    assert.equal(up.body.messages, undefined);
+    assert.deepEqual(up.body.input.map((i) => i.type + ':' + (i.role ?? '')), ['message:system', 'message:user', 'message:assistant', 'function_call:', 'function_call_output:']);
+    assert.deepEqual(up.body.input[3], { type: 'function_call', call_id: 'toolu_1', name: 'get_weather', arguments: '{"city":"Paris"}' });
+    assert.deepEqual(up.body.input[4], { type: 'function_call_output', call_id: 'toolu_1', output: 'sunny' });
+    assert.deepEqual(up.body.tools, [{ type: 'function', name: 'get_weather', description: anthWeather.description, parameters: anthWeather.input_schema }]);
+    assert.equal(up.body.tool_choice, 'auto');
+    assert.deepEqual(r, { input_tokens: countInputTokens(up.body) }, 'Anthropic\'s shape, the mock\'s count');
+    assert.ok(r.input_tokens > 0);
+  });
+
+  test('anthropic sdk countTokens -> openai (count_tokens: responses): upstream errors in Anthropic\'s shape', async () => {
+    const ao = new Anthropic({ baseURL: `${gw.url}/oar2`, apiKey: CLIENT_KEY, maxRetries: 0 });
+    await assert.rejects(ao.messages.countTokens({ ...ctReq, model: 'gpt-4o+fault-429' }), (e) => {
+      assert.ok(e instanceof Anthropic.RateLimitError, `got ${e?.constructor?.name} ${e?.status}`);
+      assert.equal(e.error?.type, 'error');
+      assert.equal(e.error?.error?.type, 'rate_limit_error');
+      return true;
+    });
+    await assert.rejects(ao.messages.countTokens({ ...ctReq, model: 'gpt-4o+fault-401' }), (e) => {
+      assert.ok(e instanceof Anthropic.AuthenticationError, `got ${e?.constructor?.name} ${e?.status}`);
+      assert.equal(e.error?.error?.type, 'authentication_error');
+      return true;
+    });
+    await assert.rejects(ao.messages.countTokens({ ...ctReq, model: 'gpt-4o+fault-malformed' }), (e) => {
+      assert.equal(e.status, 502);
+      assert.equal(e.error?.type, 'error', 'Anthropic\'s error shape');
+      return true;
+    });
+    // a request the count API cannot carry: a 400 naming the tool, nothing sent
+    await mock.clearRequests();
+    await assert.rejects(ao.messages.countTokens({ ...ctReq, model: 'gpt-4o', tools: [{ type: 'web_search_20250305', name: 'web_search' }] }), (e) => {
+      assert.ok(e instanceof Anthropic.BadRequestError, `got ${e?.constructor?.name} ${e?.status}`);
+      assert.match(e.error?.error?.message, /web_search/);
+      return true;
+    });
+    assert.equal((await mock.requests()).length, 0);
+    const ok = await ao.messages.countTokens({ ...ctReq, model: 'gpt-4o' });
+    assert.ok(ok.input_tokens > 0);
   });
 
   test('passthrough -> cohere: raw /v2/embed and a /v2/chat stream with the provider key, untouched', async () => {

@@ -10,6 +10,9 @@
 //   POST /v1/chat/completions   chat.completion / chat.completion.chunk SSE, tool calls when `tools` is set
 //   POST /v1/embeddings         float or base64 (little-endian float32) embeddings
 //   GET  /v1/models             model list;  GET /v1/models/{id}
+//   POST /v1/responses/input_tokens  {"object":"response.input_tokens","input_tokens":N}, N =
+//                               countInputTokens(body) (exported); 400 without `model` or with
+//                               chat-style `messages`
 // Test introspection (no auth):
 //   GET /__requests  DELETE /__requests  GET /__stats  DELETE /__stats
 //
@@ -55,6 +58,45 @@ export function replyText(body) {
     if (msgs[i] && msgs[i].role === 'user') return `You said: ${contentText(msgs[i].content)}`;
   }
   return 'Hello from the mock.';
+}
+
+/** The texts of a Responses input_tokens request, in order: instructions, input (a string, or the
+ * items' text parts, function_call names and arguments, function_call_output outputs), and the
+ * tools' names, descriptions and JSON parameters. */
+export function inputTokenTexts(body) {
+  const out = [];
+  const partTexts = (c) => {
+    if (typeof c === 'string') out.push(c);
+    else if (Array.isArray(c)) for (const p of c) {
+      if (p && typeof p.text === 'string') out.push(p.text);
+      else if (p && typeof p.refusal === 'string') out.push(p.refusal);
+    }
+  };
+  if (typeof body?.instructions === 'string') out.push(body.instructions);
+  const input = body?.input;
+  if (typeof input === 'string') out.push(input);
+  else if (Array.isArray(input)) for (const it of input) {
+    if (!it || typeof it !== 'object') continue;
+    if (it.type === 'function_call') out.push(String(it.name ?? ''), String(it.arguments ?? ''));
+    else if (it.type === 'function_call_output') partTexts(it.output);
+    else partTexts(it.content);
+  }
+  if (Array.isArray(body?.tools)) for (const t of body.tools) {
+    if (!t || typeof t !== 'object') continue;
+    out.push(String(t.name ?? ''));
+    if (typeof t.description === 'string') out.push(t.description);
+    if (t.parameters !== undefined) out.push(JSON.stringify(t.parameters));
+  }
+  return out;
+}
+
+/** The mock's input token count for a Responses input_tokens request: ceil(length / 4) per text
+ * (at least 1 for a non-empty one) plus 3 per input item. Deterministic, so tests can compute it. */
+export function countInputTokens(body) {
+  let n = 0;
+  for (const t of inputTokenTexts(body)) if (t.length) n += Math.max(1, Math.ceil(t.length / 4));
+  if (Array.isArray(body?.input)) n += 3 * body.input.length;
+  return n;
 }
 
 /** Split a text into the content deltas the mock streams (words with their trailing space). */
@@ -510,6 +552,15 @@ export function createMock(opts = {}) {
       if (req.method !== 'POST') return sendError(res, 405, errorBody(`Invalid method for URL (${req.method} ${url.pathname})`, 'invalid_request_error'));
       if (faults.malformed) return send(res, 200, '{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,');
       return embeddings(req, res, body);
+    }
+    if (path === '/responses/input_tokens') {
+      if (req.method !== 'POST') return sendError(res, 405, errorBody(`Invalid method for URL (${req.method} ${url.pathname})`, 'invalid_request_error'));
+      if (!body || typeof body !== 'object' || Array.isArray(body)) return sendError(res, 400, errorBody('The request body must be a JSON object.', 'invalid_request_error'));
+      if (body.messages !== undefined) return sendError(res, 400, errorBody("Unknown parameter: 'messages'.", 'invalid_request_error', 'messages', 'unknown_parameter'));
+      if (typeof body.model !== 'string' || !body.model) return sendError(res, 400, errorBody("Missing required parameter: 'model'.", 'invalid_request_error', 'model', 'missing_required_parameter'));
+      if (body.input !== undefined && typeof body.input !== 'string' && !Array.isArray(body.input)) return sendError(res, 400, errorBody("Invalid type for 'input': expected a string or an array of input items.", 'invalid_request_error', 'input', 'invalid_type'));
+      if (faults.malformed) return send(res, 200, '{"object":"response.input_tokens","input_tok');
+      return send(res, 200, { object: 'response.input_tokens', input_tokens: countInputTokens(body) });
     }
     if (path === '/models') {
       if (req.method !== 'GET') return sendError(res, 405, errorBody(`Invalid method for URL (${req.method} ${url.pathname})`, 'invalid_request_error'));
