@@ -132,7 +132,8 @@ void cfg_errors_add(cfg_errors *errs, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cfg_errors_clear(cfg_errors *errs);
 
-/* Finds the route for a request; NULL when none matches. path excludes the query. */
+/* Finds the route for a request; NULL when none matches. path excludes the query. get_header
+ * returns 0 and sets *v / *vn when the request has that header, non-zero when it has not. */
 const cfg_route *cfg_match(const cfg_gen *g, const char *method, size_t mlen, const char *path,
                            size_t plen, const char *host, size_t hlen,
                            int (*get_header)(void *ud, const char *name, const char **v, size_t *vn),

@@ -385,12 +385,13 @@ void req_schedule(struct aigw_req *r) {
 
 /* ---- start ---- */
 
+/* cfg_match's header lookup: 0 and the value when present, -1 when not. */
 static int hdr_lookup(void *ud, const char *name, const char **v, size_t *vn) {
   const hdr *h = hdrs_get(ud, name, strlen(name));
-  if (!h) return 0;
+  if (!h) return -1;
   *v = h->value.p;
   *vn = h->value.n;
-  return 1;
+  return 0;
 }
 
 static void make_request_id(struct aigw_req *r) {

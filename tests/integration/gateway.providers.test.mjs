@@ -32,6 +32,7 @@ describe('azure, presets and passthrough', { skip }, () => {
           { name: 'az_msgs', match: { methods: ['POST'], path: '/az/v1/messages' }, api: 'messages', targets: [{ provider: 'azure', model: 'gpt-4o-mini' }] },
           { name: 'fd_chat', match: { methods: ['POST'], path: '/fd/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'foundry' }] },
           { name: 'pass', match: { methods: ['GET', 'POST', 'DELETE'], path_prefix: '/v1/models/' }, api: 'passthrough', targets: [{ provider: 'up' }] },
+          { name: 'blue', match: { methods: ['POST'], path: '/hdr/v1/chat/completions', headers: { 'x-tenant': 'blue' } }, api: 'chat', targets: [{ provider: 'local' }] },
         );
         return cfg;
       },
@@ -100,6 +101,17 @@ describe('azure, presets and passthrough', { skip }, () => {
     assert.equal(up.path, '/models/chat/completions');
     assert.equal(up.query, '?api-version=2024-05-01-preview');
     assert.equal(up.body.model, 'gpt-4o');
+  });
+
+  test('routes can match on a request header (and only with the value configured)', async () => {
+    const post = (h) => fetch(`${gw.url}/hdr/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...h }, body: JSON.stringify({ model: 'm', messages: user('hi') }) });
+    let r = await post({ 'x-tenant': 'blue' });
+    assert.equal(r.status, 200);
+    assert.match((await r.json()).choices[0].message.content, /You said: hi/);
+    r = await post({ 'x-tenant': 'red' });
+    assert.equal(r.status, 404);
+    r = await post({});
+    assert.equal(r.status, 404);
   });
 
   test('passthrough: any path under the route goes to the provider with its key, body and method untouched', async () => {
