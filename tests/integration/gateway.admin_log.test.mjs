@@ -24,10 +24,16 @@ describe('gateway: admin API and access log', { skip: skipUnlessGateway() }, () 
 
   test('/metrics exposes aigw_requests_total, counting requests', async () => {
     await ctx.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'metrics' }] });
-    const r = await ctx.gw.admin('/metrics', { token: ADMIN_TOKEN });
+    // counted as the request ends, just after its last byte went out: read until it is in (bounded)
+    let r, text;
+    for (let i = 0; i < 40; i++) {
+      r = await ctx.gw.admin('/metrics', { token: ADMIN_TOKEN });
+      text = await r.text();
+      if (/^aigw_requests_total\{[^}]*\} [1-9]/m.test(text)) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type') || '', /^text\/plain/);
-    const text = await r.text();
     assert.match(text, /# TYPE aigw_requests_total counter/);
     const lines = text.split('\n').filter((l) => l.startsWith('aigw_requests_total'));
     assert.ok(lines.length >= 1, 'aigw_requests_total samples');

@@ -734,9 +734,16 @@ describe('ops: admin API', { skip }, () => {
     await client.chat.completions.create(chat('count me'));
     const s = await client.chat.completions.create({ ...chat('stream me'), stream: true, stream_options: { include_usage: true } });
     for await (const _ of s) { /* drain */ }
-    const r = await admin('/metrics', { token: `Bearer ${ADMIN_TOKEN}` });
+    // a request is counted as it ends, just after its last byte went out: read until the stream's
+    // end is in (bounded), so a fast client does not race the worker
+    let r, text;
+    for (let i = 0; i < 40; i++) {
+      r = await admin('/metrics', { token: `Bearer ${ADMIN_TOKEN}` });
+      text = await r.text();
+      if (metricLines(text, 'aigw_active_streams').reduce((a, l) => a + Number(l.trim().split(/\s+/).pop()), 0) === 0) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
     assert.match(r.headers.get('content-type') || '', /^text\/plain/);
-    const text = await r.text();
     for (const name of ['aigw_requests_total', 'aigw_request_duration_seconds_bucket', 'aigw_active_streams', 'aigw_tokens_total']) {
       assert.ok(metricLines(text, name).length >= 1, `${name} present:\n${text.slice(0, 2000)}`);
     }
@@ -768,13 +775,19 @@ describe('ops: admin API', { skip }, () => {
     } finally {
       agent.destroy();
     }
-    const after = await get();
     const b = metricLines(before, 'aigw_requests_total');
+    const sum = (ls) => ls.filter((l) => l.includes('_none')).reduce((x, l) => x + Number(l.trim().split(/\s+/).pop()), 0);
+    // a request is counted as it ends, on its worker, just after its last byte went out: the
+    // client can be a hair faster than the count, so read until all 300 are in (bounded)
+    let after = await get();
+    for (let i = 0; i < 40 && sum(metricLines(after, 'aigw_requests_total')) - sum(b) < 300; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await get();
+    }
     const a = metricLines(after, 'aigw_requests_total');
     assert.equal(a.length, b.length, `aigw_requests_total series count unchanged:\nbefore:\n${b.join('\n')}\nafter:\n${a.join('\n')}`);
     assert.ok(a.some((l) => l.includes('route="_none"')), 'unknown paths counted under route="_none"');
     for (const t of tokens) assert.ok(!after.includes(t), `path token ${t} is not a label`);
-    const sum = (ls) => ls.filter((l) => l.includes('_none')).reduce((x, l) => x + Number(l.trim().split(/\s+/).pop()), 0);
     assert.ok(sum(a) - sum(b) >= 300, `the 404s are counted (${sum(b)} → ${sum(a)})`);
     assert.ok(after.split('\n').length <= before.split('\n').length + 5, 'metrics text did not grow with the paths');
   });
