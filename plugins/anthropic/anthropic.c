@@ -48,22 +48,8 @@ static char *dup_n(const char *p, size_t n) {
   return s;
 }
 
-static int str_eq(aigw_str s, const char *lit) { return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0; }
 
-static int has_ctl(aigw_str s) {
-  for (size_t i = 0; i < s.n; i++)
-    if (((unsigned char)s.p[i] < 0x20 && s.p[i] != '\t') || s.p[i] == 0x7f) return 1;
-  return 0;
-}
 
-/* The value of the i-th member of an object (json_at is for arrays). */
-static const aigw_json *member_at(const aigw_json *obj, size_t i, aigw_str *name) {
-  char key[256];
-  if (H->json_key_at(obj, i, name) != AIGW_OK || name->n >= sizeof key) return NULL;
-  memcpy(key, name->p, name->n);
-  key[name->n] = '\0';
-  return H->json_get(obj, key);
-}
 
 static void an_destroy(void *vi) {
   an_inst *in = vi;
@@ -89,8 +75,8 @@ static void *an_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   for (size_t i = 0; cfg && i < H->json_len(cfg); i++) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
-    if (!str_eq(k, "base_url") && !str_eq(k, "api_key") && !str_eq(k, "version") &&
-        !str_eq(k, "default_max_tokens") && !str_eq(k, "headers")) {
+    if (!pc_str_eq(k, "base_url") && !pc_str_eq(k, "api_key") && !pc_str_eq(k, "version") &&
+        !pc_str_eq(k, "default_max_tokens") && !pc_str_eq(k, "headers")) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
       H->diag_error(d, ptr, "unknown option (known: base_url, api_key, version, default_max_tokens, headers)");
@@ -100,17 +86,17 @@ static void *an_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   if (cfg && (v = H->json_get(cfg, "base_url"))) {
     if (H->json_str(v, &base) != AIGW_OK ||
         !((base.n > 8 && !memcmp(base.p, "https://", 8)) || (base.n > 7 && !memcmp(base.p, "http://", 7))) ||
-        has_ctl(base) || memchr(base.p, ' ', base.n) || memchr(base.p, '?', base.n)) {
+        pc_has_ctl(base) || memchr(base.p, ' ', base.n) || memchr(base.p, '?', base.n)) {
       H->diag_error(d, "/base_url", "must be an http:// or https:// URL without query, e.g. \"https://api.anthropic.com\"");
       bad = 1;
     }
     while (base.n && base.p[base.n - 1] == '/') base.n--;
   }
-  if (cfg && (v = H->json_get(cfg, "api_key")) && (H->json_str(v, &key) != AIGW_OK || has_ctl(key))) {
+  if (cfg && (v = H->json_get(cfg, "api_key")) && (H->json_str(v, &key) != AIGW_OK || pc_has_ctl(key))) {
     H->diag_error(d, "/api_key", "must be a string without control characters");
     bad = 1;
   }
-  if (cfg && (v = H->json_get(cfg, "version")) && (H->json_str(v, &ver) != AIGW_OK || !ver.n || has_ctl(ver))) {
+  if (cfg && (v = H->json_get(cfg, "version")) && (H->json_str(v, &ver) != AIGW_OK || !ver.n || pc_has_ctl(ver))) {
     H->diag_error(d, "/version", "must be an anthropic-version string such as \"2023-06-01\"");
     bad = 1;
   }
@@ -126,8 +112,8 @@ static void *an_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   }
   for (size_t i = 0; hdrs && i < H->json_len(hdrs); i++) {
     aigw_str name = {0}, val;
-    const aigw_json *hv = member_at(hdrs, i, &name);
-    if (!hv || H->json_str(hv, &val) != AIGW_OK || has_ctl(val) || !name.n || has_ctl(name)) {
+    const aigw_json *hv = pc_member_at(H, hdrs, i, &name);
+    if (!hv || H->json_str(hv, &val) != AIGW_OK || pc_has_ctl(val) || !name.n || pc_has_ctl(name)) {
       H->diag_error(d, "/headers", "header %.*s: must be a string without control characters", (int)(name.n > 64 ? 64 : name.n), name.p);
       bad = 1;
     }
@@ -149,7 +135,7 @@ static void *an_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     memset(in->hdrs, 0, nh * 2 * sizeof *in->hdrs);
     for (size_t i = 0; i < nh; i++) {
       aigw_str name = {0}, val = {0};
-      H->json_str(member_at(hdrs, i, &name), &val);
+      H->json_str(pc_member_at(H, hdrs, i, &name), &val);
       in->hdrs[2 * i] = (aigw_str){dup_n(name.p, name.n), name.n};
       in->hdrs[2 * i + 1] = (aigw_str){dup_n(val.p, val.n), val.n};
       in->nhdrs++;
@@ -343,43 +329,28 @@ static aigw_status an_on_response(void *vi, aigw_req *r, void **rctx) {
     ing_error(H, r, 502, "upstream_error", e.msg[0] ? e.msg : "provider anthropic answered 2xx with a body that is not a message");
     return AIGW_STOP;
   }
-  int rc = ing_hub_response(H, r, hub, &e);
-  cJSON_Delete(hub);
-  if (rc < 0) {
-    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg);
-    return AIGW_STOP;
-  }
-  return AIGW_CONTINUE;
+  return ing_answer_hub(H, r, hub);
 }
 
 /* ---- streams ---- */
 
-typedef struct fwd {
-  aigw_req *r;
-  an_rctx *ctx;
-} fwd;
-
-static int fwd_chunk(void *ud, const cJSON *chunk) {
-  fwd *f = ud;
-  return ing_stream_chunk(H, f->r, &f->ctx->st, chunk) < 0 ? 1 : 0;
-}
 
 /* Same-format stream: classify each Anthropic event and read usage. */
 static aigw_status classify(aigw_req *r, aigw_event *ev) {
   aigw_str name = {0};
   H->event_name(ev, &name);
   aigw_event_kind k = AIGW_EV_OTHER;
-  if (str_eq(name, "content_block_delta")) {
+  if (pc_str_eq(name, "content_block_delta")) {
     aigw_str d;
     H->event_data(ev, &d);
     /* the common event, classified from its bytes */
     if (memmem(d.p, d.n, "\"text_delta\"", 12)) k = AIGW_EV_DELTA;
     else if (memmem(d.p, d.n, "\"input_json_delta\"", 18)) k = AIGW_EV_TOOL_DELTA;
-  } else if (str_eq(name, "message_start")) {
+  } else if (pc_str_eq(name, "message_start")) {
     aigw_json *j = H->event_json(ev);
     const aigw_json *m = j ? H->json_get(j, "message") : NULL;
     report_anth_usage(r, m ? H->json_get(m, "usage") : NULL);
-  } else if (str_eq(name, "message_delta")) {
+  } else if (pc_str_eq(name, "message_delta")) {
     aigw_json *j = H->event_json(ev);
     const aigw_json *u = j ? H->json_get(j, "usage") : NULL;
     if (u) {
@@ -391,9 +362,9 @@ static aigw_status classify(aigw_req *r, aigw_event *ev) {
     } else {
       k = AIGW_EV_STOP;
     }
-  } else if (str_eq(name, "message_stop")) {
+  } else if (pc_str_eq(name, "message_stop")) {
     k = AIGW_EV_DONE;
-  } else if (str_eq(name, "error")) {
+  } else if (pc_str_eq(name, "error")) {
     k = AIGW_EV_ERROR;
   }
   H->event_set_kind(ev, k);
@@ -419,9 +390,9 @@ static aigw_status an_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
       return AIGW_DROP;
     }
   }
-  fwd f = {r, ctx};
+  ing_fwd f = {H, r, &ctx->st};
   pc_err e = {0};
-  int rc = xl_anth_dec_event(&ctx->dec, nm[0] ? nm : NULL, data.p, data.n, fwd_chunk, &f, &e);
+  int rc = xl_anth_dec_event(&ctx->dec, nm[0] ? nm : NULL, data.p, data.n, ing_fwd_chunk, &f, &e);
   if (rc == XL_EUPSTREAM || rc < 0) {
     ing_stream_error(H, r, &ctx->st, e.status ? e.status : 502, e.msg[0] ? e.msg : "provider anthropic sent a broken stream");
   } else if (ctx->dec.done) {

@@ -104,7 +104,6 @@ static char *dup_n(const char *p, size_t n) {
   return s;
 }
 
-static int str_eq(aigw_str s, const char *lit) { return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0; }
 
 static int has_ctl(aigw_str s) {
   for (size_t i = 0; i < s.n; i++)
@@ -212,7 +211,7 @@ static void *br_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
     int ok = 0;
-    for (size_t j = 0; j < sizeof known / sizeof *known; j++) ok |= str_eq(k, known[j]);
+    for (size_t j = 0; j < sizeof known / sizeof *known; j++) ok |= pc_str_eq(k, known[j]);
     if (!ok) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
@@ -888,26 +887,11 @@ static aigw_status br_on_response(void *vi, aigw_req *r, void **rctx) {
     ing_error(H, r, 502, "upstream_error", e.msg[0] ? e.msg : "bedrock answered 2xx with a body that is not a Converse response");
     return AIGW_STOP;
   }
-  int rc = ing_hub_response(H, r, hub, &e);
-  cJSON_Delete(hub);
-  if (rc < 0) {
-    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg);
-    return AIGW_STOP;
-  }
-  return AIGW_CONTINUE;
+  return ing_answer_hub(H, r, hub);
 }
 
 /* ---- streams ---- */
 
-typedef struct fwd {
-  aigw_req *r;
-  br_rctx *ctx;
-} fwd;
-
-static int fwd_chunk(void *ud, const cJSON *chunk) {
-  fwd *f = ud;
-  return ing_stream_chunk(H, f->r, &f->ctx->st, chunk) < 0 ? 1 : 0;
-}
 
 static void stream_fail(aigw_req *r, br_rctx *ctx, const pc_err *e, const char *dflt) {
   char msg[480];
@@ -924,9 +908,9 @@ static aigw_status br_on_stream_data(void *vi, aigw_req *r, void **rctx, const c
     char idb[128];
     if (resp_id(r, idb, sizeof idb)) snprintf(ctx->xs.id, sizeof ctx->xs.id, "%s", idb);
   }
-  fwd f = {r, ctx};
+  ing_fwd f = {H, r, &ctx->st};
   pc_err e = {0};
-  int rc = xb_stream_feed(&ctx->xs, p, n, fwd_chunk, &f, &e);
+  int rc = xb_stream_feed(&ctx->xs, p, n, ing_fwd_chunk, &f, &e);
   if (rc == XB_EUPSTREAM) stream_fail(r, ctx, &e, "the stream reported an error");
   else if (rc < 0) stream_fail(r, ctx, &e, "the event stream could not be read");
   else if (rc == 0 && ctx->xs.done) ing_stream_end(H, r, &ctx->st);

@@ -46,13 +46,7 @@ typedef struct co_rctx {
   ing_stream st; /* hub chunks -> client events */
 } co_rctx;
 
-static int str_eq(aigw_str s, const char *lit) { return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0; }
 
-static int has_ctl(aigw_str s) {
-  for (size_t i = 0; i < s.n; i++)
-    if (((unsigned char)s.p[i] < 0x20 && s.p[i] != '\t') || s.p[i] == 0x7f) return 1;
-  return 0;
-}
 
 static char *dup_n(const aigw_host *H, const char *p, size_t n) {
   char *s = H->alloc(n + 1);
@@ -84,7 +78,7 @@ static void *co_create(const aigw_host *H, const aigw_json *cfg, aigw_diag *d) {
   for (size_t i = 0; cfg && i < H->json_len(cfg); i++) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
-    if (!str_eq(k, "base_url") && !str_eq(k, "api_key") && !str_eq(k, "embed_input_type")) {
+    if (!pc_str_eq(k, "base_url") && !pc_str_eq(k, "api_key") && !pc_str_eq(k, "embed_input_type")) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
       H->diag_error(d, ptr, "unknown option (known: base_url, api_key, embed_input_type)");
@@ -94,13 +88,13 @@ static void *co_create(const aigw_host *H, const aigw_json *cfg, aigw_diag *d) {
   if (cfg && (v = H->json_get(cfg, "base_url"))) {
     if (H->json_str(v, &base) != AIGW_OK ||
         !((base.n > 8 && !memcmp(base.p, "https://", 8)) || (base.n > 7 && !memcmp(base.p, "http://", 7))) ||
-        has_ctl(base) || memchr(base.p, ' ', base.n) || memchr(base.p, '?', base.n)) {
+        pc_has_ctl(base) || memchr(base.p, ' ', base.n) || memchr(base.p, '?', base.n)) {
       H->diag_error(d, "/base_url", "must be an http:// or https:// URL without query, e.g. \"https://api.cohere.com\"");
       bad = 1;
     }
     while (base.n && base.p[base.n - 1] == '/') base.n--;
   }
-  if (cfg && (v = H->json_get(cfg, "api_key")) && (H->json_str(v, &key) != AIGW_OK || has_ctl(key))) {
+  if (cfg && (v = H->json_get(cfg, "api_key")) && (H->json_str(v, &key) != AIGW_OK || pc_has_ctl(key))) {
     H->diag_error(d, "/api_key", "must be a string without control characters");
     bad = 1;
   }
@@ -339,27 +333,11 @@ static aigw_status co_on_response(void *vi, aigw_req *r, void **rctx) {
     ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg[0] ? e.msg : "provider cohere answered with something that is not a chat response");
     return AIGW_STOP;
   }
-  int rc = ing_hub_response(H, r, hub, &e);
-  cJSON_Delete(hub);
-  if (rc < 0) {
-    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg);
-    return AIGW_STOP;
-  }
-  return AIGW_CONTINUE;
+  return ing_answer_hub(H, r, hub);
 }
 
 /* ---- streams ---- */
 
-typedef struct fwd {
-  const aigw_host *H;
-  aigw_req *r;
-  co_rctx *ctx;
-} fwd;
-
-static int fwd_chunk(void *ud, const cJSON *chunk) {
-  fwd *f = ud;
-  return ing_stream_chunk(f->H, f->r, &f->ctx->st, chunk) < 0 ? 1 : 0;
-}
 
 static aigw_status co_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
   co_inst *in = vi;
@@ -370,7 +348,7 @@ static aigw_status co_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
     aigw_str name = {0}, data = {0};
     H->event_name(ev, &name);
     H->event_data(ev, &data);
-    if (str_eq(name, "message-end") || (data.n && memmem(data.p, data.n, "\"message-end\"", 13)))
+    if (pc_str_eq(name, "message-end") || (data.n && memmem(data.p, data.n, "\"message-end\"", 13)))
       H->event_set_kind(ev, AIGW_EV_DONE);
     return AIGW_CONTINUE;
   }
@@ -384,9 +362,9 @@ static aigw_status co_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
     memcpy(nm, name.p, name.n);
     nm[name.n] = 0;
   }
-  fwd f = {H, r, ctx};
+  ing_fwd f = {H, r, &ctx->st};
   pc_err e = {0};
-  int rc = xc_dec_event(&ctx->dec, nm[0] ? nm : NULL, data.p ? data.p : "", data.n, fwd_chunk, &f, &e);
+  int rc = xc_dec_event(&ctx->dec, nm[0] ? nm : NULL, data.p ? data.p : "", data.n, ing_fwd_chunk, &f, &e);
   if (rc == XC_EUPSTREAM || rc < 0) {
     ing_stream_error(H, r, &ctx->st, e.status ? e.status : 502, e.msg[0] ? e.msg : "provider cohere sent a broken stream");
   } else if (ctx->dec.done) {

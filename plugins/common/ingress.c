@@ -160,6 +160,22 @@ int ing_hub_response(const aigw_host *H, aigw_req *r, const cJSON *hub, pc_err *
   return 0;
 }
 
+aigw_status ing_answer_hub(const aigw_host *H, aigw_req *r, cJSON *hub) {
+  pc_err e = {0};
+  int rc = ing_hub_response(H, r, hub, &e);
+  cJSON_Delete(hub);
+  if (rc < 0) {
+    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg);
+    return AIGW_STOP;
+  }
+  return AIGW_CONTINUE;
+}
+
+int ing_fwd_chunk(void *ud, const cJSON *chunk) {
+  ing_fwd *f = ud;
+  return ing_stream_chunk(f->H, f->r, f->st, chunk) < 0 ? 1 : 0;
+}
+
 void ing_error(const aigw_host *H, aigw_req *r, int status, const char *type, const char *message) {
   if (status < 400 || status > 599) status = 502;
   if (!type) type = xl_openai_error_type(status);

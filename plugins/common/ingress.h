@@ -31,6 +31,21 @@ cJSON *ing_hub_request(const aigw_host *H, aigw_req *r, pc_err *err);
  * on_response): replaces the upstream response body and reports usage. 0, or -1 (err set). */
 int ing_hub_response(const aigw_host *H, aigw_req *r, const cJSON *hub, pc_err *err);
 
+/* The usual tail of a translating adapter's on_response: answer with hub (owned, freed here)
+ * through ing_hub_response; a failure there answers a 502-class error in the client's format.
+ * Returns AIGW_CONTINUE, or AIGW_STOP after an error answer. */
+aigw_status ing_answer_hub(const aigw_host *H, aigw_req *r, cJSON *hub);
+
+/* A decoder callback (pc_chunk_fn) that hands each hub chunk to ing_stream_chunk; ud is an
+ * ing_fwd (borrowed for the call). Stops the decoder (returns 1) when the client's stream ended
+ * with an error. */
+typedef struct ing_fwd {
+  const aigw_host *H;
+  aigw_req *r;
+  struct ing_stream *st;
+} ing_fwd;
+int ing_fwd_chunk(void *ud, const cJSON *chunk);
+
 /* Answer the client with an error in its format: status, an OpenAI-style type (may be NULL:
  * derived from the status) and a message. Keeps Retry-After (the host copied it already). */
 void ing_error(const aigw_host *H, aigw_req *r, int status, const char *type, const char *message);

@@ -60,3 +60,26 @@ void pc_err_set(pc_err *e, int status, const char *param, const char *fmt, ...) 
   vsnprintf(e->msg, sizeof e->msg, fmt, ap);
   va_end(ap);
 }
+
+int pc_str_eq(aigw_str s, const char *lit) {
+  size_t n = strlen(lit);
+  return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+int pc_has_ctl(aigw_str s) {
+  for (size_t i = 0; i < s.n; i++) {
+    unsigned char c = (unsigned char)s.p[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return 1;
+  }
+  return 0;
+}
+
+const aigw_json *pc_member_at(const aigw_host *H, const aigw_json *obj, size_t i, aigw_str *name) {
+  aigw_str k;
+  char key[256];
+  if (H->json_key_at(obj, i, &k) != AIGW_OK || k.n >= sizeof key) return NULL;
+  if (name) *name = k;
+  memcpy(key, k.p, k.n);
+  key[k.n] = '\0';
+  return H->json_get(obj, key);
+}

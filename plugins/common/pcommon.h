@@ -36,6 +36,16 @@ int pc_buf_adds(pc_buf *b, const char *s);
 int pc_buf_printf(pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pc_buf_free(pc_buf *b);
 
+/* Small helpers shared by the provider plugins' config and header handling.
+ *   pc_str_eq: s equals the NUL-terminated lit exactly.
+ *   pc_has_ctl: s holds a control character other than TAB (or DEL): not allowed in header values.
+ *   pc_member_at: the value of the i-th member of a JSON object (the host's json_at is for arrays);
+ *     *name (may be NULL) gets the member name, borrowed. NULL past the end or for names of 256
+ *     bytes or more. */
+int pc_str_eq(aigw_str s, const char *lit);
+int pc_has_ctl(aigw_str s);
+const aigw_json *pc_member_at(const aigw_host *H, const aigw_json *obj, size_t i, aigw_str *name);
+
 /* A translation failure the client should see: HTTP status (400 when the request cannot be
  * carried to the provider, 502 when a provider answer cannot be understood), the offending field
  * as a JSON path ("messages[3].content[0].type", may be ""), and a message naming the field and

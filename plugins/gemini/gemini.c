@@ -130,16 +130,10 @@ static char *req_dup(aigw_req *r, const char *s) {
   return d;
 }
 
-static int str_eq(aigw_str s, const char *lit) { return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0; }
 
-static int has_ctl(aigw_str s) {
-  for (size_t i = 0; i < s.n; i++)
-    if (((unsigned char)s.p[i] < 0x20 && s.p[i] != '\t') || s.p[i] == 0x7f) return 1;
-  return 0;
-}
 
 static int is_http_url(aigw_str s) {
-  return ((s.n > 8 && !memcmp(s.p, "https://", 8)) || (s.n > 7 && !memcmp(s.p, "http://", 7))) && !has_ctl(s) &&
+  return ((s.n > 8 && !memcmp(s.p, "https://", 8)) || (s.n > 7 && !memcmp(s.p, "http://", 7))) && !pc_has_ctl(s) &&
          !memchr(s.p, ' ', s.n) && !memchr(s.p, '?', s.n) && !memchr(s.p, '#', s.n);
 }
 
@@ -193,15 +187,6 @@ static cJSON *to_cjson(const aigw_json *j, int depth) {
   }
 }
 
-/* The value of an object's i-th member (json_at is for arrays only). */
-static const aigw_json *member_at(const aigw_json *obj, size_t i) {
-  aigw_str k;
-  char key[256];
-  if (H->json_key_at(obj, i, &k) != AIGW_OK || k.n >= sizeof key) return NULL;
-  memcpy(key, k.p, k.n);
-  key[k.n] = 0;
-  return H->json_get(obj, key);
-}
 
 /* Reads a whole (small) file. Returns malloc'd bytes or NULL with a reason in why. */
 static char *read_file(const char *path, size_t *n, char *why, size_t whyn) {
@@ -261,7 +246,7 @@ static const char *const KNOWN[] = {"mode", "api_key", "base_url", "project", "l
 static int opt_str(const aigw_json *cfg, const char *k, aigw_str *out, aigw_diag *d) {
   const aigw_json *v = cfg ? H->json_get(cfg, k) : NULL;
   if (!v) return 0;
-  if (H->json_str(v, out) != AIGW_OK || has_ctl(*out)) {
+  if (H->json_str(v, out) != AIGW_OK || pc_has_ctl(*out)) {
     char ptr[64];
     snprintf(ptr, sizeof ptr, "/%s", k);
     H->diag_error(d, ptr, "must be a string without control characters");
@@ -375,7 +360,7 @@ static void *gm_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
     int ok = 0;
-    for (size_t j = 0; KNOWN[j]; j++) ok |= str_eq(k, KNOWN[j]);
+    for (size_t j = 0; KNOWN[j]; j++) ok |= pc_str_eq(k, KNOWN[j]);
     if (!ok) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
@@ -391,8 +376,8 @@ static void *gm_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   int vertex_hint = has_proj > 0 || has_loc > 0 || H->json_get(cfg, "credentials") || H->json_get(cfg, "credentials_file");
   xg_flavor flavor = vertex_hint ? XG_VERTEX : XG_AISTUDIO;
   if (has_mode > 0) {
-    if (str_eq(mode, "vertex")) flavor = XG_VERTEX;
-    else if (str_eq(mode, "aistudio")) flavor = XG_AISTUDIO;
+    if (pc_str_eq(mode, "vertex")) flavor = XG_VERTEX;
+    else if (pc_str_eq(mode, "aistudio")) flavor = XG_AISTUDIO;
     else {
       H->diag_error(d, "/mode", "must be \"aistudio\" (Gemini Developer API, api_key) or \"vertex\" (Vertex AI, service account)");
       bad = 1;
@@ -435,8 +420,8 @@ static void *gm_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   for (size_t i = 0; hdrs && i < H->json_len(hdrs); i++) {
     aigw_str name = {"", 0}, val;
     H->json_key_at(hdrs, i, &name);
-    const aigw_json *hv = member_at(hdrs, i);
-    if (!hv || H->json_str(hv, &val) != AIGW_OK || has_ctl(val) || !name.n || has_ctl(name)) {
+    const aigw_json *hv = pc_member_at(H, hdrs, i, NULL);
+    if (!hv || H->json_str(hv, &val) != AIGW_OK || pc_has_ctl(val) || !name.n || pc_has_ctl(name)) {
       H->diag_error(d, "/headers", "header %.*s: must be a string without control characters", (int)(name.n > 64 ? 64 : name.n), name.p);
       bad = 1;
     }
@@ -485,7 +470,7 @@ static void *gm_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     for (size_t i = 0; i < nh; i++) {
       aigw_str name = {"", 0}, val = {"", 0};
       H->json_key_at(hdrs, i, &name);
-      H->json_str(member_at(hdrs, i), &val);
+      H->json_str(pc_member_at(H, hdrs, i, NULL), &val);
       in->hdrs[2 * i] = (aigw_str){dup_n(name.p, name.n), name.n};
       in->hdrs[2 * i + 1] = (aigw_str){dup_n(val.p, val.n), val.n};
       in->nhdrs++;
@@ -1201,26 +1186,11 @@ static aigw_status gm_on_response(void *vi, aigw_req *r, void **rctx) {
     ing_error(H, r, 502, "upstream_error", e.msg[0] ? e.msg : "gemini answered 2xx with a body that is not a GenerateContentResponse");
     return AIGW_STOP;
   }
-  int rc = ing_hub_response(H, r, out, &e);
-  cJSON_Delete(out);
-  if (rc < 0) {
-    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg);
-    return AIGW_STOP;
-  }
-  return AIGW_CONTINUE;
+  return ing_answer_hub(H, r, out);
 }
 
 /* ---- streams ---- */
 
-typedef struct fwd {
-  aigw_req *r;
-  gm_rctx *ctx;
-} fwd;
-
-static int fwd_chunk(void *ud, const cJSON *chunk) {
-  fwd *f = ud;
-  return ing_stream_chunk(H, f->r, &f->ctx->st, chunk) < 0 ? 1 : 0;
-}
 
 
 /* The non-negative integer after "key": in JSON text (names are unique in usageMetadata), -1. */
@@ -1259,9 +1229,9 @@ static aigw_status gm_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
     long long pt = raw_count(data, "\"promptTokenCount\""), cc = raw_count(data, "\"cachedContentTokenCount\"");
     if (pt >= 0) ing_stream_prompt_tokens(&ctx->st, pt - (cc > 0 && cc <= pt ? cc : 0));
   }
-  fwd f = {r, ctx};
+  ing_fwd f = {H, r, &ctx->st};
   pc_err e = {0};
-  int rc = xg_stream_event(&ctx->dec, data.p, data.n, fwd_chunk, &f, &e);
+  int rc = xg_stream_event(&ctx->dec, data.p, data.n, ing_fwd_chunk, &f, &e);
   if (rc < 0) {
     char msg[480];
     snprintf(msg, sizeof msg, "gemini: %s", e.msg[0] ? e.msg : "the stream broke");
@@ -1282,9 +1252,9 @@ static aigw_status gm_on_stream_end(void *vi, aigw_req *r, void **rctx) {
     ing_stream_error(H, r, &ctx->st, 502, "gemini: the stream ended before the model finished (no finishReason); the answer is incomplete");
     return AIGW_CONTINUE;
   }
-  fwd f = {r, ctx};
+  ing_fwd f = {H, r, &ctx->st};
   pc_err e = {0};
-  if (xg_stream_finish(&ctx->dec, fwd_chunk, &f, &e) < 0) {
+  if (xg_stream_finish(&ctx->dec, ing_fwd_chunk, &f, &e) < 0) {
     ing_stream_error(H, r, &ctx->st, e.status ? e.status : 502, e.msg[0] ? e.msg : "gemini: the stream could not be finished");
     return AIGW_CONTINUE;
   }

@@ -125,12 +125,6 @@ static void sb_json_str(sb *b, aigw_str s) {
   sb_add(b, "\"", 1);
 }
 
-/* ---- small JSON readers ------------------------------------------------------------------ */
-
-static int str_eq(aigw_str s, const char *lit) {
-  size_t n = strlen(lit);
-  return s.n == n && memcmp(s.p, lit, n) == 0;
-}
 
 static int get_str(const aigw_json *obj, const char *key, aigw_str *out) {
   const aigw_json *v = obj ? H->json_get(obj, key) : NULL;
@@ -204,7 +198,7 @@ static int chat_answer(aigw_req *r, aigw_json *body, mock_reply *rep) {
     const aigw_json *m = H->json_at(msgs, i);
     aigw_str role = {0}, text = content_text(r, m ? H->json_get(m, "content") : NULL);
     prompt_bytes += text.n;
-    if (get_str(m, "role", &role) && str_eq(role, "user")) said = text;
+    if (get_str(m, "role", &role) && pc_str_eq(role, "user")) said = text;
   }
   said = utf8_cut(said, MOCK_ECHO_MAX);
 
@@ -373,8 +367,8 @@ static int embeddings_answer(mock_inst *in, aigw_req *r, aigw_json *body, mock_r
     dims = (int)d;
   }
   if (get_str(body, "encoding_format", &fmt)) {
-    if (str_eq(fmt, "base64")) base64 = 1;
-    else if (!str_eq(fmt, "float")) return bad_request(r, "'encoding_format' must be \"float\" or \"base64\"");
+    if (pc_str_eq(fmt, "base64")) base64 = 1;
+    else if (!pc_str_eq(fmt, "float")) return bad_request(r, "'encoding_format' must be \"float\" or \"base64\"");
   }
   get_str(body, "model", &model);
   if (!input) return bad_request(r, "'input' is required");
@@ -621,7 +615,7 @@ static void *mock_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d)
   for (size_t i = 0; cfg && i < H->json_len(cfg); i++) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
-    if (!str_eq(k, "dimensions") && !str_eq(k, "latency_ms")) {
+    if (!pc_str_eq(k, "dimensions") && !pc_str_eq(k, "latency_ms")) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
       H->diag_error(d, ptr, "unknown option (known: dimensions, latency_ms)");

@@ -91,10 +91,6 @@ static char *dup_str(aigw_str s) {
   return p;
 }
 
-static int str_eq(aigw_str s, const char *lit) {
-  size_t n = strlen(lit);
-  return s.n == n && memcmp(s.p, lit, n) == 0;
-}
 
 static int str_ieq(aigw_str s, const char *lit) {
   size_t n = strlen(lit);
@@ -114,13 +110,6 @@ static int is_tchar(unsigned char c) {
   return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int has_ctl(aigw_str s) {
-  for (size_t i = 0; i < s.n; i++) {
-    unsigned char c = (unsigned char)s.p[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return 1;
-  }
-  return 0;
-}
 
 /* Writes a JSON pointer "/headers/<name>" with RFC 6901 escaping (~ -> ~0, / -> ~1). */
 static void header_ptr(char *out, size_t cap, aigw_str name) {
@@ -138,14 +127,6 @@ static void header_ptr(char *out, size_t cap, aigw_str name) {
   out[o] = '\0';
 }
 
-/* The value of the i-th member of an object (json_at is specified for arrays only). */
-static const aigw_json *member_at(const aigw_json *obj, size_t i, aigw_str *name) {
-  char key[256];
-  if (H->json_key_at(obj, i, name) != AIGW_OK || name->n >= sizeof key) return NULL;
-  memcpy(key, name->p, name->n);
-  key[name->n] = '\0';
-  return H->json_get(obj, key);
-}
 
 /* The base URL is OpenAI's own API (https://api.openai.com/...), which has /responses/input_tokens. */
 static int is_openai_host(aigw_str base) {
@@ -186,9 +167,9 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   for (size_t i = 0; i < H->json_len(cfg); i++) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
-    if (!str_eq(k, "base_url") && !str_eq(k, "api_key") && !str_eq(k, "organization") &&
-        !str_eq(k, "project") && !str_eq(k, "headers") && !str_eq(k, "stream_usage") &&
-        !str_eq(k, "preset") && !str_eq(k, "api_version") && !str_eq(k, "auth") && !str_eq(k, "count_tokens")) {
+    if (!pc_str_eq(k, "base_url") && !pc_str_eq(k, "api_key") && !pc_str_eq(k, "organization") &&
+        !pc_str_eq(k, "project") && !pc_str_eq(k, "headers") && !pc_str_eq(k, "stream_usage") &&
+        !pc_str_eq(k, "preset") && !pc_str_eq(k, "api_version") && !pc_str_eq(k, "auth") && !pc_str_eq(k, "count_tokens")) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
       H->diag_error(d, ptr, "unknown option (known: preset, base_url, api_key, organization, project, "
@@ -204,7 +185,7 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     aigw_str pn = {0};
     if (H->json_str(v, &pn) == AIGW_OK)
       for (size_t i = 0; i < sizeof presets / sizeof *presets; i++)
-        if (str_eq(pn, presets[i].name)) pre = &presets[i];
+        if (pc_str_eq(pn, presets[i].name)) pre = &presets[i];
     if (!pre) {
       char known[512];
       size_t o = 0;
@@ -212,15 +193,15 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
         o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", i ? ", " : "", presets[i].name);
       H->diag_error(d, "/preset", "unknown preset (known: %s)", known);
       bad = 1;
-    } else if (str_eq(pn, "azure")) {
+    } else if (pc_str_eq(pn, "azure")) {
       kind = OA_AZURE;
-    } else if (str_eq(pn, "azure_foundry")) {
+    } else if (pc_str_eq(pn, "azure_foundry")) {
       kind = OA_FOUNDRY;
     }
   }
   aigw_str apiver = {0};
   v = H->json_get(cfg, "api_version");
-  if (v && (H->json_str(v, &apiver) != AIGW_OK || apiver.n == 0 || apiver.n > 64 || has_ctl(apiver) ||
+  if (v && (H->json_str(v, &apiver) != AIGW_OK || apiver.n == 0 || apiver.n > 64 || pc_has_ctl(apiver) ||
             memchr(apiver.p, '&', apiver.n) || memchr(apiver.p, ' ', apiver.n) || memchr(apiver.p, '#', apiver.n))) {
     H->diag_error(d, "/api_version", "must be an API version string such as \"2024-10-21\"");
     bad = 1;
@@ -236,8 +217,8 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   if (v) {
     aigw_str am = {0};
     H->json_str(v, &am);
-    if (str_eq(am, "api-key")) auth_api_key = 1;
-    else if (str_eq(am, "bearer")) auth_api_key = 0;
+    if (pc_str_eq(am, "api-key")) auth_api_key = 1;
+    else if (pc_str_eq(am, "bearer")) auth_api_key = 0;
     else {
       H->diag_error(d, "/auth", "must be \"bearer\" (Authorization: Bearer <api_key>) or \"api-key\" (api-key: <api_key>)");
       bad = 1;
@@ -284,17 +265,17 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   if (v && H->json_str(v, &key) != AIGW_OK) {
     H->diag_error(d, "/api_key", "must be a string (\"\" for servers without authentication)");
     bad = 1;
-  } else if (has_ctl(key)) {
+  } else if (pc_has_ctl(key)) {
     H->diag_error(d, "/api_key", "contains control characters"); /* never echo the key */
     bad = 1;
   }
   v = H->json_get(cfg, "organization");
-  if (v && (H->json_str(v, &org) != AIGW_OK || has_ctl(org))) {
+  if (v && (H->json_str(v, &org) != AIGW_OK || pc_has_ctl(org))) {
     H->diag_error(d, "/organization", "must be a string without control characters");
     bad = 1;
   }
   v = H->json_get(cfg, "project");
-  if (v && (H->json_str(v, &proj) != AIGW_OK || has_ctl(proj))) {
+  if (v && (H->json_str(v, &proj) != AIGW_OK || pc_has_ctl(proj))) {
     H->diag_error(d, "/project", "must be a string without control characters");
     bad = 1;
   }
@@ -313,8 +294,8 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   if (v) {
     aigw_str cm = {0};
     H->json_str(v, &cm);
-    if (str_eq(cm, "responses")) count_mode = 1;
-    else if (str_eq(cm, "none")) count_mode = 0;
+    if (pc_str_eq(cm, "responses")) count_mode = 1;
+    else if (pc_str_eq(cm, "none")) count_mode = 0;
     else {
       H->diag_error(d, "/count_tokens", "must be \"responses\" (POST {base_url}/responses/input_tokens) or \"none\"");
       bad = 1;
@@ -334,7 +315,7 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   for (size_t i = 0; hdrs && i < H->json_len(hdrs); i++) {
     aigw_str name = {0}, val;
     char ptr[160];
-    const aigw_json *hv = member_at(hdrs, i, &name);
+    const aigw_json *hv = pc_member_at(H, hdrs, i, &name);
     header_ptr(ptr, sizeof ptr, name);
     int tok = name.n > 0 && name.n < 256;
     for (size_t j = 0; j < name.n; j++) tok = tok && is_tchar((unsigned char)name.p[j]);
@@ -350,7 +331,7 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
       H->diag_error(d, ptr, "conflicts with \"api_key\": set one of them");
       bad = 1;
     }
-    if (!hv || H->json_str(hv, &val) != AIGW_OK || has_ctl(val)) {
+    if (!hv || H->json_str(hv, &val) != AIGW_OK || pc_has_ctl(val)) {
       H->diag_error(d, ptr, "must be a string without control characters");
       bad = 1;
     }
@@ -389,7 +370,7 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   /* Config headers first, then the named ones, so organization/project win over a duplicate. */
   for (size_t i = 0; hdrs && i < H->json_len(hdrs); i++) {
     aigw_str name, val;
-    const aigw_json *hv = member_at(hdrs, i, &name);
+    const aigw_json *hv = pc_member_at(H, hdrs, i, &name);
     if (!hv || H->json_str(hv, &val) != AIGW_OK) continue;
     aigw_str *pair = &in->hdrs[in->nhdrs * 2];
     in->nhdrs++;
@@ -672,19 +653,12 @@ static aigw_status oa_on_response_translated(aigw_req *r) {
     return AIGW_CONTINUE;
   }
   cJSON *hub = raw.n ? cJSON_ParseWithLength(raw.p, raw.n) : NULL;
-  pc_err e = {0};
   if (!cJSON_IsObject(hub)) {
     cJSON_Delete(hub);
     ing_error(H, r, 502, "upstream_error", "the provider answered 2xx with a body that is not a JSON object");
     return AIGW_STOP;
   }
-  int rc = ing_hub_response(H, r, hub, &e);
-  cJSON_Delete(hub);
-  if (rc < 0) {
-    ing_error(H, r, e.status ? e.status : 502, "upstream_error", e.msg);
-    return AIGW_STOP;
-  }
-  return AIGW_CONTINUE;
+  return ing_answer_hub(H, r, hub);
 }
 
 static aigw_status oa_on_event_translated(aigw_req *r, oa_rctx *ctx, aigw_event *ev) {
@@ -882,13 +856,13 @@ static aigw_status classify_responses(aigw_req *r, aigw_event *ev, const aigw_js
   const aigw_json *tj = H->json_get(j, "type");
   if (tj) H->json_str(tj, &t);
   aigw_event_kind k = AIGW_EV_OTHER;
-  if (str_eq(t, "response.output_text.delta")) {
+  if (pc_str_eq(t, "response.output_text.delta")) {
     k = AIGW_EV_DELTA;
-  } else if (str_eq(t, "response.function_call_arguments.delta")) {
+  } else if (pc_str_eq(t, "response.function_call_arguments.delta")) {
     k = AIGW_EV_TOOL_DELTA;
-  } else if (str_eq(t, "error") || str_eq(t, "response.failed")) {
+  } else if (pc_str_eq(t, "error") || pc_str_eq(t, "response.failed")) {
     k = AIGW_EV_ERROR;
-  } else if (str_eq(t, "response.completed") || str_eq(t, "response.incomplete")) {
+  } else if (pc_str_eq(t, "response.completed") || pc_str_eq(t, "response.incomplete")) {
     const aigw_json *resp = H->json_get(j, "response");
     if (resp) report_usage(r, H->json_get(resp, "usage"), AIGW_API_RESPONSES);
     k = AIGW_EV_DONE; /* the last event of a Responses stream; there is no [DONE] */
@@ -948,7 +922,7 @@ static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
   while (data.n && (data.p[data.n - 1] == ' ' || data.p[data.n - 1] == '\r' ||
                     data.p[data.n - 1] == '\n'))
     data.n--;
-  if (str_eq(data, "[DONE]")) {
+  if (pc_str_eq(data, "[DONE]")) {
     H->event_set_kind(ev, AIGW_EV_DONE);
     return AIGW_CONTINUE;
   }
@@ -958,7 +932,7 @@ static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
     return AIGW_CONTINUE;
   }
   aigw_json *j = H->event_json(ev);
-  if (str_eq(name, "error") ||
+  if (pc_str_eq(name, "error") ||
       (j && H->json_type(j) == AIGW_JSON_OBJECT && H->json_get(j, "error") &&
        H->json_type(H->json_get(j, "error")) != AIGW_JSON_NULL)) {
     H->event_set_kind(ev, AIGW_EV_ERROR);
