@@ -59,6 +59,8 @@ void pc_err_set(pc_err *e, int status, const char *param, const char *fmt, ...) 
   va_start(ap, fmt);
   vsnprintf(e->msg, sizeof e->msg, fmt, ap);
   va_end(ap);
+  /* an upstream's empty error text must not give the client an empty message */
+  if (!e->msg[0]) snprintf(e->msg, sizeof e->msg, "upstream error (no message given, status %d)", status);
 }
 
 int pc_str_eq(aigw_str s, const char *lit) {

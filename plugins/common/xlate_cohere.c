@@ -646,7 +646,7 @@ int xc_dec_event(xc_dec *d, const char *name, const char *data, size_t n, pc_chu
   if (!ty) {
     const char *msg = xl_str(ev, "message");
     if (msg) {
-      xl_fail(&c, 500, "", "%s", msg);
+      xl_fail(&c, 500, "", "%s", *msg ? msg : "cohere sent an error event without a message");
       rc = XC_EUPSTREAM;
     }
     goto out;

@@ -16,6 +16,7 @@ int xl_fail(xl_ctx *c, int status, const char *param, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(c->err->msg, sizeof c->err->msg, fmt, ap);
     va_end(ap);
+    if (!c->err->msg[0]) snprintf(c->err->msg, sizeof c->err->msg, "upstream error (no message given, status %d)", status);
   }
   return -1;
 }
