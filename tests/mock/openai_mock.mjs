@@ -15,6 +15,10 @@
 //                               chat-style `messages`
 // Test introspection (no auth):
 //   GET /__requests  DELETE /__requests  GET /__stats  DELETE /__stats
+//   GET /__faults    DELETE /__faults   (counters of the fault-<status>-first-<n> faults)
+// Every /__requests entry: {time, t, method, path, query, headers, body[, raw]}; `time` is Date.now()
+// and `t` the same instant in fractional ms (performance.timeOrigin + performance.now()), taken
+// when the request's body was complete, so tests can measure the gap between two attempts.
 //
 // Fault injection is chosen by the request's model name (or an `x-mock-fault` header, handy for GET
 // /models). Several faults may be combined with '+', e.g. "gpt-4o+fault-trickle-100".
@@ -30,6 +34,18 @@
 //   fault-200-error               200 with an OpenAI error body
 //   fault-big-<n>                 content of n bytes
 //   fault-parallel                with >= 2 tools: call the first two tools in parallel
+//   fault-<status>-first-<n>      the first n requests carrying this exact model string (the
+//                                 whole string, e.g. "gpt-4o+fault-503-first-2"; the x-mock-fault
+//                                 header's value when it carries the fault) fail with <status>,
+//                                 later ones are answered normally (other faults still apply).
+//                                 Counters reset with DELETE /__faults and DELETE /__stats
+//   fault-retry-after-<s>         error answers carry `retry-after: <s>` (instead of 429's default 1)
+//   fault-retry-after-ms-<ms>     error answers carry `retry-after-ms: <ms>` and no `retry-after`
+//   fault-context                 400 context_length_exceeded, as OpenAI sends it
+//   fault-content-filter          400 content_filter (invalid_request_error), as Azure OpenAI sends
+//                                 a prompt refused by its content management policy
+//   fault-stream-error-first      stream: 200 SSE whose first event is an error event, then the end
+//   fault-stream-empty            stream: 200 SSE headers, then the end without any event
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -194,8 +210,51 @@ export function parseFaults(model, header) {
     else if (t === '200-error') f.okError = true;
     else if ((m = /^big-(\d+)$/.exec(t))) f.big = Number(m[1]);
     else if (t === 'parallel') f.parallel = true;
+    else if ((m = /^(\d{3})-first-(\d+)$/.exec(t))) { f.firstStatus = Number(m[1]); f.firstN = Number(m[2]); }
+    else if ((m = /^retry-after-ms-(\d+)$/.exec(t))) f.retryAfterMs = Number(m[1]);
+    else if ((m = /^retry-after-(\d+)$/.exec(t))) f.retryAfter = Number(m[1]);
+    else if (t === 'context') f.context = true;
+    else if (t === 'content-filter') f.contentFilter = true;
+    else if (t === 'stream-error-first') f.streamErrorFirst = true;
+    else if (t === 'stream-empty') f.streamEmpty = true;
   }
   return f;
+}
+
+/** The key of the fault-<status>-first-<n> counter of a request: its model string when that carries
+ * the fault, else the x-mock-fault header's value. */
+export function firstFaultKey(model, header) {
+  for (const src of [model, header]) {
+    if (typeof src === 'string' && /fault-\d{3}-first-\d+/.test(src)) return src;
+  }
+  return null;
+}
+
+/** OpenAI's answer to a prompt over the model's context window. */
+export function contextLengthError(model = 'gpt-4o-mini') {
+  void model;
+  return errorBody(
+    "This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages.",
+    'invalid_request_error', 'messages', 'context_length_exceeded');
+}
+
+/** Azure OpenAI's answer to a prompt refused by its content filter. */
+export function contentFilterError() {
+  const e = errorBody(
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry. To learn more about our content filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
+    'invalid_request_error', 'prompt', 'content_filter');
+  e.error.status = 400;
+  e.error.innererror = {
+    code: 'ResponsibleAIPolicyViolation',
+    content_filter_result: {
+      hate: { filtered: false, severity: 'safe' },
+      jailbreak: { filtered: false, detected: false },
+      self_harm: { filtered: false, severity: 'safe' },
+      sexual: { filtered: false, severity: 'safe' },
+      violence: { filtered: true, severity: 'high' },
+    },
+  };
+  return e;
 }
 
 function errorBody(message, type, param = null, code = null) {
@@ -263,11 +322,16 @@ export function createMock(opts = {}) {
     res.end(body);
   }
 
-  function sendError(res, status, body) {
+  function sendError(res, status, body, faults = {}) {
     const extra = {};
-    if (status === 429) extra['retry-after'] = '1';
+    if (faults.retryAfterMs !== undefined) extra['retry-after-ms'] = String(faults.retryAfterMs);
+    else if (faults.retryAfter !== undefined) extra['retry-after'] = String(faults.retryAfter);
+    else if (status === 429) extra['retry-after'] = '1';
     send(res, status, body, extra);
   }
+
+  // fault-<status>-first-<n>: requests seen per key
+  const firstCounts = new Map();
 
   // ---- chat ---------------------------------------------------------------------------------
   async function chat(req, res, body, faults, ctx) {
@@ -394,6 +458,14 @@ export function createMock(opts = {}) {
     const write = (s) => {
       if (!res.destroyed && !res.writableEnded) lastWrite = new Promise((r) => res.write(s, () => r()));
     };
+    if (faults.streamErrorFirst || faults.streamEmpty) {
+      if (faults.streamErrorFirst) {
+        write(`data: ${JSON.stringify(errorBody('The server had an error while processing your request. Sorry about that!', 'server_error'))}\n\n`);
+      }
+      ctx.done = true;
+      res.end();
+      return;
+    }
     let sent = 0;
     for (const ev of events) {
       if (res.destroyed || ctx.closed) return;
@@ -480,11 +552,16 @@ export function createMock(opts = {}) {
     }
     if (path === '/__stats') {
       if (req.method === 'DELETE') {
+        firstCounts.clear();
         for (const k of Object.keys(stats)) if (typeof stats[k] === 'number' && !['connections_open', 'requests_in_flight', 'streams_stalled'].includes(k)) stats[k] = 0;
         stats.by_path = {};
         return send(res, 200, { ok: true });
       }
       return send(res, 200, stats);
+    }
+    if (path === '/__faults') {
+      if (req.method === 'DELETE') { firstCounts.clear(); return send(res, 200, { ok: true }); }
+      return send(res, 200, { first: Object.fromEntries(firstCounts) });
     }
     if (path === '/__health') return send(res, 200, { ok: true });
 
@@ -499,6 +576,7 @@ export function createMock(opts = {}) {
     }
     const entry = {
       time: Date.now(),
+      t: performance.timeOrigin + performance.now(),
       method: req.method,
       path: url.pathname,
       query: url.search,
@@ -521,8 +599,17 @@ export function createMock(opts = {}) {
     if (path.startsWith('/v1/')) path = path.slice(3);
     else if (path === '/v1') path = '/';
 
-    const faults = parseFaults(body && typeof body === 'object' ? body.model : undefined, req.headers['x-mock-fault']);
+    const bodyModel = body && typeof body === 'object' ? body.model : undefined;
+    const faults = parseFaults(bodyModel, req.headers['x-mock-fault']);
     const ctx = res.__ctx;
+    if (faults.firstStatus !== undefined) {
+      // counted when the request arrives (before any delay), so the order of arrival decides
+      const k = firstFaultKey(typeof bodyModel === 'string' ? bodyModel : undefined, req.headers['x-mock-fault']);
+      const n = (firstCounts.get(k) || 0) + 1;
+      firstCounts.set(k, n);
+      entry.fault_seq = n;
+      if (n <= faults.firstN) faults.status = faults.firstStatus;
+    }
 
     if (faults.hang) return; // never answer
     if (faults.firstByteMs) {
@@ -531,8 +618,10 @@ export function createMock(opts = {}) {
     }
     if (faults.status) {
       const mk = STATUS_ERRORS[faults.status] || (() => errorBody(`Injected status ${faults.status}.`, faults.status >= 500 ? 'server_error' : 'invalid_request_error'));
-      return sendError(res, faults.status, mk());
+      return sendError(res, faults.status, mk(), faults);
     }
+    if (faults.context) return sendError(res, 400, contextLengthError(), faults);
+    if (faults.contentFilter) return sendError(res, 400, contentFilterError(), faults);
     if (faults.okError) {
       return send(res, 200, errorBody('The server had an error while processing your request. Sorry about that!', 'server_error', null, null));
     }

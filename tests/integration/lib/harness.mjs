@@ -166,6 +166,10 @@ export async function startMock({ key = MOCK_KEY, args = [] } = {}) {
     clearRequests: () => j('DELETE', '/__requests'),
     stats: () => j('GET', '/__stats'),
     resetStats: () => j('DELETE', '/__stats'),
+    /** counters of the fault-<status>-first-<n> faults: { first: { key: seen } } */
+    faults: () => j('GET', '/__faults'),
+    /** reset those counters (the next request with such a fault fails again) */
+    resetFaults: () => j('DELETE', '/__faults'),
     stop: () => stopProcess(child),
   };
 }
@@ -643,4 +647,37 @@ export function useGateway(gatewayOptions = {}) {
 /** Wait for the access-log record of a request id. */
 export function accessLogFor(gw, requestId, timeoutMs = 3000) {
   return gw.waitForLog((l) => l.request_id === requestId, timeoutMs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// small helpers (routing suites)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * POST a JSON body with fetch and read the whole answer.
+ * Resolves { status, headers (a Headers object), text, json (null when not JSON), ms }.
+ */
+export async function postJSON(url, body, { headers = {}, timeoutMs = 20000 } = {}) {
+  const t0 = Date.now();
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}`, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, headers: r.headers, text, json, ms: Date.now() - t0 };
+}
+
+/** Sum of the samples of Prometheus metric `name` whose labels include all of `labels`; null when none. */
+export function metricValue(text, name, labels = {}) {
+  let sum = null;
+  for (const line of String(text).split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const ok = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
+    if (ok) sum = (sum ?? 0) + Number(line.trim().split(/\s+/).pop());
+  }
+  return sum;
 }
