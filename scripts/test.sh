@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite (`make test`, and so CI): builds with gcc, runs the C unit tests and the
 # integration tests (official openai SDK, mock providers on loopback); builds the SDK's examples
-# out of tree against the installed SDK; rebuilds with clang + AddressSanitizer + UBSan and runs the
+# out of tree against the installed SDK; checks the plugin ABI against its baseline (abidiff); rebuilds with clang + AddressSanitizer + UBSan and runs the
 # unit and integration tests again; builds the libFuzzer targets and runs each briefly.
 # Prints "total: N passed, N failed" at the end and exits non-zero on any failure.
 set -uo pipefail
@@ -88,6 +88,12 @@ if cmake --install build --prefix "$ROOT/build-sdk/prefix" >"$LOGDIR/sdk-install
 else
   tail -20 "$LOGDIR/sdk-install.log"; failed=$((failed + 1)); fail_stage sdk-install
 fi
+
+note "plugin ABI guard (scripts/abi_check.sh against sdk/abi/, and its self-test)"
+if scripts/abi_check.sh >"$LOGDIR/abi-check.log" 2>&1; then passed=$((passed + 1)); cat "$LOGDIR/abi-check.log"
+else failed=$((failed + 1)); fail_stage abi-check; head -60 "$LOGDIR/abi-check.log"; fi
+tests/abi/abi_guard_test.sh >"$LOGDIR/abi-guard-test.log" 2>&1 || { fail_stage abi-guard-test; grep -A12 '^FAIL' "$LOGDIR/abi-guard-test.log" | head -60; }
+count_unit "$LOGDIR/abi-guard-test.log"; tail -1 "$LOGDIR/abi-guard-test.log"
 
 note "integration tests (gcc build, official openai SDK)"
 integration "$ROOT/build/aigw" "$ROOT/build/plugins" gcc || fail_stage integration-gcc
