@@ -95,6 +95,12 @@ else failed=$((failed + 1)); fail_stage abi-check; head -60 "$LOGDIR/abi-check.l
 tests/abi/abi_guard_test.sh >"$LOGDIR/abi-guard-test.log" 2>&1 || { fail_stage abi-guard-test; grep -A12 '^FAIL' "$LOGDIR/abi-guard-test.log" | head -60; }
 count_unit "$LOGDIR/abi-guard-test.log"; tail -1 "$LOGDIR/abi-guard-test.log"
 
+note "bundled plugins build against the public SDK only (scripts/sdk_only_check.sh, and its self-test)"
+if scripts/sdk_only_check.sh >"$LOGDIR/sdk-only.log" 2>&1; then passed=$((passed + 1)); tail -1 "$LOGDIR/sdk-only.log"
+else failed=$((failed + 1)); fail_stage sdk-only; head -40 "$LOGDIR/sdk-only.log"; fi
+tests/abi/sdk_only_test.sh >"$LOGDIR/sdk-only-test.log" 2>&1 || { fail_stage sdk-only-test; cat "$LOGDIR/sdk-only-test.log"; }
+count_unit "$LOGDIR/sdk-only-test.log"; tail -1 "$LOGDIR/sdk-only-test.log"
+
 note "integration tests (gcc build, official openai SDK)"
 integration "$ROOT/build/aigw" "$ROOT/build/plugins" gcc || fail_stage integration-gcc
 
