@@ -125,6 +125,11 @@ static void on_admin(struct evhttp_request *req, void *arg) {
     reply_json(req, 200, &w);
     return;
   }
+  if (!strcmp(path, "/targets")) {
+    balance_admin_json(&w, g);
+    reply_json(req, 200, &w);
+    return;
+  }
   if (!strcmp(path, "/routes")) {
     jw_arr_begin(&w);
     for (size_t k = 0; k < g->nroutes; k++) {
@@ -137,7 +142,8 @@ static void on_admin(struct evhttp_request *req, void *arg) {
       jw_arr_begin(&w);
       for (size_t t = 0; t < rt->ntargets; t++) {
         jw_obj_begin(&w);
-        jw_kcstr(&w, "provider", rt->targets[t].provider->name);
+        jw_kcstr(&w, "name", rt->targets[t].name);
+        jw_kcstr(&w, "provider", rt->targets[t].provider ? rt->targets[t].provider->name : NULL);
         jw_kcstr(&w, "model", rt->targets[t].model);
         jw_obj_end(&w);
       }

@@ -992,10 +992,195 @@ static void load_match(ld *L, cfg_route *r, const cJSON *m, const char *path)
     }
 }
 
+static const char *const strategy_names[] = {"priority", "weighted", "round_robin", "least_inflight",
+                                              "latency", "cost", "hash"};
+
+static int parse_strategy(ld *L, const cJSON *obj, const char *path, int *out)
+{
+    const char *s = get_str(L, obj, "strategy", path, 0, 0);
+    if (!s)
+        return 0;
+    for (size_t k = 0; k < NKEYS(strategy_names); k++)
+        if (strcmp(s, strategy_names[k]) == 0) {
+            *out = (int)k;
+            return 1;
+        }
+    char q[PMAX];
+    pkey(q, path, "strategy");
+    const char *sug = suggest(s, strategy_names, NKEYS(strategy_names));
+    ERR(L, q, "unknown strategy '%s'%s%s%s (use priority, weighted, round_robin, least_inflight, latency, cost "
+              "or hash)", s, sug ? ", did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
+    return -1;
+}
+
+static void free_target(cfg_target *t)
+{
+    free(t->model);
+    free(t->name);
+    cJSON_Delete(t->params);
+    for (size_t i = 0; i < t->nkids; i++)
+        free_target(&t->kids[i]);
+    free(t->kids);
+    balance_state_release(t->st);
+}
+
+/* Timeouts of a target: {connect_ms, first_byte_ms, idle_ms, total_ms}, each optional; applied over
+ * the route's once both are known (the mask of given ones in *given). */
+static void load_target_timeouts(ld *L, cfg_target *t, const cJSON *j, const char *path, unsigned *given)
+{
+    static const char *const tkeys[] = {"connect_ms", "first_byte_ms", "idle_ms", "total_ms"};
+    char p[PMAX];
+    *given = 0;
+    if (!j)
+        return;
+    pkey(p, path, "timeouts");
+    if (!check_obj(L, j, p, "timeouts", tkeys, NKEYS(tkeys)))
+        return;
+    if (get_u32(L, j, "connect_ms", p, 1, &t->timeouts.connect_ms) == 1)
+        *given |= 1;
+    if (get_u32(L, j, "first_byte_ms", p, 1, &t->timeouts.first_byte_ms) == 1)
+        *given |= 2;
+    if (get_u32(L, j, "idle_ms", p, 1, &t->timeouts.idle_ms) == 1)
+        *given |= 4;
+    if (get_u32(L, j, "total_ms", p, 0, &t->timeouts.total_ms) == 1)
+        *given |= 8;
+}
+
+/* Loads the targets array at path into (*out, *nout); groups recurse. Disabled providers are dropped
+ * (their names collected in dis). Returns the number of enabled leaves found. */
+static void load_target_list(ld *L, cfg_route *r, const cJSON *ts, const char *p, int depth, cfg_target **out,
+                             size_t *nout, char *dis, size_t *doff)
+{
+    static const char *const tkeys[] = {"name", "provider", "model", "weight", "priority", "params",
+                                        "timeouts", "context_window", "strategy", "targets"};
+    char q[PMAX], tp[PMAX];
+    size_t n = (size_t)cJSON_GetArraySize(ts), i = 0;
+    *out = calloc(n ? n : 1, sizeof **out);
+    *nout = 0;
+    if (!*out) {
+        ERR(L, "", "out of memory");
+        return;
+    }
+    for (const cJSON *e = ts->child; e; e = e->next, i++) {
+        pidx(q, p, i);
+        if (!check_obj(L, e, q, "target", tkeys, NKEYS(tkeys)))
+            continue;
+        const cJSON *kids = cJSON_GetObjectItemCaseSensitive(e, "targets");
+        const char *prov = NULL;
+        cfg_provider *pv = NULL;
+        if (kids) {
+            if (cJSON_GetObjectItemCaseSensitive(e, "provider") || cJSON_GetObjectItemCaseSensitive(e, "model")) {
+                ERR(L, q, "a target is either a provider (\"provider\", \"model\") or a group (\"targets\"), not both");
+                continue;
+            }
+            pkey(tp, q, "targets");
+            if (!cJSON_IsArray(kids) || cJSON_GetArraySize(kids) == 0) {
+                ERR(L, tp, "a group's targets must be a non-empty array, got %s",
+                    cJSON_IsArray(kids) ? "an empty array" : jtype(kids));
+                continue;
+            }
+            if (depth >= 4) {
+                ERR(L, tp, "groups nest at most 4 deep");
+                continue;
+            }
+            if (!get_str(L, e, "name", q, 1, 0))
+                continue;
+        } else {
+            prov = get_str(L, e, "provider", q, 1, 0);
+            if (!prov)
+                continue;
+            pv = find_provider(L->g, prov);
+            if (!pv) {
+                const char *names[64];
+                size_t nn = 0;
+                for (size_t k = 0; k < L->g->nproviders && nn < 64; k++)
+                    if (L->g->providers[k].name)
+                        names[nn++] = L->g->providers[k].name;
+                const char *sug = suggest(prov, names, nn);
+                pkey(tp, q, "provider");
+                if (sug)
+                    ERR(L, tp, "unknown provider '%s', did you mean '%s'?", prov, sug);
+                else
+                    ERR(L, tp, "unknown provider '%s': declare it under /providers", prov);
+                continue;
+            }
+            if (!pv->enabled) {
+                if (*doff < 512 && !strstr(dis, prov)) {
+                    const char *envn = "";
+                    const cJSON *pj = cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(L->g->root, "providers"), prov);
+                    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(pj, "enabled_if_env");
+                    if (cJSON_IsString(ev))
+                        envn = ev->valuestring;
+                    *doff += (size_t)snprintf(dis + *doff, 512 - *doff, "%s'%s' (%s is not set)",
+                                              *doff ? ", " : "", prov, envn);
+                }
+                continue;
+            }
+        }
+        cfg_target *t = &(*out)[(*nout)++];
+        t->provider = pv;
+        t->model = xstrdup(L, get_str(L, e, "model", q, 0, 0));
+        t->weight = 1;
+        get_u32(L, e, "weight", q, 0, &t->weight);
+        double pr = 0;
+        if (get_int(L, e, "priority", q, -1000000, 1000000, &pr) == 1)
+            t->priority = (int32_t)pr;
+        uint32_t cw = 0;
+        if (get_u32(L, e, "context_window", q, 1, &cw) == 1)
+            t->context_window = cw;
+        t->price = -1;
+        const cJSON *pa = cJSON_GetObjectItemCaseSensitive(e, "params");
+        if (pa) {
+            pkey(tp, q, "params");
+            if (!cJSON_IsObject(pa)) {
+                ERR(L, tp, "must be an object of request members to set (e.g. {\"max_tokens\": 4096}), got %s",
+                    jtype(pa));
+            } else {
+                for (const cJSON *m = pa->child; m; m = m->next)
+                    if (!strcmp(m->string, "model") || !strcmp(m->string, "stream")) {
+                        char mp[PMAX];
+                        pkey(mp, tp, m->string);
+                        ERR(L, mp, "'%s' cannot be set through params (use the target's \"model\"; streaming "
+                                   "is the client's choice)", m->string);
+                    }
+                t->params = cJSON_Duplicate(pa, 1);
+            }
+        }
+        unsigned given = 0;
+        load_target_timeouts(L, t, cJSON_GetObjectItemCaseSensitive(e, "timeouts"), q, &given);
+        t->strategy = (int)given; /* kept here until the route's timeouts are known (see finish_targets) */
+        const char *nm = get_str(L, e, "name", q, 0, 0);
+        if (nm) {
+            t->name = xstrdup(L, nm);
+        } else {
+            char buf[512];
+            snprintf(buf, sizeof buf, "%s%s%s", prov, t->model ? "/" : "", t->model ? t->model : "");
+            t->name = xstrdup(L, buf);
+        }
+        t->st = balance_state_new();
+        if (!t->st)
+            ERR(L, "", "out of memory");
+        if (kids) {
+            int strat = STRAT_PRIORITY;
+            parse_strategy(L, e, q, &strat);
+            load_target_list(L, r, kids, tp, depth + 1, &t->kids, &t->nkids, dis, doff);
+            t->strategy = strat | (int)(given << 8);
+            if (t->nkids == 0)
+                (*nout)--, free_target(t), memset(t, 0, sizeof *t);
+        } else if (r->nleaves >= CFG_MAX_LEAVES) {
+            ERR(L, q, "a route has at most %d provider targets", CFG_MAX_LEAVES);
+        } else {
+            t->leaf = (uint32_t)r->nleaves;
+            t->mask = 1ull << t->leaf;
+            r->leaves[r->nleaves++] = t;
+        }
+    }
+}
+
 static void load_targets(ld *L, cfg_route *r, const cJSON *ts, const char *path)
 {
-    static const char *const tkeys[] = {"provider", "model"};
-    char p[PMAX], q[PMAX];
+    char p[PMAX];
     if (!ts) {
         ERR(L, path, "missing required key 'targets' (e.g. [{\"provider\": \"openai\"}])");
         return;
@@ -1006,59 +1191,407 @@ static void load_targets(ld *L, cfg_route *r, const cJSON *ts, const char *path)
             cJSON_IsArray(ts) ? "an empty array" : jtype(ts));
         return;
     }
-    size_t n = (size_t)cJSON_GetArraySize(ts), i = 0, nerr = L->errs->count;
-    r->targets = calloc(n, sizeof *r->targets);
-    if (!r->targets) {
-        ERR(L, "", "out of memory");
-        return;
-    }
+    size_t nerr = L->errs->count, doff = 0;
     char dis[512];
-    size_t doff = 0;
     dis[0] = '\0';
-    for (const cJSON *e = ts->child; e; e = e->next, i++) {
-        pidx(q, p, i);
-        if (!check_obj(L, e, q, "target", tkeys, NKEYS(tkeys)))
-            continue;
-        const char *prov = get_str(L, e, "provider", q, 1, 0);
-        const char *model = get_str(L, e, "model", q, 0, 0);
-        if (!prov)
-            continue;
-        cfg_provider *pv = find_provider(L->g, prov);
-        if (!pv) {
-            const char *names[64];
-            size_t nn = 0;
-            for (size_t k = 0; k < L->g->nproviders && nn < 64; k++)
-                if (L->g->providers[k].name)
-                    names[nn++] = L->g->providers[k].name;
-            const char *sug = suggest(prov, names, nn);
-            char tp[PMAX];
-            pkey(tp, q, "provider");
-            if (sug)
-                ERR(L, tp, "unknown provider '%s', did you mean '%s'?", prov, sug);
-            else
-                ERR(L, tp, "unknown provider '%s': declare it under /providers", prov);
-            continue;
-        }
-        if (!pv->enabled) {
-            if (doff < sizeof dis && !strstr(dis, prov)) {
-                const char *envn = "";
-                const cJSON *pj = cJSON_GetObjectItemCaseSensitive(
-                    cJSON_GetObjectItemCaseSensitive(L->g->root, "providers"), prov);
-                const cJSON *ev = cJSON_GetObjectItemCaseSensitive(pj, "enabled_if_env");
-                if (cJSON_IsString(ev))
-                    envn = ev->valuestring;
-                doff += (size_t)snprintf(dis + doff, sizeof dis - doff, "%s'%s' (%s is not set)",
-                                         doff ? ", " : "", prov, envn);
-            }
-            continue;
-        }
-        cfg_target *t = &r->targets[r->ntargets++];
-        t->provider = pv;
-        t->model = xstrdup(L, model);
-    }
-    if (r->ntargets == 0 && L->errs->count == nerr)
+    load_target_list(L, r, ts, p, 0, &r->targets, &r->ntargets, dis, &doff);
+    if (r->nleaves == 0 && L->errs->count == nerr)
         ERR(L, p, "route '%s' has no enabled target: disabled provider%s %s", r->name ? r->name : "?",
             strchr(dis, ',') ? "s" : "", dis);
+}
+
+/* After the route's timeouts: each target's effective timeouts, group masks, unique names. */
+static void finish_target_list(ld *L, cfg_route *r, cfg_target *ts, size_t n, const cfg_timeouts *base,
+                               const char *path)
+{
+    for (size_t i = 0; i < n; i++) {
+        cfg_target *t = &ts[i];
+        unsigned given = t->provider ? (unsigned)t->strategy : (unsigned)t->strategy >> 8;
+        if (!t->provider)
+            t->strategy &= 0xff;
+        else
+            t->strategy = 0;
+        cfg_timeouts own = t->timeouts;
+        t->timeouts = *base;
+        if (given & 1)
+            t->timeouts.connect_ms = own.connect_ms;
+        if (given & 2)
+            t->timeouts.first_byte_ms = own.first_byte_ms;
+        if (given & 4)
+            t->timeouts.idle_ms = own.idle_ms;
+        if (given & 8)
+            t->timeouts.total_ms = own.total_ms;
+        if (!t->provider) {
+            finish_target_list(L, r, t->kids, t->nkids, &t->timeouts, path);
+            t->mask = 0;
+            for (size_t k = 0; k < t->nkids; k++)
+                t->mask |= t->kids[k].mask;
+        }
+    }
+}
+
+static int json_target_disabled(ld *L, const cJSON *ts, const char *name)
+{
+    for (const cJSON *e = cJSON_IsArray(ts) ? ts->child : NULL; e; e = e->next) {
+        const cJSON *kids = cJSON_GetObjectItemCaseSensitive(e, "targets");
+        if (kids) {
+            if (json_target_disabled(L, kids, name))
+                return 1;
+            continue;
+        }
+        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(e, "provider");
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(e, "model");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+        if (!cJSON_IsString(pv) || !is_disabled(L, pv->valuestring))
+            continue;
+        char buf[512];
+        if (cJSON_IsString(nm))
+            snprintf(buf, sizeof buf, "%s", nm->valuestring);
+        else
+            snprintf(buf, sizeof buf, "%s%s%s", pv->valuestring, cJSON_IsString(md) ? "/" : "",
+                     cJSON_IsString(md) ? md->valuestring : "");
+        if (strcmp(buf, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* name is a target of route r whose provider is disabled (enabled_if_env): not an error. */
+static int target_disabled(ld *L, const cfg_route *r, const char *name)
+{
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(L->g->root, "routes");
+    const cJSON *rj = cJSON_GetArrayItem(rs, (int)r->route_index);
+    return json_target_disabled(L, cJSON_GetObjectItemCaseSensitive(rj, "targets"), name);
+}
+
+static cfg_target *route_target(cfg_target *ts, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i].name && strcmp(ts[i].name, name) == 0)
+            return &ts[i];
+        if (!ts[i].provider) {
+            cfg_target *k = route_target(ts[i].kids, ts[i].nkids, name);
+            if (k)
+                return k;
+        }
+    }
+    return NULL;
+}
+
+static void collect_names(cfg_target *ts, size_t n, const char **names, size_t *nn, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i].name && *nn < cap)
+            names[(*nn)++] = ts[i].name;
+        if (!ts[i].provider)
+            collect_names(ts[i].kids, ts[i].nkids, names, nn, cap);
+    }
+}
+
+/* A list of target names at path (a JSON array of strings) into *order / *mask. Names of disabled
+ * providers' targets are ignored (they may be disabled on purpose). */
+static void load_name_list(ld *L, cfg_route *r, const cJSON *arr, const char *path, cfg_target ***order,
+                           size_t *norder, uint64_t *mask, const char *what)
+{
+    char q[PMAX];
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0) {
+        ERR(L, path, "%s must be a non-empty array of target names, got %s", what,
+            cJSON_IsArray(arr) ? "an empty array" : jtype(arr));
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+    *order = calloc(n, sizeof **order);
+    if (!*order)
+        return;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        pidx(q, path, i);
+        if (!cJSON_IsString(e)) {
+            ERR(L, q, "must be a target name (a string), got %s", jtype(e));
+            continue;
+        }
+        cfg_target *t = route_target(r->targets, r->ntargets, e->valuestring);
+        if (!t) {
+            if (target_disabled(L, r, e->valuestring))
+                continue;
+            const char *names[CFG_MAX_LEAVES * 2];
+            size_t nn = 0;
+            collect_names(r->targets, r->ntargets, names, &nn, NKEYS(names));
+            const char *sug = suggest(e->valuestring, names, nn);
+            ERR(L, q, "no target named '%s' in this route%s%s%s", e->valuestring, sug ? ", did you mean '" : "",
+                sug ? sug : "", sug ? "'?" : "");
+            continue;
+        }
+        (*order)[(*norder)++] = t;
+        *mask |= t->mask;
+    }
+}
+
+static void load_kv(ld *L, const cJSON *obj, const char *path, const char *what, int strings, cfg_kv **out,
+                    size_t *nout)
+{
+    char q[PMAX];
+    if (!cJSON_IsObject(obj)) {
+        ERR(L, path, "%s must be an object, got %s", what, jtype(obj));
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(obj);
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out)
+        return;
+    for (const cJSON *e = obj->child; e; e = e->next) {
+        pkey(q, path, e->string);
+        if (strings && !cJSON_IsString(e)) {
+            ERR(L, q, "must be a string, got %s", jtype(e));
+            continue;
+        }
+        cfg_kv *kv = &(*out)[(*nout)++];
+        kv->k = xstrdup(L, e->string);
+        kv->v = cJSON_Duplicate(e, 1);
+    }
+}
+
+static void load_routing(ld *L, cfg_route *r, const cJSON *e, const char *p)
+{
+    char q[PMAX], s[PMAX];
+    finish_target_list(L, r, r->targets, r->ntargets, &r->timeouts, p);
+    /* unique names */
+    {
+        const char *names[CFG_MAX_LEAVES * 2];
+        size_t nn = 0;
+        collect_names(r->targets, r->ntargets, names, &nn, NKEYS(names));
+        for (size_t i = 0; i < nn; i++)
+            for (size_t k = 0; k < i; k++)
+                if (strcmp(names[i], names[k]) == 0) {
+                    pkey(q, p, "targets");
+                    ERR(L, q, "two targets are named '%s'; give each a unique \"name\" (names appear in "
+                              "headers, logs, metrics, rules and aliases)", names[i]);
+                    k = i;
+                }
+    }
+    r->rstate = balance_state_new();
+    parse_strategy(L, e, p, &r->strategy);
+    const char *hk = get_str(L, e, "hash_key", p, 0, 0);
+    if (hk) {
+        pkey(q, p, "hash_key");
+        if (!strncmp(hk, "header:", 7) && hk[7])
+            r->hash_kind = 1, r->hash_name = xstrdup(L, hk + 7);
+        else if (!strncmp(hk, "metadata:", 9) && hk[9])
+            r->hash_kind = 2, r->hash_name = xstrdup(L, hk + 9);
+        else if (!strncmp(hk, "body:", 5) && hk[5])
+            r->hash_kind = 3, r->hash_name = xstrdup(L, hk + 5);
+        else if (!strcmp(hk, "consumer"))
+            r->hash_kind = 4;
+        else
+            ERR(L, q, "unknown hash key '%s' (use \"header:<name>\", \"metadata:<key>\", \"body:<member>\" or "
+                      "\"consumer\")", hk);
+        if (r->strategy != STRAT_HASH)
+            ERR(L, q, "hash_key is only used with \"strategy\": \"hash\"");
+    } else if (r->strategy == STRAT_HASH) {
+        ERR(L, p, "\"strategy\": \"hash\" needs a \"hash_key\" (e.g. \"header:x-user-id\")");
+    }
+    /* aliases */
+    const cJSON *al = cJSON_GetObjectItemCaseSensitive(e, "aliases");
+    if (al) {
+        pkey(q, p, "aliases");
+        if (!cJSON_IsObject(al)) {
+            ERR(L, q, "must be an object: model name -> list of target names, got %s", jtype(al));
+        } else {
+            size_t n = (size_t)cJSON_GetArraySize(al);
+            r->aliases = calloc(n ? n : 1, sizeof *r->aliases);
+            for (const cJSON *a = al->child; a && r->aliases; a = a->next) {
+                cfg_alias *x = &r->aliases[r->naliases++];
+                x->name = xstrdup(L, a->string);
+                pkey(s, q, a->string);
+                load_name_list(L, r, a, s, &x->order, &x->norder, &x->mask, "an alias");
+            }
+        }
+    }
+    /* rules */
+    const cJSON *rl = cJSON_GetObjectItemCaseSensitive(e, "rules");
+    if (rl) {
+        pkey(q, p, "rules");
+        if (!cJSON_IsArray(rl)) {
+            ERR(L, q, "must be an array of {\"when\": {...}, \"targets\": [names]}, got %s", jtype(rl));
+        } else {
+            size_t n = (size_t)cJSON_GetArraySize(rl), i = 0;
+            r->rules = calloc(n ? n : 1, sizeof *r->rules);
+            static const char *const rk[] = {"when", "targets"};
+            static const char *const wk[] = {"header", "metadata", "model", "param", "consumer", "min_prompt_tokens",
+                                             "max_prompt_tokens"};
+            for (const cJSON *x = rl->child; x && r->rules; x = x->next, i++) {
+                pidx(s, q, i);
+                if (!check_obj(L, x, s, "rule", rk, NKEYS(rk)))
+                    continue;
+                cfg_rule *ru = &r->rules[r->nrules++];
+                char w[PMAX], t[PMAX];
+                pkey(w, s, "when");
+                pkey(t, s, "targets");
+                const cJSON *when = cJSON_GetObjectItemCaseSensitive(x, "when");
+                if (!when) {
+                    ERR(L, s, "missing required key 'when'");
+                } else if (check_obj(L, when, w, "when", wk, NKEYS(wk))) {
+                    char k[PMAX];
+                    const cJSON *h = cJSON_GetObjectItemCaseSensitive(when, "header");
+                    if (h)
+                        pkey(k, w, "header"), load_kv(L, h, k, "header", 1, &ru->headers, &ru->nheaders);
+                    h = cJSON_GetObjectItemCaseSensitive(when, "metadata");
+                    if (h)
+                        pkey(k, w, "metadata"), load_kv(L, h, k, "metadata", 1, &ru->meta, &ru->nmeta);
+                    h = cJSON_GetObjectItemCaseSensitive(when, "param");
+                    if (h)
+                        pkey(k, w, "param"), load_kv(L, h, k, "param", 0, &ru->params, &ru->nparams);
+                    ru->model = xstrdup(L, get_str(L, when, "model", w, 0, 0));
+                    ru->consumer = xstrdup(L, get_str(L, when, "consumer", w, 0, 0));
+                    uint32_t v = 0;
+                    if (get_u32(L, when, "min_prompt_tokens", w, 1, &v) == 1)
+                        ru->min_tokens = v, r->need_estimate = 1;
+                    v = 0;
+                    if (get_u32(L, when, "max_prompt_tokens", w, 1, &v) == 1)
+                        ru->max_tokens = v, r->need_estimate = 1;
+                }
+                const cJSON *tl = cJSON_GetObjectItemCaseSensitive(x, "targets");
+                if (!tl)
+                    ERR(L, s, "missing required key 'targets' (the names of the targets this rule routes to)");
+                else
+                    load_name_list(L, r, tl, t, &ru->order, &ru->norder, &ru->mask, "a rule's targets");
+            }
+        }
+    }
+    /* retry */
+    cfg_retry *rp = &r->retry;
+    rp->per_target = 1;
+    rp->backoff_ms = 100;
+    rp->max_backoff_ms = 5000;
+    rp->max_retry_after_ms = 30000;
+    rp->on_timeout = rp->on_connect = rp->on_malformed = 1;
+    rp->status_on[(429 - 400) / 8] |= (uint8_t)(1u << ((429 - 400) % 8));
+    for (int st = 500; st < 600; st++)
+        rp->status_on[(st - 400) / 8] |= (uint8_t)(1u << ((st - 400) % 8));
+    const cJSON *rj = cJSON_GetObjectItemCaseSensitive(e, "retry");
+    if (rj) {
+        static const char *const rk[] = {"attempts", "per_target", "backoff_ms", "max_backoff_ms", "on",
+                                         "max_retry_after_ms", "deadline_ms"};
+        pkey(q, p, "retry");
+        if (check_obj(L, rj, q, "retry", rk, NKEYS(rk))) {
+            double v;
+            if (get_int(L, rj, "attempts", q, 1, 20, &v) == 1)
+                rp->attempts = (uint32_t)v;
+            if (get_int(L, rj, "per_target", q, 1, 20, &v) == 1)
+                rp->per_target = (uint32_t)v;
+            get_u32(L, rj, "backoff_ms", q, 0, &rp->backoff_ms);
+            get_u32(L, rj, "max_backoff_ms", q, 0, &rp->max_backoff_ms);
+            get_u32(L, rj, "max_retry_after_ms", q, 0, &rp->max_retry_after_ms);
+            get_u32(L, rj, "deadline_ms", q, 1, &rp->deadline_ms);
+            const cJSON *on = cJSON_GetObjectItemCaseSensitive(rj, "on");
+            if (on) {
+                pkey(s, q, "on");
+                if (!cJSON_IsArray(on)) {
+                    ERR(L, s, "must be an array such as [\"429\", \"5xx\", \"timeout\", \"connect\", \"malformed\"], "
+                              "got %s", jtype(on));
+                } else {
+                    memset(rp->status_on, 0, sizeof rp->status_on);
+                    rp->on_timeout = rp->on_connect = rp->on_malformed = 0;
+                    size_t i = 0;
+                    for (const cJSON *x = on->child; x; x = x->next, i++) {
+                        char xp[PMAX];
+                        pidx(xp, s, i);
+                        const char *v2 = cJSON_IsString(x) ? x->valuestring : NULL;
+                        char nb[16];
+                        if (cJSON_IsNumber(x)) {
+                            snprintf(nb, sizeof nb, "%d", x->valueint);
+                            v2 = nb;
+                        }
+                        if (!v2) {
+                            ERR(L, xp, "must be a string, got %s", jtype(x));
+                        } else if (!strcmp(v2, "timeout")) {
+                            rp->on_timeout = 1;
+                        } else if (!strcmp(v2, "connect")) {
+                            rp->on_connect = 1;
+                        } else if (!strcmp(v2, "malformed")) {
+                            rp->on_malformed = 1;
+                        } else if ((v2[0] == '4' || v2[0] == '5') && !strcmp(v2 + 1, "xx")) {
+                            for (int st = (v2[0] - '0') * 100; st < (v2[0] - '0') * 100 + 100; st++)
+                                rp->status_on[(st - 400) / 8] |= (uint8_t)(1u << ((st - 400) % 8));
+                        } else if (strlen(v2) == 3 && isdigit((unsigned char)v2[0]) && isdigit((unsigned char)v2[1]) &&
+                                   isdigit((unsigned char)v2[2]) && atoi(v2) >= 400 && atoi(v2) < 600) {
+                            int st = atoi(v2);
+                            rp->status_on[(st - 400) / 8] |= (uint8_t)(1u << ((st - 400) % 8));
+                        } else {
+                            ERR(L, xp, "unknown failure '%s' (use a status 400-599 such as \"429\", \"4xx\", "
+                                       "\"5xx\", \"timeout\", \"connect\" or \"malformed\")", v2);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    /* fallback */
+    const cJSON *fb = cJSON_GetObjectItemCaseSensitive(e, "fallback");
+    if (fb) {
+        static const char *const fk[] = {"context_window", "content_policy"};
+        pkey(q, p, "fallback");
+        if (check_obj(L, fb, q, "fallback", fk, NKEYS(fk))) {
+            const char *cw = get_str(L, fb, "context_window", q, 0, 0);
+            if (cw) {
+                rp->fb_context = route_target(r->targets, r->ntargets, cw);
+                if (!rp->fb_context && !target_disabled(L, r, cw)) {
+                    pkey(s, q, "context_window");
+                    ERR(L, s, "no target named '%s' in this route", cw);
+                }
+                r->need_estimate = 1;
+            }
+            int b = 0;
+            if (get_bool(L, fb, "content_policy", q, &b) == 1)
+                rp->fb_content_policy = (unsigned)b;
+        }
+    }
+    /* breaker */
+    cfg_breaker *br = &r->breaker;
+    br->failure_rate = 0.5;
+    br->min_requests = 10;
+    br->window_ms = 30000;
+    br->cooldown_ms = 15000;
+    br->probes = 1;
+    const cJSON *bj = cJSON_GetObjectItemCaseSensitive(e, "breaker");
+    if (bj) {
+        static const char *const bk[] = {"enabled", "failure_rate", "min_requests", "window_ms", "cooldown_ms",
+                                         "probes"};
+        pkey(q, p, "breaker");
+        if (check_obj(L, bj, q, "breaker", bk, NKEYS(bk))) {
+            br->enabled = 1;
+            get_bool(L, bj, "enabled", q, &br->enabled);
+            const cJSON *fr = cJSON_GetObjectItemCaseSensitive(bj, "failure_rate");
+            if (fr) {
+                pkey(s, q, "failure_rate");
+                if (!cJSON_IsNumber(fr) || !(fr->valuedouble > 0) || fr->valuedouble > 1)
+                    ERR(L, s, "must be a number in (0, 1], e.g. 0.5, got %s", jtype(fr));
+                else
+                    br->failure_rate = fr->valuedouble;
+            }
+            get_u32(L, bj, "min_requests", q, 1, &br->min_requests);
+            get_u32(L, bj, "window_ms", q, 10, &br->window_ms);
+            get_u32(L, bj, "cooldown_ms", q, 1, &br->cooldown_ms);
+            get_u32(L, bj, "probes", q, 1, &br->probes);
+        }
+    }
+}
+
+/* After the catalog: each leaf's context window (unless given) and price. */
+static void route_catalog(cfg_gen *g)
+{
+    for (size_t i = 0; i < g->nroutes; i++) {
+        cfg_route *r = &g->routes[i];
+        for (size_t k = 0; k < r->nleaves; k++) {
+            cfg_target *t = r->leaves[k];
+            const cat_model *m = t->model ? catalog_find(g->catalog, t->model, strlen(t->model)) : NULL;
+            if (!m)
+                continue;
+            if (!t->context_window)
+                t->context_window = m->context_window;
+            if (cat_model_priced(m))
+                t->price = m->base.input + m->base.output;
+        }
+    }
 }
 
 static void load_timeouts(ld *L, cfg_route *r, const cJSON *t, const char *path)
@@ -1151,7 +1684,9 @@ static size_t count_plugin_entries(const cJSON *root)
 
 static void load_routes(ld *L, const cJSON *root)
 {
-    static const char *const rkeys[] = {"name", "match", "api", "targets", "timeouts", "plugins"};
+    static const char *const rkeys[] = {"name",    "match",   "api",   "targets",  "timeouts", "plugins",
+                                        "strategy", "hash_key", "aliases", "rules", "retry",    "fallback",
+                                        "breaker"};
     cfg_gen *g = L->g;
     char p[PMAX], q[PMAX];
 
@@ -1227,6 +1762,7 @@ static void load_routes(ld *L, const cJSON *root)
         }
         load_targets(L, r, cJSON_GetObjectItemCaseSensitive(e, "targets"), p);
         load_timeouts(L, r, cJSON_GetObjectItemCaseSensitive(e, "timeouts"), p);
+        load_routing(L, r, e, p);
 
         const cJSON *rp = cJSON_GetObjectItemCaseSensitive(e, "plugins");
         pentry *own = NULL;
@@ -1794,6 +2330,8 @@ cfg_gen *cfg_load_text(const char *text, size_t len, const char *base_dir, cfg_e
             load_routes(&L, root);
         }
         load_catalog(&L, root, base_dir);
+        if (L.g->catalog)
+            route_catalog(L.g);
     }
     free(L.disabled);
 
@@ -1863,8 +2401,31 @@ void cfg_free(cfg_gen *g)
         }
         free(r->headers);
         for (size_t k = 0; k < r->ntargets; k++)
-            free(r->targets[k].model);
+            free_target(&r->targets[k]);
         free(r->targets);
+        balance_state_release(r->rstate);
+        free(r->hash_name);
+        for (size_t k = 0; k < r->naliases; k++) {
+            free(r->aliases[k].name);
+            free(r->aliases[k].order);
+        }
+        free(r->aliases);
+        for (size_t k = 0; k < r->nrules; k++) {
+            cfg_rule *ru = &r->rules[k];
+            cfg_kv *lists[] = {ru->headers, ru->meta, ru->params};
+            size_t ns[] = {ru->nheaders, ru->nmeta, ru->nparams};
+            for (int l = 0; l < 3; l++) {
+                for (size_t j = 0; j < ns[l]; j++) {
+                    free(lists[l][j].k);
+                    cJSON_Delete(lists[l][j].v);
+                }
+                free(lists[l]);
+            }
+            free(ru->model);
+            free(ru->consumer);
+            free(ru->order);
+        }
+        free(r->rules);
         free(r->plugins); /* one block with the per-route records */
     }
     free(g->routes);

@@ -46,9 +46,37 @@ typedef struct cfg_provider {
   int force_libcurl;   /* "http_client": "libcurl" (default "auto") */
 } cfg_provider;
 
+typedef struct cfg_timeouts {
+  uint32_t connect_ms;     /* default 10000 */
+  uint32_t first_byte_ms;  /* from request sent to the first response byte; default 120000 */
+  uint32_t idle_ms;        /* max gap between upstream reads once started; default 60000 */
+  uint32_t total_ms;       /* whole upstream exchange; 0 = none (streams may run long) */
+} cfg_timeouts;
+
+/* Routing strategies (docs/routing.md). */
+enum { STRAT_PRIORITY = 0, STRAT_WEIGHTED, STRAT_RR, STRAT_LEAST, STRAT_LATENCY, STRAT_COST, STRAT_HASH };
+
+#define CFG_MAX_LEAVES 64 /* provider targets per route (groups flattened): plans use a 64-bit mask */
+
+struct tstate; /* balance.c: a target's shared runtime state (breaker, in-flight, latency) */
+
+/* A target: a provider (+ model) or a group of targets. Everything owned by the generation. */
 typedef struct cfg_target {
-  cfg_provider *provider; /* borrowed from the generation */
+  cfg_provider *provider; /* borrowed from the generation; NULL for a group */
   char *model;            /* override, NULL = the client's model */
+  char *name;             /* unique in the route */
+  uint32_t weight;        /* default 1 */
+  int32_t priority;       /* lower first; default 0 */
+  struct cJSON *params;   /* object of members set on the upstream request, or NULL (owned) */
+  cfg_timeouts timeouts;  /* effective: the route's with this target's overrides */
+  uint64_t context_window;/* tokens, 0 = unknown (config, else the catalog) */
+  double price;           /* input + output USD per million tokens; < 0 unknown */
+  int strategy;           /* groups: STRAT_* */
+  struct cfg_target *kids; size_t nkids; /* group members (owned) */
+  uint64_t mask;          /* leaves of this target (bit = leaf index) */
+  uint32_t leaf;          /* leaf index (provider targets) */
+  struct tstate *st;      /* runtime state (breaker, in-flight, latency), never NULL; refcounted,
+                           * shared with the previous generation's same-named target on reload */
 } cfg_target;
 
 typedef struct cfg_header_match {
@@ -58,12 +86,49 @@ typedef struct cfg_header_match {
 enum { CFG_M_GET = 1, CFG_M_POST = 2, CFG_M_PUT = 4, CFG_M_DELETE = 8, CFG_M_PATCH = 16,
        CFG_M_HEAD = 32, CFG_M_OPTIONS = 64, CFG_M_ANY = 127 };
 
-typedef struct cfg_timeouts {
-  uint32_t connect_ms;     /* default 10000 */
-  uint32_t first_byte_ms;  /* from request sent to the first response byte; default 120000 */
-  uint32_t idle_ms;        /* max gap between upstream reads once started; default 60000 */
-  uint32_t total_ms;       /* whole upstream exchange; 0 = none (streams may run long) */
-} cfg_timeouts;
+/* Retry and fallback policy of a route. */
+typedef struct cfg_retry {
+  uint32_t attempts;        /* whole budget per request; 0 = the plan's length */
+  uint32_t per_target;      /* attempts on one target before falling back; default 1 */
+  uint32_t backoff_ms, max_backoff_ms; /* 100, 5000 */
+  uint32_t max_retry_after_ms;         /* 30000 */
+  uint32_t deadline_ms;     /* 0 = none */
+  uint8_t status_on[25];    /* bit (status - 400) set: that status fails over */
+  unsigned on_timeout : 1, on_connect : 1, on_malformed : 1;
+  unsigned fb_content_policy : 1;
+  struct cfg_target *fb_context; /* borrowed: the target for context-window errors, or NULL */
+} cfg_retry;
+
+typedef struct cfg_breaker {
+  int enabled;
+  double failure_rate;      /* 0.5 */
+  uint32_t min_requests;    /* 10 */
+  uint32_t window_ms;       /* 30000 */
+  uint32_t cooldown_ms;     /* 15000 */
+  uint32_t probes;          /* 1 */
+} cfg_breaker;
+
+typedef struct cfg_kv {
+  char *k;
+  struct cJSON *v; /* header/metadata rules: string; param rules: any JSON (owned) */
+} cfg_kv;
+
+typedef struct cfg_rule {
+  cfg_kv *headers; size_t nheaders;   /* value "*" = present */
+  cfg_kv *meta; size_t nmeta;
+  cfg_kv *params; size_t nparams;
+  char *model;                        /* exact, or prefix when it ends in '*' */
+  char *consumer;
+  uint64_t min_tokens, max_tokens;    /* 0 = no bound */
+  cfg_target **order; size_t norder;  /* the rule's targets, in preference order (borrowed) */
+  uint64_t mask;
+} cfg_rule;
+
+typedef struct cfg_alias {
+  char *name;
+  cfg_target **order; size_t norder;
+  uint64_t mask;
+} cfg_alias;
 
 typedef struct cfg_route {
   char *name;
@@ -75,6 +140,15 @@ typedef struct cfg_route {
   aigw_api api;
   cfg_target *targets; size_t ntargets;   /* enabled targets only, in order */
   cfg_timeouts timeouts;
+  int strategy;                            /* STRAT_* of the top level */
+  int hash_kind; char *hash_name;          /* STRAT_HASH key: 1 header, 2 metadata, 3 body member, 4 consumer */
+  cfg_target *leaves[CFG_MAX_LEAVES]; size_t nleaves; /* provider targets, flattened (borrowed) */
+  cfg_alias *aliases; size_t naliases;
+  cfg_rule *rules; size_t nrules;
+  int need_estimate;                       /* rules or context checks use the prompt estimate */
+  cfg_retry retry;
+  cfg_breaker breaker;
+  struct tstate *rstate;                   /* route-wide runtime state (round-robin counter) */
   cfg_plugin **plugins; size_t nplugins;  /* global + route plugins, sorted by priority desc, name */
   size_t route_index;
 } cfg_route;
@@ -131,6 +205,12 @@ void cfg_free(cfg_gen *g); /* destroys plugin instances; main thread */
 void cfg_errors_add(cfg_errors *errs, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cfg_errors_clear(cfg_errors *errs);
+
+/* balance.c: target runtime state, shared across reloads (main thread: new, adopt; release:
+ * whoever frees a generation). */
+struct tstate *balance_state_new(void);
+void balance_state_release(struct tstate *s);
+void balance_adopt(cfg_gen *nw, const cfg_gen *old); /* before nw becomes current */
 
 /* Finds the route for a request; NULL when none matches. path excludes the query. get_header
  * returns 0 and sets *v / *vn when the request has that header, non-zero when it has not. */

@@ -230,6 +230,25 @@ struct aigw_req {
   meta_kv *log_fields;      /* plugin log fields: key -> JSON text */
   meta_kv *member_trees;    /* body_member results (v.p holds a cJSON *), deleted at the end */
 
+  /* routing and attempts (balance.c) */
+  uint8_t plan[CFG_MAX_LEAVES]; /* leaf indices into route->leaves, in the order to try */
+  uint8_t nplan, plan_pos, plan_built, tries_here;
+  uint16_t nattempts;
+  struct attempt_rec *att;  /* arena array, att_cap entries */
+  uint16_t att_cap;
+  int att_open;             /* the current attempt has not been recorded yet */
+  int att_probe;            /* the current attempt holds a half-open breaker's probe slot */
+  int att_inflight;         /* the current attempt is counted in its target's in-flight gauge */
+  int retry_wanted;         /* failover decided inside a callback: the transfer's end retries */
+  int retry_set;            /* retry_ev pending */
+  struct event retry_ev;    /* backoff before the next attempt */
+  uint64_t t_att_start;
+  uint64_t deadline_us;     /* retry.deadline_ms as an absolute time; 0 = none */
+  uint64_t ctx_tried;       /* the context-window fallback target was used */
+  cfg_timeouts tmo;         /* the current attempt's timeouts (target's, capped by the deadline) */
+  int deadline_capped;      /* tmo was cut by the deadline */
+  int64_t est_tokens;       /* pre-flight prompt estimate; -1 = not computed */
+
   aigw_call *calls;          /* pending async calls */
   struct aigw_req *next_live, *prev_live; /* worker's live list */
 };
@@ -295,6 +314,7 @@ struct worker {
   size_t nconns;
   struct aigw_req *live;
   atomic_long active_requests;
+  uint64_t rng;             /* xorshift state for routing choices (this thread only) */
   atomic_long active_streams;
   int draining;
   CURL **easy_pool; size_t neasy;
@@ -382,6 +402,35 @@ void upc_abort(struct aigw_req *r);
 void upc_unpause(struct aigw_req *r);
 void upc_shutdown(worker *w);
 void upstream_easy_put(worker *w, CURL *e);
+
+/* balance.c: plans, attempts, retries, breakers (docs/routing.md) */
+enum { OUT_OK = 0, OUT_STATUS, OUT_TIMEOUT, OUT_CONNECT, OUT_MALFORMED, OUT_CONTEXT, OUT_CONTENT, OUT_STREAM };
+typedef struct attempt_rec {
+  const cfg_target *t;
+  int status;
+  int outcome;              /* OUT_* */
+  uint32_t ms;
+} attempt_rec;
+const char *balance_outcome_name(int outcome);
+/* Chooses the target of the next attempt (building the plan first), sets r->target, r->provider
+ * and r->tmo, counts the attempt. 0 ok; -1 when no target can take it (answered: 503). */
+int balance_begin_attempt(struct aigw_req *r);
+/* The current attempt failed with outcome (status: the upstream's, 0 if none; retry_after_ms:
+ * from the upstream, -1 if none). Records it. Returns 1 when another attempt was scheduled (the
+ * caller must return without answering), 0 when the caller answers with this failure. Never call
+ * it inside a libcurl callback: set r->retry_wanted and let the transfer end instead. */
+int balance_failed(struct aigw_req *r, int outcome, int status, int64_t retry_after_ms);
+/* Whether balance_failed would retry this outcome now (no side effects). */
+int balance_can_retry(struct aigw_req *r, int outcome, int status);
+void balance_close(struct aigw_req *r, int outcome, int status); /* record the attempt, no retry */
+void balance_finish(struct aigw_req *r); /* request end: records an open attempt as its final outcome */
+void balance_add_headers(struct aigw_req *r); /* x-aigw-target, x-aigw-attempts on cresp */
+/* Classifies a complete non-stream upstream answer: OUT_OK or a failure outcome. */
+int balance_classify(struct aigw_req *r, int64_t *retry_after_ms);
+struct jsonw;
+void balance_admin_json(struct jsonw *w, const cfg_gen *g); /* GET /admin/targets */
+int balance_metrics_init(void);
+size_t req_prompt_bytes(struct aigw_req *r); /* host.c: bytes of message text (text view) */
 
 /* calls.c */
 void calls_cancel_all(struct aigw_req *r);

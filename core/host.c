@@ -241,6 +241,19 @@ static int count_cb(void *ud, const char *role, cJSON *holder, cJSON *str) {
   return 0;
 }
 
+static int bytes_cb(void *ud, const char *role, cJSON *holder, cJSON *str) {
+  (void)role;
+  (void)holder;
+  *(size_t *)ud += strlen(str->valuestring);
+  return 0;
+}
+
+size_t req_prompt_bytes(aigw_req *r) {
+  size_t n = 0;
+  if (r->route) visit_texts(msg_json(r, &r->creq), r->route->api, bytes_cb, &n);
+  return n;
+}
+
 static size_t h_text_count(aigw_req *r, aigw_which which) {
   msg_t *m;
   if (!req_rd(r) || !(m = msg_of(r, which)) || !r->route) return 0;
@@ -481,6 +494,7 @@ static int h_meta_get(aigw_req *r, const char *key, aigw_str *v) {
     if (!strcmp(k, "request_id")) *v = (aigw_str){r->id, strlen(r->id)};
     else if (!strcmp(k, "route")) *v = r->route ? (aigw_str){r->route->name, strlen(r->route->name)} : (aigw_str){"", 0};
     else if (!strcmp(k, "provider")) *v = r->provider ? (aigw_str){r->provider->name, strlen(r->provider->name)} : (aigw_str){"", 0};
+    else if (!strcmp(k, "target")) *v = r->target && r->target->name ? (aigw_str){r->target->name, strlen(r->target->name)} : (aigw_str){"", 0};
     else if (!strcmp(k, "target_model")) *v = r->target && r->target->model ? (aigw_str){r->target->model, strlen(r->target->model)} : (aigw_str){"", 0};
     else if (!strcmp(k, "model")) {
       cJSON *j = msg_json(r, &r->creq);

@@ -60,9 +60,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < g->nroutes; i++) {
       const cfg_route *r = &g->routes[i];
       printf("  route %s: %s%s -> ", r->name, r->path ? r->path : r->path_prefix, r->path ? "" : "*");
-      for (size_t t = 0; t < r->ntargets; t++)
-        printf("%s%s%s%s", t ? ", " : "", r->targets[t].provider->name, r->targets[t].model ? "/" : "",
-               r->targets[t].model ? r->targets[t].model : "");
+      for (size_t t = 0; t < r->nleaves; t++)
+        printf("%s%s", t ? ", " : "", r->leaves[t]->name);
       printf("\n");
       for (size_t p = 0; p < r->nplugins; p++)
         printf("    %zu. %s (priority %d)\n", p + 1, r->plugins[p]->name, r->plugins[p]->priority);

@@ -69,6 +69,7 @@ int observe_init(void) {
   static const char *const cost[] = {"route", "provider", "model", NULL};
   m_cost = met_define(g_metrics, MET_COUNTER, "aigw_cost_usd_total", "Cost in USD from the model catalog's prices and the reported usage", cost, NULL, 0, 4000);
   m_cost_unknown = met_define(g_metrics, MET_COUNTER, "aigw_cost_unknown_total", "Requests that could not be priced (model not in the catalog, or usage unknown)", route_provider, NULL, 0, 1000);
+  if (balance_metrics_init() < 0) return -1;
   return m_requests < 0 || m_duration < 0 || m_upstream < 0 || m_ttft < 0 || m_tokens < 0 || m_streams < 0 ||
                  m_plugin_errors < 0 || m_cost < 0 || m_cost_unknown < 0
              ? -1
@@ -263,6 +264,22 @@ void observe_request(struct aigw_req *r) {
       jw_kcstr(&w, "cost_model", cost.m->name);
   } else if (cost.applies) {
     jw_kbool(&w, "cost_unknown", 1);
+  }
+  if (r->nattempts) {
+    jw_kcstr(&w, "target", r->att[r->nattempts - 1].t->name);
+    jw_key(&w, "attempts");
+    jw_arr_begin(&w);
+    for (uint16_t i = 0; i < r->nattempts; i++) {
+      const attempt_rec *a = &r->att[i];
+      jw_obj_begin(&w);
+      jw_kcstr(&w, "target", a->t->name);
+      if (a->status) jw_kint(&w, "status", a->status);
+      else jw_kcstr(&w, "status", NULL);
+      jw_kcstr(&w, "outcome", a->outcome >= 0 ? balance_outcome_name(a->outcome) : "ok");
+      jw_kint(&w, "ms", a->ms);
+      jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
   }
   jw_kcstr(&w, "error", r->error);
   for (meta_kv *m = r->meta; m; m = m->next)

@@ -99,6 +99,7 @@ static int set_error_body(struct aigw_req *r, int status, const char *type, cons
 static void send_client_response(struct aigw_req *r) {
   conn *c = r->c;
   r->phase = PH_SENDING;
+  balance_add_headers(r);
   if (c) {
     if (!r->keep_alive) c->keep_alive = 0;
     conn_write_response_head(c, r->cresp.status ? r->cresp.status : 200, &r->cresp.hdrs, 0,
@@ -202,12 +203,32 @@ static int build_upstream_request(struct aigw_req *r) {
   return 0;
 }
 
+/* The target's "params": top-level members set on the upstream request (null removes one). */
+static int apply_params(struct aigw_req *r, const cJSON *params) {
+  cJSON *j = msg_json(r, &r->ureq);
+  if (!cJSON_IsObject(j)) return 0; /* not JSON: nothing to set (the provider reports it) */
+  for (const cJSON *m = params->child; m; m = m->next) {
+    if (cJSON_IsNull(m)) {
+      cJSON_DeleteItemFromObjectCaseSensitive(j, m->string);
+      continue;
+    }
+    cJSON *v = cJSON_Duplicate(m, 1);
+    if (!v) return -1;
+    if (cJSON_GetObjectItemCaseSensitive(j, m->string)) cJSON_ReplaceItemInObjectCaseSensitive(j, m->string, v);
+    else cJSON_AddItemToObject(j, m->string, v);
+  }
+  r->ureq.dirty = 1;
+  return 0;
+}
+
 static void upstream_phase(struct aigw_req *r) {
   if (r->up_step == 0) {
-    const cfg_route *rt = r->route;
-    r->target = &rt->targets[0];
-    r->provider = r->target->provider;
     if (build_upstream_request(r) < 0) {
+      req_respond_error(r, 500, "server_error", NULL, "out of memory");
+      return;
+    }
+    if (balance_begin_attempt(r) < 0) return; /* answered */
+    if (r->target->params && apply_params(r, r->target->params) < 0) {
       req_respond_error(r, 500, "server_error", NULL, "out of memory");
       return;
     }
@@ -265,6 +286,11 @@ static void upstream_phase(struct aigw_req *r) {
 /* Non-stream upstream answer complete (or provider_reply): provider and plugin response hooks,
  * then the client response. */
 void req_upstream_response(struct aigw_req *r) {
+  if (!r->local_reply && r->att_open) {
+    int64_t ra = -1;
+    int out = balance_classify(r, &ra);
+    if (out != OUT_OK && balance_failed(r, out, r->uresp.status, ra)) return; /* the next attempt runs */
+  }
   r->phase = PH_RESPONSE;
   r->cresp.status = r->uresp.status;
   /* Pass through the provider's content type and the headers SDKs act on. */
@@ -494,6 +520,7 @@ void req_finish(struct aigw_req *r) {
     r->defer_added = 0;
   }
   upstream_abort(r);
+  balance_finish(r);
   calls_cancel_all(r); /* CANCELLED callbacks run before on_done */
   if (r->route) {
     for (size_t i = 0; i < r->hooks_reached; i++) {

@@ -107,6 +107,7 @@ int server_reload(server *s, char *msg, size_t msglen) {
   if (ng->workers != old->workers || ng->nlisten != old->nlisten)
     log_msg(AIGW_LOG_WARN, "reload: listeners and workers changes take effect at restart");
   ng->id = old->id + 1;
+  balance_adopt(ng, old); /* breakers, in-flight counts and latencies carry over by route and target name */
   atomic_store(&s->current, (uintptr_t)ng);
   retire_gen(s, old);
   gen_unref(old); /* the "current" reference */

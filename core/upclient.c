@@ -633,7 +633,7 @@ static const upc_sink px_sink = {px_build, px_header, px_body, px_done};
 /* 0 started (or failed and already answered through upstream_transfer_done), 1 not eligible. */
 int upc_start(struct aigw_req *r) {
   int head = r->route->api == AIGW_API_PASSTHROUGH && str_ieq(r->method.p, r->method.n, "HEAD", 4);
-  return upc_open(r->w, r->upstream_url, &px_sink, r, &r->upc, r->route->timeouts.connect_ms, head);
+  return upc_open(r->w, r->upstream_url, &px_sink, r, &r->upc, r->tmo.connect_ms, head);
 }
 
 void upc_abort(struct aigw_req *r) { upc_close(&r->upc); }

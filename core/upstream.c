@@ -176,6 +176,7 @@ static void stream_send_head(struct aigw_req *r) {
   atomic_fetch_add(&r->w->active_streams, 1);
   observe_stream_delta(1);
   if (!r->c) return;
+  balance_add_headers(r);
   hdr_list *h = &r->cresp.hdrs;
   r->cresp.status = r->uresp.status ? r->uresp.status : 200;
   if (!hdrs_get(h, "content-type", 12)) hdrs_add(&r->pool, h, "content-type", 12, "text/event-stream", 17);
@@ -306,6 +307,15 @@ void stream_pemit_free(struct aigw_req *r) {
 /* One client-format event: kind bookkeeping, the plugins' event hooks (reverse order), then the
  * bytes into the current write. */
 static void deliver_event(struct aigw_req *r, aigw_event *ev) {
+  if (ev->kind == AIGW_EV_ERROR && !r->head_sent && r->c && balance_can_retry(r, OUT_MALFORMED, 0)) {
+    /* the provider failed before anything reached the client: drop what this attempt produced,
+     * end the transfer, and let its end start the next attempt */
+    r->retry_wanted = OUT_MALFORMED;
+    r->stream_ended = 1;
+    if (r->chunk) evbuffer_drain(r->chunk, evbuffer_get_length(r->chunk));
+    if (!r->error) r->error = "the provider sent an error event before any content";
+    return;
+  }
   if (ev->kind == AIGW_EV_DONE) r->saw_done = 1;
   if (ev->kind == AIGW_EV_ERROR) {
     /* the provider's own error event ends the stream: pass it on as the last event */
@@ -471,8 +481,7 @@ size_t upstream_on_body(struct aigw_req *r, const char *buf, size_t n) {
     r->t_up_first = now_us();
     r->up_streaming = r->uresp.status >= 200 && r->uresp.status < 300 && is_event_stream(r);
   }
-  const cfg_timeouts *to = &r->route->timeouts;
-  arm_timer(r, to->idle_ms);
+  arm_timer(r, r->tmo.idle_ms);
   if (!r->up_streaming) {
     /* Buffer the whole answer (bounded). */
     size_t need = r->uresp.body_len + n;
@@ -525,7 +534,7 @@ int upstream_start(struct aigw_req *r) {
     return -1;
   }
   {
-    const cfg_timeouts *to = &r->route->timeouts;
+    const cfg_timeouts *to = &r->tmo;
     evtimer_assign(&r->up_timer, w->base, on_up_timer, r);
     r->t_up_start = now_us();
     if (to->total_ms) r->total_deadline_us = r->t_up_start + (uint64_t)to->total_ms * 1000u;
@@ -552,7 +561,7 @@ int upstream_start(struct aigw_req *r) {
   }
   struct curl_slist *nl = curl_slist_append(r->curl_hdrs, "Expect:");
   if (nl) r->curl_hdrs = nl;
-  const cfg_timeouts *to = &r->route->timeouts;
+  const cfg_timeouts *to = &r->tmo;
   upstream_easy_setup(e, r->upstream_url, r, r->curl_hdrs, on_write, on_header);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(to->connect_ms ? to->connect_ms : 10000));
   if (to->total_ms) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);
@@ -607,12 +616,14 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
     snprintf(cerr, sizeof cerr, "%s", msg);
   } else if (rc != CURLE_OK) {
     const char *what = curl_easy_strerror(rc);
-    if (r->timeout_kind == 1)
-      snprintf(cerr, sizeof cerr, "upstream did not answer within first_byte_ms=%u", r->route->timeouts.first_byte_ms);
+    if (r->timeout_kind != 2 && r->deadline_capped && r->deadline_us && now_us() + 2000 >= r->deadline_us)
+      snprintf(cerr, sizeof cerr, "the route's deadline_ms=%u passed before an upstream answered", r->route->retry.deadline_ms);
+    else if (r->timeout_kind == 1)
+      snprintf(cerr, sizeof cerr, "upstream did not answer within first_byte_ms=%u", r->tmo.first_byte_ms);
     else if (r->timeout_kind == 2)
-      snprintf(cerr, sizeof cerr, "upstream stalled: no data for idle_ms=%u", r->route->timeouts.idle_ms);
+      snprintf(cerr, sizeof cerr, "upstream stalled: no data for idle_ms=%u", r->tmo.idle_ms);
     else if (r->timeout_kind == 3)
-      snprintf(cerr, sizeof cerr, "upstream exceeded total_ms=%u", r->route->timeouts.total_ms);
+      snprintf(cerr, sizeof cerr, "upstream exceeded total_ms=%u", r->tmo.total_ms);
     else
       snprintf(cerr, sizeof cerr, "upstream %s: %s", r->provider ? r->provider->name : "", what);
   }
@@ -621,26 +632,45 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
     req_finish(r);
     return;
   }
+  int timeout = rc == CURLE_OPERATION_TIMEDOUT || r->timeout_kind;
+  if (r->retry_wanted) {
+    /* an event hook saw the stream fail before anything reached the client */
+    int out = r->retry_wanted;
+    r->retry_wanted = 0;
+    r->stream_ended = 0;
+    if (balance_failed(r, out, r->uresp.status, -1)) return;
+    stream_end_error(r, "upstream_error", "the provider's stream failed before its first content");
+    return;
+  }
   if (r->up_streaming) {
     /* each branch ends the request exactly once */
     if (r->stream_ended) {
       req_finish(r);
-    } else if (rc == CURLE_OK && stream_upstream_complete(r)) {
-      stream_end_ok(r);
-    } else if (r->stream_ended) {
-      req_finish(r); /* the adapter ended it while finishing */
-    } else {
-      stream_end_error(r, "upstream_error",
-                       rc != CURLE_OK ? cerr : "upstream ended the stream before its terminal event");
+      return;
     }
+    if (rc == CURLE_OK && stream_upstream_complete(r)) {
+      stream_end_ok(r);
+      return;
+    }
+    if (r->stream_ended) {
+      req_finish(r); /* the adapter ended it while finishing */
+      return;
+    }
+    if (!r->head_sent && r->att_open) {
+      /* nothing reached the client yet: this attempt may still fail over */
+      int out = rc == CURLE_OK ? OUT_MALFORMED : timeout ? OUT_TIMEOUT : OUT_CONNECT;
+      if (balance_failed(r, out, r->uresp.status, -1)) return;
+    }
+    stream_end_error(r, "upstream_error", rc != CURLE_OK ? cerr : "upstream ended the stream before its terminal event");
     return;
   }
   if (rc != CURLE_OK) {
-    int timeout = rc == CURLE_OPERATION_TIMEDOUT || r->timeout_kind;
     if (r->error && strstr(r->error, "64 MiB")) {
+      balance_close(r, OUT_MALFORMED, 0); /* a too-large answer is not retried */
       req_respond_error(r, 502, "upstream_error", "upstream_too_large", r->error);
       return;
     }
+    if (balance_failed(r, timeout ? OUT_TIMEOUT : OUT_CONNECT, 0, -1)) return; /* the next attempt runs */
     r->error = arena_strndup(&r->pool, cerr, strlen(cerr));
     req_respond_error(r, timeout ? 504 : 502, "upstream_error", timeout ? "upstream_timeout" : "upstream_unavailable", cerr);
     return;
