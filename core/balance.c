@@ -929,6 +929,7 @@ static void admin_target(jsonw *w, const cfg_route *rt, const cfg_target *t) {
     st = s->bstate;
     opened = s->opened_ms;
     pthread_mutex_unlock(&s->mu);
+    if (st == 1 && now_ms() - opened >= rt->breaker.cooldown_ms) st = 2; /* the next request probes */
     static const char *const names[] = {"closed", "open", "half_open"};
     jw_kcstr(w, "breaker", rt->breaker.enabled ? names[st] : "disabled");
     if (st == 1) jw_kint(w, "open_for_ms", (long long)(now_ms() - opened));
