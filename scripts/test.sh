@@ -70,7 +70,7 @@ note "SDK install + out-of-tree example plugins"
 rm -rf build-sdk; mkdir -p build-sdk/examples
 if cmake --install build --prefix "$ROOT/build-sdk/prefix" >"$LOGDIR/sdk-install.log" 2>&1; then
   ok=1
-  for ex in examples/plugins/*/; do
+  for ex in examples/plugins/*/ examples/plugin-template/; do
     n=$(basename "$ex")
     if ! (cmake -S "$ex" -B "build-sdk/$n" -DCMAKE_PREFIX_PATH="$ROOT/build-sdk/prefix" >"$LOGDIR/sdk-$n.log" 2>&1 &&
           cmake --build "build-sdk/$n" >>"$LOGDIR/sdk-$n.log" 2>&1); then
@@ -83,6 +83,14 @@ if cmake --install build --prefix "$ROOT/build-sdk/prefix" >"$LOGDIR/sdk-install
          $(PKG_CONFIG_PATH="$ROOT/build-sdk/prefix/lib/pkgconfig" pkg-config --cflags aigw-sdk) "$ex"/*.c -o "build-sdk/$n-pc.so" >>"$LOGDIR/sdk-$n.log" 2>&1; then
       echo "FAILED: example $n does not build with pkg-config aigw-sdk"; ok=0
     fi
+  done
+  # the examples as published with the FIRST SDK (tests/abi/sdk-1.0, frozen) and the template, built
+  # against that header: loaded into today's gateway by the "first SDK" integration run below
+  mkdir -p build-sdk/examples-1.0
+  for src in tests/abi/sdk-1.0/examples/*/*.c examples/plugin-template/my_plugin.c; do
+    cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -Itests/abi/sdk-1.0/include "$src" \
+       -o "build-sdk/examples-1.0/$(basename "$src" .c).so" >>"$LOGDIR/sdk-1.0.log" 2>&1 ||
+      { echo "FAILED: $src does not build against the first SDK"; tail -20 "$LOGDIR/sdk-1.0.log"; ok=0; }
   done
   if [ $ok = 1 ]; then passed=$((passed + 1)); echo ok; else failed=$((failed + 1)); fail_stage sdk; fi
 else
@@ -103,6 +111,17 @@ count_unit "$LOGDIR/sdk-only-test.log"; tail -1 "$LOGDIR/sdk-only-test.log"
 
 note "integration tests (gcc build, official openai SDK)"
 integration "$ROOT/build/aigw" "$ROOT/build/plugins" gcc || fail_stage integration-gcc
+
+note "plugins built against the first SDK (tests/abi/sdk-1.0) in today's gateway"
+log=$LOGDIR/integration-sdk-1.0.log
+(cd tests/integration && AIGW_BIN="$ROOT/build/aigw" AIGW_PLUGIN_DIR="$ROOT/build/plugins" \
+   AIGW_EXAMPLES_DIR="$ROOT/build-sdk/examples-1.0" node --test --test-concurrency=1 --test-reporter=tap \
+   gateway.examples.test.mjs gateway.template.test.mjs) >"$log" 2>&1
+rc=$?; count_node "$log"
+if [ $rc -ne 0 ] || ! grep -qE '^# skipped 0$' "$log" || grep -qE '^# pass 0$' "$log"; then
+  fail_stage integration-sdk-1.0; echo "FAILED: first-SDK plugins (log: build-logs/integration-sdk-1.0.log)"
+  grep -E '^not ok|^# (pass|fail|skipped)' "$log" | head -20
+else grep -E '^# (pass|fail)' "$log" | paste -sd' '; fi
 
 note "build (clang, AddressSanitizer + UndefinedBehaviorSanitizer)"
 if build build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DAIGW_SANITIZE=ON; then
