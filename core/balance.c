@@ -692,6 +692,10 @@ static int decide(struct aigw_req *r, int outcome, int status, int64_t ra_ms, ui
   case OUT_TIMEOUT: ok = rp->on_timeout; break;
   case OUT_CONNECT: ok = rp->on_connect; break;
   case OUT_MALFORMED: ok = rp->on_malformed; break;
+  case OUT_STREAM:
+    ok = rp->stream_continue && r->head_sent && !r->cont_tool && r->cont_len > 0 && r->c &&
+         (rt->api == AIGW_API_CHAT || rt->api == AIGW_API_MESSAGES);
+    break;
   default: ok = 0;
   }
   if (!ok) return 0;
@@ -726,10 +730,23 @@ static int decide(struct aigw_req *r, int outcome, int status, int64_t ra_ms, ui
     }
   }
   if (r->deadline_us && now + delay * 1000u >= r->deadline_us) return 0;
+  if (outcome == OUT_STREAM) {
+    /* go on at once, on the next target (the one that broke may still be broken) */
+    next = r->nplan > 1 ? (r->plan_pos + 1) % r->nplan : r->plan_pos;
+    delay = 0;
+  }
   if (commit) {
     if (next != r->plan_pos) r->tries_here = 0;
     r->plan_pos = (uint8_t)next;
     if (to_ctx) r->ctx_tried = 1;
+    if (outcome == OUT_STREAM) {
+      r->cont_active = 1;
+      r->cont_idx_set = 0;
+      r->cont_count++;
+      /* account the broken attempt: its prompt again, and what it had sent (estimates) */
+      r->carry_in += estimate(r);
+      r->carry_out += (int64_t)((r->cont_len + 3) / 4);
+    }
   }
   *delay_ms = delay;
   return 1;
@@ -775,6 +792,23 @@ void balance_finish(struct aigw_req *r) {
   if (r->retry_set) {
     event_del(&r->retry_ev);
     r->retry_set = 0;
+  }
+  free(r->cont_text);
+  r->cont_text = NULL;
+  if (r->cont_count) {
+    /* both attempts are accounted: the broken ones' estimated tokens are added */
+    if (r->usage.input_tokens >= 0) r->usage.input_tokens += r->carry_in;
+    if (r->usage.output_tokens >= 0) r->usage.output_tokens += r->carry_out;
+    char v[24];
+    size_t k = fmt_u64(v, (uint64_t)r->cont_count);
+    meta_kv *m = arena_alloc(&r->pool, sizeof *m);
+    char *c = arena_strndup(&r->pool, v, k);
+    if (m && c) {
+      m->key = "log.continued";
+      m->v = (aigw_str){c, k};
+      m->next = r->meta;
+      r->meta = m;
+    }
   }
   if (!r->att_open) return;
   int outcome = OUT_OK;
@@ -836,7 +870,7 @@ static void attempt_reset(struct aigw_req *r) {
   if (r->chunk) evbuffer_drain(r->chunk, evbuffer_get_length(r->chunk));
   if (r->emit_q) evbuffer_drain(r->emit_q, evbuffer_get_length(r->emit_q));
   stream_pemit_free(r);
-  r->t_first_token = 0;
+  if (!r->head_sent) r->t_first_token = 0;
   r->t_up_start = r->t_up_first = r->t_up_end = 0;
   r->usage = (aigw_usage){sizeof(aigw_usage), -1, -1, -1, -1, -1};
   r->error = NULL;
@@ -968,4 +1002,136 @@ void balance_admin_json(jsonw *w, const cfg_gen *g) {
     jw_obj_end(w);
   }
   jw_arr_end(w);
+}
+
+/* ---- stream continuation (fallback.stream_continue) ----
+ * A stream that breaks after its first byte reached the client goes on on the next target: the
+ * text the client already has becomes an assistant prefill, the new stream's start events (chat:
+ * the role chunk; messages: message_start and the opening of the text block) are dropped, its
+ * block indexes and chunk ids are made the client's, and the rest is spliced into the same client
+ * stream. Not possible once a tool-call delta went out (a half tool call cannot be resumed). */
+
+static int cont_append(struct aigw_req *r, const char *p, size_t n) {
+  if (r->cont_len + n + 1 > r->cont_cap) {
+    size_t cap = r->cont_cap ? r->cont_cap * 2 : 1024;
+    while (cap < r->cont_len + n + 1) cap *= 2;
+    char *nb = realloc(r->cont_text, cap);
+    if (!nb) return -1;
+    r->cont_text = nb;
+    r->cont_cap = cap;
+  }
+  memcpy(r->cont_text + r->cont_len, p, n);
+  r->cont_len += n;
+  r->cont_text[r->cont_len] = 0;
+  return 0;
+}
+
+void cont_observe(struct aigw_req *r, aigw_event *ev) {
+  if (ev->kind == AIGW_EV_TOOL_DELTA) r->cont_tool = 1;
+  aigw_api api = r->route->api;
+  cJSON *j = event_json(ev);
+  if (!j) return;
+  if (api == AIGW_API_MESSAGES) {
+    cJSON *ty = cJSON_GetObjectItemCaseSensitive(j, "type");
+    const char *t = cJSON_IsString(ty) ? ty->valuestring : "";
+    cJSON *ix = cJSON_GetObjectItemCaseSensitive(j, "index");
+    if (!strcmp(t, "content_block_start")) {
+      cJSON *cb = cJSON_GetObjectItemCaseSensitive(j, "content_block");
+      cJSON *cty = cJSON_GetObjectItemCaseSensitive(cb, "type");
+      if (cJSON_IsNumber(ix)) r->cont_block = ix->valueint;
+      r->cont_block_open = cJSON_IsString(cty) && !strcmp(cty->valuestring, "text");
+      if (cJSON_IsString(cty) && strcmp(cty->valuestring, "text") && strcmp(cty->valuestring, "thinking") &&
+          strcmp(cty->valuestring, "redacted_thinking"))
+        r->cont_tool = 1; /* tool_use, server tools: cannot be resumed */
+    } else if (!strcmp(t, "content_block_stop")) {
+      r->cont_block_open = 0;
+    } else if (!strcmp(t, "content_block_delta")) {
+      cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "delta");
+      cJSON *tx = cJSON_GetObjectItemCaseSensitive(d, "text");
+      if (cJSON_IsString(tx)) cont_append(r, tx->valuestring, strlen(tx->valuestring));
+    }
+    return;
+  }
+  if (!r->cont_id[0]) {
+    cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    if (cJSON_IsString(id) && strlen(id->valuestring) < sizeof r->cont_id) strcpy(r->cont_id, id->valuestring);
+  }
+  cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+  cJSON *d = cJSON_GetObjectItemCaseSensitive(ch, "delta");
+  cJSON *tx = cJSON_GetObjectItemCaseSensitive(d, "content");
+  if (cJSON_IsString(tx)) cont_append(r, tx->valuestring, strlen(tx->valuestring));
+  cJSON *tc = cJSON_GetObjectItemCaseSensitive(d, "tool_calls");
+  if (cJSON_GetArraySize(tc) > 0) r->cont_tool = 1;
+}
+
+int cont_filter(struct aigw_req *r, aigw_event *ev) {
+  aigw_api api = r->route->api;
+  cJSON *j = event_json(ev);
+  if (!j) return 0;
+  if (api == AIGW_API_MESSAGES) {
+    cJSON *ty = cJSON_GetObjectItemCaseSensitive(j, "type");
+    const char *t = cJSON_IsString(ty) ? ty->valuestring : "";
+    if (!strcmp(t, "message_start") || !strcmp(t, "ping")) return 1;
+    cJSON *ix = cJSON_GetObjectItemCaseSensitive(j, "index");
+    if (!cJSON_IsNumber(ix)) return 0;
+    if (!r->cont_idx_set && !strcmp(t, "content_block_start")) {
+      cJSON *cty = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "content_block"), "type");
+      int text = cJSON_IsString(cty) && !strcmp(cty->valuestring, "text");
+      r->cont_idx_set = 1;
+      if (text && r->cont_block_open) {
+        r->cont_idx_off = r->cont_block - ix->valueint; /* the client's open text block goes on */
+        return 1;
+      }
+      r->cont_idx_off = r->cont_block + 1 - ix->valueint; /* a new block after the client's last */
+    }
+    if (!r->cont_idx_set) return 0;
+    if (r->cont_idx_off) {
+      cJSON_SetNumberValue(ix, ix->valueint + r->cont_idx_off);
+      ev->changed = 1;
+    }
+    return 0;
+  }
+  /* chat chunks: drop the role-only opening chunk, keep the client's chunk id */
+  cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+  cJSON *d = cJSON_GetObjectItemCaseSensitive(ch, "delta");
+  cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+  cJSON *tx = cJSON_GetObjectItemCaseSensitive(d, "content");
+  cJSON *rs = cJSON_GetObjectItemCaseSensitive(d, "reasoning_content");
+  int empty = ch && !(cJSON_IsString(tx) && tx->valuestring[0]) && !cJSON_GetObjectItemCaseSensitive(d, "tool_calls") &&
+              !(cJSON_IsString(rs) && rs->valuestring[0]) && !cJSON_IsString(fr) &&
+              !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "usage"));
+  if (empty && !r->cont_idx_set) return 1;
+  r->cont_idx_set = 1;
+  cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+  if (r->cont_id[0] && cJSON_IsString(id) && strcmp(id->valuestring, r->cont_id)) {
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "id", cJSON_CreateString(r->cont_id));
+    ev->changed = 1;
+  }
+  return 0;
+}
+
+int cont_prefill(struct aigw_req *r) {
+  cJSON *j = msg_json(r, &r->ureq);
+  cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+  if (!cJSON_IsArray(msgs)) return 0;
+  /* trailing whitespace: Anthropic refuses a final assistant turn that ends with it */
+  size_t n = r->cont_len;
+  while (n && (r->cont_text[n - 1] == ' ' || r->cont_text[n - 1] == '\n' || r->cont_text[n - 1] == '\t' ||
+               r->cont_text[n - 1] == '\r'))
+    n--;
+  cJSON *m = cJSON_CreateObject();
+  char *txt = malloc(n + 1);
+  if (!m || !txt) {
+    cJSON_Delete(m);
+    free(txt);
+    return -1;
+  }
+  memcpy(txt, r->cont_text, n);
+  txt[n] = 0;
+  cJSON_AddStringToObject(m, "role", "assistant");
+  cJSON_AddStringToObject(m, "content", txt);
+  free(txt);
+  cJSON_AddItemToArray(msgs, m);
+  r->ureq.dirty = 1;
+  return 0;
 }

@@ -1528,7 +1528,7 @@ static void load_routing(ld *L, cfg_route *r, const cJSON *e, const char *p)
     /* fallback */
     const cJSON *fb = cJSON_GetObjectItemCaseSensitive(e, "fallback");
     if (fb) {
-        static const char *const fk[] = {"context_window", "content_policy"};
+        static const char *const fk[] = {"context_window", "content_policy", "stream_continue"};
         pkey(q, p, "fallback");
         if (check_obj(L, fb, q, "fallback", fk, NKEYS(fk))) {
             const char *cw = get_str(L, fb, "context_window", q, 0, 0);
@@ -1543,6 +1543,14 @@ static void load_routing(ld *L, cfg_route *r, const cJSON *e, const char *p)
             int b = 0;
             if (get_bool(L, fb, "content_policy", q, &b) == 1)
                 rp->fb_content_policy = (unsigned)b;
+            b = 0;
+            if (get_bool(L, fb, "stream_continue", q, &b) == 1) {
+                rp->stream_continue = (unsigned)b;
+                if (b && r->api != AIGW_API_CHAT && r->api != AIGW_API_MESSAGES) {
+                    pkey(s, q, "stream_continue");
+                    ERR(L, s, "stream continuation works on chat and messages routes only");
+                }
+            }
         }
     }
     /* breaker */

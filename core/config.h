@@ -96,6 +96,7 @@ typedef struct cfg_retry {
   uint8_t status_on[25];    /* bit (status - 400) set: that status fails over */
   unsigned on_timeout : 1, on_connect : 1, on_malformed : 1;
   unsigned fb_content_policy : 1;
+  unsigned stream_continue : 1; /* continue a stream broken after its first byte on the next target */
   struct cfg_target *fb_context; /* borrowed: the target for context-window errors, or NULL */
 } cfg_retry;
 

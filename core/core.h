@@ -248,6 +248,17 @@ struct aigw_req {
   cfg_timeouts tmo;         /* the current attempt's timeouts (target's, capped by the deadline) */
   int deadline_capped;      /* tmo was cut by the deadline */
   int64_t est_tokens;       /* pre-flight prompt estimate; -1 = not computed */
+  /* stream continuation (fallback.stream_continue): what reached the client so far */
+  char *cont_text;          /* malloc'd, freed at the end; cont_len bytes of delta text */
+  size_t cont_len, cont_cap;
+  int cont_tool;            /* a tool-call delta reached the client: no continuation */
+  int cont_active;          /* this attempt continues a broken stream: its start events are dropped */
+  int cont_count;           /* continuations made */
+  int cont_block;           /* messages: index of the client's last content block, -1 none */
+  int cont_block_open;      /* ... and it is still open (a text block) */
+  int cont_idx_off, cont_idx_set; /* messages: index shift from the continuation's blocks to the client's */
+  char cont_id[96];         /* chat: the chunk id the client saw first */
+  int64_t carry_in, carry_out; /* estimated tokens of the broken attempts, added to the usage */
 
   aigw_call *calls;          /* pending async calls */
   struct aigw_req *next_live, *prev_live; /* worker's live list */
@@ -425,6 +436,13 @@ int balance_can_retry(struct aigw_req *r, int outcome, int status);
 void balance_close(struct aigw_req *r, int outcome, int status); /* record the attempt, no retry */
 void balance_finish(struct aigw_req *r); /* request end: records an open attempt as its final outcome */
 void balance_add_headers(struct aigw_req *r); /* x-aigw-target, x-aigw-attempts on cresp */
+/* stream continuation: cont_filter (continuation attempts) says 1 = drop this start event;
+ * cont_observe records an event that reached the client; cont_prefill adds the partial answer to
+ * the upstream request of a continuation attempt (-1 on ENOMEM). */
+int cont_filter(struct aigw_req *r, aigw_event *ev);
+void cont_observe(struct aigw_req *r, aigw_event *ev);
+int cont_prefill(struct aigw_req *r);
+struct cJSON *event_json(aigw_event *ev); /* host.c: the event's JSON, parsed once */
 /* Classifies a complete non-stream upstream answer: OUT_OK or a failure outcome. */
 int balance_classify(struct aigw_req *r, int64_t *retry_after_ms);
 struct jsonw;

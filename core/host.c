@@ -592,6 +592,7 @@ static aigw_json *h_event_json(aigw_event *ev) {
   }
   return AJ(ev->json);
 }
+struct cJSON *event_json(aigw_event *ev) { return (cJSON *)h_event_json(ev); }
 static void h_event_changed(aigw_event *ev) {
   if (ev_ok(ev) && ev->json) ev->changed = 1;
 }

@@ -228,7 +228,7 @@ static void upstream_phase(struct aigw_req *r) {
       return;
     }
     if (balance_begin_attempt(r) < 0) return; /* answered */
-    if (r->target->params && apply_params(r, r->target->params) < 0) {
+    if ((r->target->params && apply_params(r, r->target->params) < 0) || (r->cont_active && cont_prefill(r) < 0)) {
       req_respond_error(r, 500, "server_error", NULL, "out of memory");
       return;
     }

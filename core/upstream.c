@@ -307,6 +307,14 @@ void stream_pemit_free(struct aigw_req *r) {
 /* One client-format event: kind bookkeeping, the plugins' event hooks (reverse order), then the
  * bytes into the current write. */
 static void deliver_event(struct aigw_req *r, aigw_event *ev) {
+  if (r->cont_active && cont_filter(r, ev)) return; /* a continuation's start event: the client has it */
+  if (ev->kind == AIGW_EV_ERROR && r->head_sent && r->c && balance_can_retry(r, OUT_STREAM, 0)) {
+    /* broken after the first byte: the route continues the answer on another target */
+    r->retry_wanted = OUT_STREAM;
+    r->stream_ended = 1;
+    if (!r->error) r->error = "the provider sent an error event mid-stream";
+    return;
+  }
   if (ev->kind == AIGW_EV_ERROR && !r->head_sent && r->c && balance_can_retry(r, OUT_MALFORMED, 0)) {
     /* the provider failed before anything reached the client: drop what this attempt produced,
      * end the transfer, and let its end start the next attempt */
@@ -354,6 +362,7 @@ static void deliver_event(struct aigw_req *r, aigw_event *ev) {
     } else {
       evbuffer_add(r->chunk, ev->raw.p, ev->raw.n);
     }
+    if (r->route->retry.stream_continue) cont_observe(r, ev);
   }
   r->in_event = 0;
   if (r->emit_q) { /* events plugins emitted during this one follow it */
@@ -639,7 +648,8 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
     r->retry_wanted = 0;
     r->stream_ended = 0;
     if (balance_failed(r, out, r->uresp.status, -1)) return;
-    stream_end_error(r, "upstream_error", "the provider's stream failed before its first content");
+    stream_end_error(r, "upstream_error", out == OUT_STREAM ? "the provider's stream failed mid-answer"
+                                                           : "the provider's stream failed before its first content");
     return;
   }
   if (r->up_streaming) {
@@ -660,6 +670,10 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
       /* nothing reached the client yet: this attempt may still fail over */
       int out = rc == CURLE_OK ? OUT_MALFORMED : timeout ? OUT_TIMEOUT : OUT_CONNECT;
       if (balance_failed(r, out, r->uresp.status, -1)) return;
+    } else if (r->att_open && balance_can_retry(r, OUT_STREAM, 0)) {
+      stream_flush(r); /* what the adapter produced at the end reaches the client first */
+      r->error = NULL;
+      if (balance_failed(r, OUT_STREAM, r->uresp.status, -1)) return; /* the answer goes on elsewhere */
     }
     stream_end_error(r, "upstream_error", rc != CURLE_OK ? cerr : "upstream ended the stream before its terminal event");
     return;
