@@ -16,9 +16,10 @@
 // Test introspection (no auth):
 //   GET /__requests  DELETE /__requests  GET /__stats  DELETE /__stats
 //   GET /__faults    DELETE /__faults   (counters of the fault-<status>-first-<n> faults)
-// Every /__requests entry: {time, t, method, path, query, headers, body[, raw]}; `time` is Date.now()
-// and `t` the same instant in fractional ms (performance.timeOrigin + performance.now()), taken
-// when the request's body was complete, so tests can measure the gap between two attempts.
+// Every /__requests entry: {time, t, method, path, query, headers, body[, raw]}, taken when the
+// request's body was complete: `time` is Date.now(); `t` is the monotonic clock in fractional ms
+// (process.hrtime, CLOCK_MONOTONIC: one clock for every process on the machine, not epoch-based),
+// so tests can order the requests of several mock processes and measure the gap between attempts.
 //
 // Fault injection is chosen by the request's model name (or an `x-mock-fault` header, handy for GET
 // /models). Several faults may be combined with '+', e.g. "gpt-4o+fault-trickle-100".
@@ -280,6 +281,9 @@ const STATUS_ERRORS = {
 // ---------------------------------------------------------------------------------------------
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The machine's monotonic clock in fractional ms (the same clock in every process on Linux). */
+export const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 export function createMock(opts = {}) {
   const key = opts.key ?? 'sk-mock';
@@ -576,7 +580,7 @@ export function createMock(opts = {}) {
     }
     const entry = {
       time: Date.now(),
-      t: performance.timeOrigin + performance.now(),
+      t: monotonicMs(),
       method: req.method,
       path: url.pathname,
       query: url.search,

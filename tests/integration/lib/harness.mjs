@@ -681,3 +681,71 @@ export function metricValue(text, name, labels = {}) {
   }
   return sum;
 }
+
+/**
+ * Start one openai mock per name, in parallel. Resolves { [name]: mock handle (see startMock) }.
+ */
+export async function startMocks(names) {
+  const list = await Promise.all(names.map(() => startMock()));
+  return Object.fromEntries(names.map((n, i) => [n, list[i]]));
+}
+
+/**
+ * Every request the given mocks received, merged in arrival order (by the mocks' `t`, one monotonic clock):
+ * [{ mock (its name), model (body.model), t, path, headers, body }]. Introspection calls are not
+ * recorded by the mocks, so this is exactly what reached the upstreams.
+ */
+export async function mergedRequests(mocks) {
+  const out = [];
+  for (const [name, m] of Object.entries(mocks)) {
+    for (const r of await m.requests()) {
+      out.push({ mock: name, model: r.body && typeof r.body === 'object' ? r.body.model : undefined, t: r.t ?? r.time, path: r.path, headers: r.headers, body: r.body });
+    }
+  }
+  return out.sort((a, b) => a.t - b.t);
+}
+
+/**
+ * Routing fixture, to call inside describe(): starts one openai mock per name in `mocks` and a
+ * gateway whose providers are `up_<name>` (openai plugin, base URL on that mock) plus `up_<name>`
+ * for each name in `closed` (base URL on a port where nothing listens: connection refused).
+ *   routes(ctx) returns the config's routes (ctx.mocks is filled in by then);
+ *   edit(cfg, ctx) may change the whole config before it is written (model_catalog, workers...).
+ * Returns ctx, filled in before(): { mocks, gw, client, seq(), clear() }: seq() = mergedRequests
+ * of all mocks; clear() empties the mocks' request logs and fault counters. Everything started is
+ * stopped by PID in after().
+ */
+export function useRouting({ mocks = ['A', 'B'], closed = [], routes, edit, env } = {}) {
+  const ctx = { mocks: null, gw: null, client: null };
+  ctx.seq = () => mergedRequests(ctx.mocks);
+  ctx.clear = async () => {
+    await Promise.all(Object.values(ctx.mocks).map(async (m) => { await m.clearRequests(); await m.resetFaults(); }));
+  };
+  nodeBefore(async () => {
+    ctx.mocks = await startMocks(mocks);
+    const closedPorts = {};
+    for (const n of closed) closedPorts[n] = await closedPort();
+    ctx.gw = await startGateway({
+      env,
+      config: (cfg) => {
+        cfg.providers = {};
+        for (const [n, m] of Object.entries(ctx.mocks)) cfg.providers[`up_${n}`] = { plugin: 'openai', config: { base_url: `${m.url}/v1`, api_key: MOCK_KEY } };
+        for (const [n, p] of Object.entries(closedPorts)) cfg.providers[`up_${n}`] = { plugin: 'openai', config: { base_url: `http://127.0.0.1:${p}/v1`, api_key: MOCK_KEY } };
+        cfg.routes = routes(ctx);
+        return (edit && edit(cfg, ctx)) || cfg;
+      },
+    });
+    ctx.client = new OpenAI({ baseURL: ctx.gw.baseURL, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 20000 });
+  });
+  nodeAfter(async () => {
+    try {
+      await ctx.gw?.stop();
+    } finally {
+      if (ctx.gw && process.env.AIGW_TEST_VERBOSE) {
+        process.stderr.write(`---- aigw stderr ----\n${ctx.gw.stderr}\n---- aigw exit: ${JSON.stringify(ctx.gw.exited)}\n`);
+      }
+      await Promise.all(Object.values(ctx.mocks || {}).map((m) => m.stop()));
+    }
+  });
+  return ctx;
+}
