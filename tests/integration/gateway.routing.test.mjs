@@ -28,6 +28,12 @@
 //  Q7 The status of a connect-failed attempt in the access log is not asserted (null or 0).
 //  Q8 When every target's breaker is open, the 503's Retry-After is whole seconds, >= 1 and no
 //     more than the cooldown left (rounded up).
+//  Q9 (see also the strategies file) A route without a `breaker` key has no breaker, or one whose
+//     thresholds these tests never reach: routes without one fail a target at most a few times.
+//  Q10 `retry.attempts` defaults to 2 for a one-target route (as documented), so a lone target is
+//     retried once on 429/5xx/timeout/connect/malformed. NB for the core author: the other suites
+//     use one-target routes with fault-429/503/hang/malformed (~48 places in 12 files); with that
+//     default they will see two upstream requests and twice the timeouts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -634,7 +640,8 @@ describe('routing: circuit breakers', { skip }, () => {
     await ctx.clear();
     const initial = await adminTargets(ctx);
     assert.equal(breakerState(initial, 'b_one', 'A'), 'closed', `A closed at first: ${JSON.stringify(initial)}`);
-    assert.equal(await stateMetric('b_one', 'A'), 0, 'aigw_target_breaker_state 0 while closed');
+    const m0 = await stateMetric('b_one', 'A');
+    assert.ok(m0 === 0 || m0 === null, `aigw_target_breaker_state 0 (or not yet exported) while closed: ${m0}`);
 
     // 4 failures in 4 attempts (min_requests 4, failure_rate 0.5): open
     await openIt('b_one', 'A', 'B', 4);

@@ -2,25 +2,25 @@
 // least_inflight, latency, cost, hash), rules and aliases, group targets, per-target params and
 // timeouts, and the config errors `aigw --check` reports with their JSON paths. Fallbacks,
 // retries, breakers and the deadline are in gateway.routing.test.mjs (see its header for the
-// fixture and the assumptions Q1-Q8).
+// fixture and the assumptions Q1-Q10; numbering here continues at Q11).
 //
 // Further assumptions where docs/routing.md leaves room:
-//  Q9  Under the `priority` strategy an alias's targets are ordered like the route's (priority,
+//  Q11 Under the `priority` strategy an alias's targets are ordered like the route's (priority,
 //      then config order); the tests keep the alias lists in config order with equal priorities, so
 //      "alias order" and "config order" agree. (Does an alias keep its own order of preference, as
 //      a rule does? docs/routing.md says so only for rules.)
-//  Q10 Config errors name the JSON pointer of the offending value: an unknown target name in
+//  Q12 Config errors name the JSON pointer of the offending value: an unknown target name in
 //      rules at /routes/N/rules/R/targets/I, in aliases at /routes/N/aliases/<alias>/I, in
 //      fallback at /routes/N/fallback/context_window; a duplicate name at the second target's
 //      /routes/N/targets/I/name; a bad strategy at /routes/N/strategy (or the group's
 //      /routes/N/targets/I/strategy); an unknown retry.on entry at /routes/N/retry/on/I; a bad
 //      hash_key at /routes/N/hash_key. Messages quote the offending name or value.
-//  Q11 The pre-flight estimate counts message text only (bytes / 4, rounded up), as documented.
+//  Q13 The pre-flight estimate counts message text only (bytes / 4, rounded up), as documented.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  useRouting, skipUnlessGateway, postJSON, accessLogFor, until, sleep, defaultConfig, AIGW_PLUGIN_DIR, REPO_ROOT,
+  useRouting, skipUnlessGateway, postJSON, accessLogFor, until, defaultConfig, AIGW_PLUGIN_DIR, REPO_ROOT,
 } from './lib/harness.mjs';
 import { runAigw, writeConfig } from './lib/ops.mjs';
 
@@ -302,6 +302,8 @@ describe('routing: rules and aliases', { skip }, () => {
     assert.equal((await call(ctx, 'rules', { temperature: 0 })).headers.get('x-aigw-target'), 'B');
     assert.equal((await call(ctx, 'rules', { temperature: 0.5 })).headers.get('x-aigw-target'), 'A');
   });
+
+  test.todo('12. metadata route.target pins the plan’s first target (route.target_only: no fallbacks) — needs a request plugin (Lua work)');
 
   test('12. a rule that leaves no usable target falls back to the whole list', async () => {
     await ctx.clear();
