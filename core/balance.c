@@ -44,6 +44,8 @@ typedef struct tstate {
   atomic_long inflight;
   atomic_ullong rr;          /* round-robin counter (groups and routes) */
   atomic_ullong n_attempts, n_failures;
+  uint32_t lat[32];          /* last time-to-first-byte samples (us), under mu: the hedge's p95 */
+  uint32_t nlat, lat_pos;
 } tstate;
 
 static int m_attempts = -1, m_bstate = -1, m_inflight = -1;
@@ -108,9 +110,10 @@ int balance_metrics_init(void) {
   return m_attempts < 0 || m_bstate < 0 || m_inflight < 0 ? -1 : 0;
 }
 
-static const char *const outcome_names[] = {"ok", "status", "timeout", "connect", "malformed",
-                                            "context_window", "content_policy", "stream", "cancelled"};
-#define OUT_CANCELLED 8
+static const char *const outcome_names[] = {"ok",     "status",    "timeout",   "connect", "malformed", "context_window",
+                                            "content_policy", "stream", "cancelled", "hedged"};
+
+int balance_open(const struct aigw_req *r) { return r->nattempts && r->cur_att >= 0 && r->att[r->cur_att].open; }
 
 const char *balance_outcome_name(int o) {
   return o >= 0 && o < (int)(sizeof outcome_names / sizeof *outcome_names) ? outcome_names[o] : "unknown";
@@ -570,39 +573,80 @@ static int counts_for_breaker(const cfg_route *rt, int outcome, int status) {
   }
 }
 
-static void close_attempt(struct aigw_req *r, int outcome, int status) {
-  if (!r->att_open || !r->nattempts) return;
-  r->att_open = 0;
-  attempt_rec *a = &r->att[r->nattempts - 1];
+static void latency_sample(const cfg_target *t, uint64_t us) {
+  tstate *s = t->st;
+  pthread_mutex_lock(&s->mu);
+  uint64_t old = atomic_load(&s->ewma_us);
+  atomic_store(&s->ewma_us, old ? (uint64_t)(0.8 * (double)old + 0.2 * (double)us) + 1 : us + 1);
+  s->lat[s->lat_pos] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+  s->lat_pos = (s->lat_pos + 1) % 32;
+  if (s->nlat < 32) s->nlat++;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static int u32cmp(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* p95 of the target's recent time to first byte in ms, or 0 with fewer than 8 samples. */
+uint32_t balance_p95_ms(const cfg_target *t) {
+  tstate *s = t->st;
+  uint32_t v[32], n;
+  pthread_mutex_lock(&s->mu);
+  n = s->nlat;
+  memcpy(v, s->lat, sizeof v);
+  pthread_mutex_unlock(&s->mu);
+  if (n < 8) return 0;
+  qsort(v, n, sizeof *v, u32cmp);
+  return (v[(n * 95 + 99) / 100 - 1] + 999) / 1000;
+}
+
+static void close_att(struct aigw_req *r, int idx, int outcome, int status) {
+  if (idx < 0 || idx >= r->nattempts || !r->att[idx].open) return;
+  attempt_rec *a = &r->att[idx];
+  a->open = 0;
   const cfg_route *rt = r->route;
   const cfg_target *t = a->t;
   uint64_t now = now_us();
   a->outcome = outcome;
   a->status = status;
-  a->ms = (uint32_t)((now - r->t_att_start) / 1000);
-  if (r->att_inflight) {
-    r->att_inflight = 0;
+  a->ms = (uint32_t)((now - a->t0) / 1000);
+  if (a->inflight) {
+    a->inflight = 0;
     inflight_delta(r, t, -1);
   }
   atomic_fetch_add(&t->st->n_attempts, 1);
   int ok = outcome == OUT_OK;
-  int counts = outcome != OUT_CANCELLED && (ok || counts_for_breaker(rt, outcome, status));
+  int counts = outcome != OUT_CANCELLED && outcome != OUT_HEDGED && (ok || counts_for_breaker(rt, outcome, status));
   if (counts && !ok) atomic_fetch_add(&t->st->n_failures, 1);
-  breaker_record(rt, t, r->att_probe, counts, ok);
-  r->att_probe = 0;
-  if (ok && r->t_up_start) {
+  if (a->probe || counts) breaker_record(rt, t, a->probe, counts, ok);
+  a->probe = 0;
+  if (ok && r->t_up_start && idx == r->cur_att) {
     /* latency sample: time to first token for streams, to first byte otherwise */
     uint64_t first = r->is_stream && r->t_first_token ? r->t_first_token : r->t_up_first;
-    if (first > r->t_up_start) {
-      uint64_t s = first - r->t_up_start;
-      pthread_mutex_lock(&t->st->mu);
-      uint64_t old = atomic_load(&t->st->ewma_us);
-      atomic_store(&t->st->ewma_us, old ? (uint64_t)(0.8 * (double)old + 0.2 * (double)s) + 1 : s + 1);
-      pthread_mutex_unlock(&t->st->mu);
-    }
+    if (first > r->t_up_start) latency_sample(t, first - r->t_up_start);
   }
   const char *lv[] = {rt->name, t->name, balance_outcome_name(outcome)};
   met_add(core_metrics(), m_attempts, lv, 1);
+}
+
+static void close_attempt(struct aigw_req *r, int outcome, int status) { close_att(r, r->cur_att, outcome, status); }
+
+/* Appends an open attempt on t; -1 on ENOMEM. */
+static int add_attempt(struct aigw_req *r, const cfg_target *t, int probe, int hedge) {
+  if (r->nattempts == r->att_cap) {
+    uint16_t cap = r->att_cap ? (uint16_t)(r->att_cap * 2) : 4;
+    attempt_rec *na = arena_alloc(&r->pool, cap * sizeof *na);
+    if (!na) return -1;
+    if (r->nattempts) memcpy(na, r->att, r->nattempts * sizeof *na);
+    r->att = na;
+    r->att_cap = cap;
+  }
+  attempt_rec *a = &r->att[r->nattempts];
+  *a = (attempt_rec){t, 0, -1, 0, now_us(), 1, (uint8_t)probe, 1, (uint8_t)hedge};
+  inflight_delta(r, t, 1);
+  return r->nattempts++;
 }
 
 int balance_begin_attempt(struct aigw_req *r) {
@@ -641,22 +685,12 @@ int balance_begin_attempt(struct aigw_req *r) {
     req_respond_error(r, 503, "server_error", "targets_unavailable", msg);
     return -1;
   }
-  if (r->nattempts == r->att_cap) {
-    uint16_t cap = r->att_cap ? (uint16_t)(r->att_cap * 2) : 4;
-    attempt_rec *na = arena_alloc(&r->pool, cap * sizeof *na);
-    if (!na) {
-      req_respond_error(r, 500, "server_error", NULL, "out of memory");
-      return -1;
-    }
-    if (r->nattempts) memcpy(na, r->att, r->nattempts * sizeof *na);
-    r->att = na;
-    r->att_cap = cap;
+  int idx = add_attempt(r, t, allow == 2, 0);
+  if (idx < 0) {
+    req_respond_error(r, 500, "server_error", NULL, "out of memory");
+    return -1;
   }
-  r->att[r->nattempts++] = (attempt_rec){t, 0, -1, 0};
-  r->att_open = 1;
-  r->att_probe = allow == 2;
-  r->att_inflight = 1;
-  inflight_delta(r, t, 1);
+  r->cur_att = idx;
   r->t_att_start = now_us();
   r->tries_here++;
   r->target = t;
@@ -754,7 +788,7 @@ static int decide(struct aigw_req *r, int outcome, int status, int64_t ra_ms, ui
 
 int balance_can_retry(struct aigw_req *r, int outcome, int status) {
   uint64_t d;
-  return r->att_open && decide(r, outcome, status, -1, &d, 0);
+  return balance_open(r) && decide(r, outcome, status, -1, &d, 0);
 }
 
 static void attempt_reset(struct aigw_req *r);
@@ -770,10 +804,16 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
 
 int balance_failed(struct aigw_req *r, int outcome, int status, int64_t ra_ms) {
   uint64_t delay = 0;
-  int again = r->att_open && decide(r, outcome, status, ra_ms, &delay, 1);
+  if (r->hedge && r->hedge_att >= 0 && outcome != OUT_STREAM && !r->client_gone && hedge_wait(r)) {
+    /* a hedge is still racing: its answer decides (through this same path if it fails too) */
+    close_attempt(r, outcome, status);
+    r->phase = PH_UPSTREAM;
+    return 1;
+  }
+  int again = balance_open(r) && decide(r, outcome, status, ra_ms, &delay, 1);
   close_attempt(r, outcome, status);
   if (!again) return 0;
-  const attempt_rec *a = &r->att[r->nattempts - 1];
+  const attempt_rec *a = &r->att[r->cur_att];
   log_msg(AIGW_LOG_INFO, "request %s: attempt %u on %s failed (%s%s%d), next attempt in %llu ms", r->id,
           (unsigned)r->nattempts, a->t->name, balance_outcome_name(outcome), status ? " " : "", status,
           (unsigned long long)delay);
@@ -810,7 +850,8 @@ void balance_finish(struct aigw_req *r) {
       r->meta = m;
     }
   }
-  if (!r->att_open) return;
+  if (r->hedge_att >= 0) close_att(r, r->hedge_att, OUT_CANCELLED, 0);
+  if (!balance_open(r)) return;
   int outcome = OUT_OK;
   if (r->client_gone) outcome = OUT_CANCELLED;
   else if (r->head_sent && !r->saw_done) outcome = OUT_STREAM;
@@ -1134,4 +1175,343 @@ int cont_prefill(struct aigw_req *r) {
   cJSON_AddItemToArray(msgs, m);
   r->ureq.dirty = 1;
   return 0;
+}
+
+/* ---- hedged requests (route "hedge") ----
+ * When the parent's attempt has no first byte after the delay (fixed, or the target's observed
+ * p95), a child request -- a transfer-only copy with no client and no plugin hooks -- sends the same
+ * request to the next target of the plan. The first 2xx first byte wins: a winning child pauses its
+ * transfer, keeps the bytes it read, and the parent adopts the transfer on its next loop turn (the
+ * primary is cancelled, outcome "hedged"); a parent whose own first byte comes first cancels the
+ * child. A child that fails is recorded as an attempt; if the parent failed first and waits for it,
+ * the parent takes the child's answer through its normal path (retries, errors). The child's memory
+ * (its arena holds what the adopted transfer points at) lives until the parent ends. */
+
+static void hedge_event(struct aigw_req *r, void (*fn)(evutil_socket_t, short, void *), uint32_t delay_ms) {
+  if (r->hedge_ev_set) event_del(&r->hedge_ev);
+  event_assign(&r->hedge_ev, r->w->base, -1, 0, fn, r);
+  if (delay_ms) {
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
+    evtimer_add(&r->hedge_ev, &tv);
+  } else {
+    event_active(&r->hedge_ev, EV_TIMEOUT, 1);
+  }
+  r->hedge_ev_set = 1;
+  r->hedge_timer_set = delay_ms != 0;
+}
+
+static void hedge_child_release(struct aigw_req *c) {
+  upstream_abort(c);
+  calls_cancel_all(c);
+  if (c->provider && c->provider_rctx && c->provider->plugin.desc->on_done) {
+    c->cur_plugin = &c->provider->plugin;
+    c->provider->plugin.desc->on_done(c->provider->plugin.inst, c, c->provider_rctx);
+    c->cur_plugin = NULL;
+  }
+  c->provider_rctx = NULL;
+}
+
+void hedge_free(struct aigw_req *r) {
+  if (r->hedge_ev_set) {
+    event_del(&r->hedge_ev);
+    r->hedge_ev_set = 0;
+  }
+  struct aigw_req *c = r->hedge;
+  if (!c) return;
+  r->hedge = NULL;
+  hedge_child_release(c);
+  if (c->sse_init) sse_free(&c->sse);
+  if (c->hedge_buf) evbuffer_free(c->hedge_buf);
+  if (c->ureq.json) cJSON_Delete(c->ureq.json);
+  if (c->ureq.body_owned) free(c->ureq.body);
+  if (c->uresp.json) cJSON_Delete(c->uresp.json);
+  if (c->uresp.body_owned) free(c->uresp.body);
+  for (meta_kv *t = c->member_trees; t; t = t->next) cJSON_Delete((cJSON *)t->v.p);
+  stream_pemit_free(c);
+  arena_free(&c->pool);
+  c->magic = 0;
+  free(c);
+}
+
+static void hedge_fail_child(struct aigw_req *r, int outcome, int status);
+
+static void on_hedge_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct aigw_req *r = arg;
+  r->hedge_ev_set = r->hedge_timer_set = 0;
+  const cfg_route *rt = r->route;
+  if (r->ended || r->hedge || r->up_got_first_byte || !balance_open(r) || r->client_gone) return;
+  uint32_t budget = rt->retry.attempts ? rt->retry.attempts : r->nplan;
+  if (r->nattempts >= budget) return;
+  /* the next target of the plan whose breaker lets it through (the same one on a one-target plan) */
+  const cfg_target *t = NULL;
+  int allow = 0;
+  for (size_t k = 1; k <= r->nplan; k++) {
+    const cfg_target *c = rt->leaves[r->plan[(r->plan_pos + k) % r->nplan]];
+    if ((allow = breaker_allow(rt, c))) {
+      t = c;
+      break;
+    }
+  }
+  if (!t) return;
+  struct aigw_req *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->magic = REQ_MAGIC;
+  c->w = r->w;
+  arena_init(&c->pool);
+  c->serial = r->serial;
+  c->t_start = now_us();
+  c->usage = (aigw_usage){sizeof(aigw_usage), -1, -1, -1, -1, -1};
+  c->cur_att = c->hedge_att = -1;
+  snprintf(c->id, sizeof c->id, "%.60s~h", r->id);
+  c->gen = r->gen;
+  c->route = rt;
+  c->method = r->method;
+  c->target_uri = r->target_uri;
+  c->path = r->path;
+  c->is_stream = r->is_stream;
+  c->creq.hdrs = r->creq.hdrs;     /* borrowed, read-only: the parent outlives the child */
+  c->creq.body = r->creq.body;     /* the client's body after the request hooks */
+  c->creq.body_len = r->creq.body_len;
+  c->meta = r->meta;               /* the parent's metadata, read-only (new entries go in front) */
+  c->hedge_parent = r;
+  c->target = t;
+  c->provider = t->provider;
+  c->tmo = t->timeouts;
+  c->phase = PH_UPSTREAM;
+  r->hedge = c;
+  int idx = add_attempt(r, t, allow == 2, 1);
+  if (idx < 0) {
+    r->hedge = NULL;
+    arena_free(&c->pool);
+    free(c);
+    return;
+  }
+  r->hedge_att = idx;
+  if (r->deadline_us) {
+    uint64_t now = now_us();
+    uint32_t left = r->deadline_us > now ? (uint32_t)((r->deadline_us - now + 999) / 1000) : 1;
+    if (!c->tmo.first_byte_ms || c->tmo.first_byte_ms > left) c->tmo.first_byte_ms = left;
+    if (!c->tmo.total_ms || c->tmo.total_ms > left) c->tmo.total_ms = left;
+  }
+  log_msg(AIGW_LOG_INFO, "request %s: no first byte from %s yet: hedging on %s", r->id, r->att[r->cur_att].t->name, t->name);
+  if (req_build_upstream(c) < 0 || (t->params && req_apply_params(c, t->params) < 0)) {
+    hedge_fail_child(r, OUT_CONNECT, 0);
+    return;
+  }
+  const aigw_provider *pv = c->provider->plugin.desc->provider;
+  c->up_step = 1; /* the adapter's prepare phase */
+  c->in_hook = 1;
+  c->cur_plugin = &c->provider->plugin;
+  aigw_status st = pv->prepare(c->provider->plugin.inst, c, &c->provider_rctx);
+  c->cur_plugin = NULL;
+  c->in_hook = 0;
+  if (st != AIGW_CONTINUE || c->responded || c->local_reply || c->hedge_state == 2) {
+    log_msg(AIGW_LOG_INFO, "request %s: no hedge: the adapter of %s %s (%s)", r->id, t->name,
+            st == AIGW_PAUSE ? "must wait (async prepare)" : c->local_reply ? "answers itself" : "refused the request",
+            c->error ? c->error : c->cresp.body ? c->cresp.body : "no message");
+    /* an adapter that must wait (token fetch), answers itself or refuses: no hedge this time */
+    hedge_fail_child(r, OUT_CONNECT, 0);
+    return;
+  }
+  c->up_step = 2;
+  if (c->ureq.dirty && msg_serialize(c, &c->ureq) < 0) {
+    hedge_fail_child(r, OUT_CONNECT, 0);
+    return;
+  }
+  if (upstream_start(c) < 0 || c->hedge_state == 2) hedge_fail_child(r, OUT_CONNECT, 0);
+}
+
+void hedge_arm(struct aigw_req *r) {
+  const cfg_route *rt = r->route;
+  if (!rt->hedge || r->hedge || r->hedge_parent || r->cont_active || r->local_reply || !balance_open(r)) return;
+  uint32_t d = rt->hedge_delay_ms;
+  if (!d) {
+    d = balance_p95_ms(r->att[r->cur_att].t);
+    if (!d) d = rt->hedge_max_ms; /* no samples yet: hedge only very slow answers */
+    if (d < rt->hedge_min_ms) d = rt->hedge_min_ms;
+    if (d > rt->hedge_max_ms) d = rt->hedge_max_ms;
+  }
+  hedge_event(r, on_hedge_timer, d);
+}
+
+/* The child failed (or could not start) while the parent still races: record it and drop it. */
+static void hedge_fail_child(struct aigw_req *r, int outcome, int status) {
+  struct aigw_req *c = r->hedge;
+  if (c) {
+    c->hedge_state = 2;
+    hedge_child_release(c);
+  }
+  close_att(r, r->hedge_att, outcome, status);
+  r->hedge_att = -1;
+}
+
+static void on_hedge_cancel(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct aigw_req *r = arg;
+  r->hedge_ev_set = 0;
+  if (!r->hedge || r->hedge->hedge_state >= 2 || r->waiting_hedge) return;
+  r->hedge->hedge_state = 2;
+  hedge_child_release(r->hedge);
+  close_att(r, r->hedge_att, OUT_HEDGED, 0);
+  r->hedge_att = -1;
+}
+
+/* The parent's own answer is coming (a 2xx first byte) and it is not waiting for the hedge. */
+static int parent_winning(const struct aigw_req *r) {
+  return r->up_got_first_byte && r->uresp.status >= 200 && r->uresp.status < 300 && !r->waiting_hedge;
+}
+
+void hedge_first_byte(struct aigw_req *r) {
+  if (r->uresp.status < 200 || r->uresp.status >= 300) return; /* an error answer does not win the race */
+  if (r->hedge_timer_set) { /* the delay has not passed: no hedge at all */
+    event_del(&r->hedge_ev);
+    r->hedge_ev_set = r->hedge_timer_set = 0;
+  }
+  if (r->hedge && r->hedge->hedge_state == 0) hedge_event(r, on_hedge_cancel, 0); /* not inside this callback */
+}
+
+static void on_hedge_adopt(evutil_socket_t fd, short what, void *arg);
+
+size_t hedge_child_body(struct aigw_req *c, const char *p, size_t n) {
+  struct aigw_req *r = c->hedge_parent;
+  if (c->hedge_state >= 2 || r->ended) return 0;
+  if (!c->hedge_buf && !(c->hedge_buf = evbuffer_new())) return 0;
+  if (evbuffer_get_length(c->hedge_buf) + n > (64u << 20)) return 0;
+  evbuffer_add(c->hedge_buf, p, n);
+  if (!c->up_got_first_byte) {
+    c->up_got_first_byte = 1;
+    c->t_up_first = now_us();
+    if (c->uresp.status >= 200 && c->uresp.status < 300) {
+      /* the first answer: hold it and hand the transfer to the parent */
+      c->hedge_state = 1;
+      if (c->up_timer_set) {
+        evtimer_del(&c->up_timer);
+        c->up_timer_set = 0;
+      }
+      c->up_paused = 1;
+      if (c->easy) curl_easy_pause(c->easy, CURLPAUSE_RECV); /* allowed inside the callback: the data is consumed */
+      if (!parent_winning(r)) hedge_event(r, on_hedge_adopt, 0);
+      else hedge_event(r, on_hedge_cancel, 0);
+    }
+  }
+  return n;
+}
+
+void hedge_child_done(struct aigw_req *c, CURLcode rc, const char *msg) {
+  struct aigw_req *r = c->hedge_parent;
+  (void)msg;
+  c->t_up_end = now_us();
+  upstream_abort(c);
+  if (c->hedge_state >= 2 || r->ended) return;
+  c->hedge_rc = rc;
+  if (c->hedge_state == 1 || (rc == CURLE_OK && c->uresp.status >= 200 && c->uresp.status < 300)) {
+    c->hedge_state = 3; /* a complete answer (the adoption may already be scheduled) */
+    if (!parent_winning(r)) hedge_event(r, on_hedge_adopt, 0);
+    return;
+  }
+  /* a failure: an error status (buffered) or a transport error */
+  c->hedge_state = 3;
+  if (r->waiting_hedge) {
+    hedge_event(r, on_hedge_adopt, 0); /* the parent answers through its normal path */
+    return;
+  }
+  int timeout = rc == CURLE_OPERATION_TIMEDOUT || c->timeout_kind;
+  int64_t ra = -1;
+  int out = rc != CURLE_OK ? (timeout ? OUT_TIMEOUT : OUT_CONNECT) : OUT_STATUS;
+  if (rc == CURLE_OK) {
+    if (c->hedge_buf) {
+      c->uresp.body_len = evbuffer_get_length(c->hedge_buf);
+      c->uresp.body = (char *)evbuffer_pullup(c->hedge_buf, -1);
+    }
+    out = balance_classify(c, &ra);
+    if (out == OUT_OK) out = OUT_STATUS;
+    c->uresp.body = NULL;
+    c->uresp.body_len = 0;
+  }
+  hedge_fail_child(r, out, c->uresp.status);
+}
+
+int hedge_wait(struct aigw_req *r) {
+  struct aigw_req *c = r->hedge;
+  if (!c || c->hedge_state == 2) return 0;
+  r->waiting_hedge = 1;
+  if (c->hedge_state == 1 || c->hedge_state == 3) hedge_event(r, on_hedge_adopt, 0);
+  return 1;
+}
+
+/* The parent takes the child's transfer (or its finished answer) and goes on with it. */
+static void on_hedge_adopt(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct aigw_req *r = arg;
+  r->hedge_ev_set = 0;
+  struct aigw_req *c = r->hedge;
+  if (!c || c->hedge_state == 2 || r->ended) return;
+  if (parent_winning(r)) { /* the primary answered first after all */
+    c->hedge_state = 2;
+    hedge_child_release(c);
+    close_att(r, r->hedge_att, OUT_HEDGED, 0);
+    r->hedge_att = -1;
+    return;
+  }
+  if (balance_open(r)) close_attempt(r, OUT_HEDGED, 0); /* the primary loses */
+  attempt_reset(r);                                      /* its transfer, adapter state and buffers */
+  /* move the child's transfer and upstream exchange over */
+  r->easy = c->easy, c->easy = NULL;
+  r->curl_hdrs = c->curl_hdrs, c->curl_hdrs = NULL;
+  r->up_active = c->up_active, c->up_active = 0;
+  r->ureq = c->ureq;
+  memset(&c->ureq, 0, sizeof c->ureq);
+  r->uresp = c->uresp;
+  memset(&c->uresp, 0, sizeof c->uresp);
+  r->upstream_url = c->upstream_url;
+  r->provider = c->provider;
+  r->target = c->target;
+  r->provider_rctx = c->provider_rctx, c->provider_rctx = NULL;
+  r->tmo = c->tmo;
+  r->t_up_start = c->t_up_start;
+  r->total_deadline_us = c->total_deadline_us;
+  r->timeout_kind = c->timeout_kind;
+  r->cur_att = r->hedge_att;
+  r->hedge_att = -1;
+  r->waiting_hedge = 0;
+  r->phase = PH_UPSTREAM;
+  r->up_step = 2;
+  for (size_t k = 0; k < r->nplan; k++)
+    if (r->route->leaves[r->plan[k]] == r->target) {
+      r->plan_pos = (uint8_t)k;
+      r->tries_here = 1;
+      break;
+    }
+  if (c->upc) {
+    upconn *u = c->upc;
+    c->upc = NULL;
+    upc_set_owner(u, r, &r->upc);
+  }
+  if (r->easy) {
+    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+  }
+  int done = c->hedge_state == 3;
+  size_t n = c->hedge_buf ? evbuffer_get_length(c->hedge_buf) : 0;
+  if (n) {
+    const char *p = (const char *)evbuffer_pullup(c->hedge_buf, -1);
+    size_t got = upstream_on_body(r, p, n);
+    if (r->ended) return;
+    if (got != n) {
+      upstream_transfer_done(r, CURLE_WRITE_ERROR, NULL);
+      return;
+    }
+    evbuffer_drain(c->hedge_buf, n);
+  }
+  if (done) {
+    upstream_transfer_done(r, c->hedge_rc, c->hedge_rc == CURLE_OK ? NULL : c->error);
+    return;
+  }
+  r->up_paused = 1;
+  upstream_unpause(r);
 }

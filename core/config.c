@@ -1584,6 +1584,36 @@ static void load_routing(ld *L, cfg_route *r, const cJSON *e, const char *p)
     }
 }
 
+static void load_hedge(ld *L, cfg_route *r, const cJSON *e, const char *p)
+{
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(e, "hedge");
+    char q[PMAX], s[PMAX];
+    if (!h)
+        return;
+    static const char *const hk[] = {"delay_ms", "min_delay_ms", "max_delay_ms"};
+    pkey(q, p, "hedge");
+    if (!check_obj(L, h, q, "hedge", hk, NKEYS(hk)))
+        return;
+    r->hedge = 1;
+    r->hedge_min_ms = 50;
+    r->hedge_max_ms = 10000;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(h, "delay_ms");
+    pkey(s, q, "delay_ms");
+    if (!d) {
+        ERR(L, q, "missing required key 'delay_ms' (milliseconds, or \"p95\" for the primary target's observed p95)");
+    } else if (cJSON_IsString(d) && !strcmp(d->valuestring, "p95")) {
+        r->hedge_delay_ms = 0;
+    } else if (cJSON_IsNumber(d) && d->valuedouble >= 1 && d->valuedouble <= 600000 && floor(d->valuedouble) == d->valuedouble) {
+        r->hedge_delay_ms = (uint32_t)d->valuedouble;
+    } else {
+        ERR(L, s, "must be milliseconds (1-600000) or \"p95\", got %s", jtype(d));
+    }
+    get_u32(L, h, "min_delay_ms", q, 1, &r->hedge_min_ms);
+    get_u32(L, h, "max_delay_ms", q, 1, &r->hedge_max_ms);
+    if (r->hedge_max_ms < r->hedge_min_ms)
+        ERR(L, q, "max_delay_ms must not be below min_delay_ms");
+}
+
 /* After the catalog: each leaf's context window (unless given) and price. */
 static void route_catalog(cfg_gen *g)
 {
@@ -1694,7 +1724,7 @@ static void load_routes(ld *L, const cJSON *root)
 {
     static const char *const rkeys[] = {"name",    "match",   "api",   "targets",  "timeouts", "plugins",
                                         "strategy", "hash_key", "aliases", "rules", "retry",    "fallback",
-                                        "breaker"};
+                                        "breaker", "hedge"};
     cfg_gen *g = L->g;
     char p[PMAX], q[PMAX];
 
@@ -1771,6 +1801,7 @@ static void load_routes(ld *L, const cJSON *root)
         load_targets(L, r, cJSON_GetObjectItemCaseSensitive(e, "targets"), p);
         load_timeouts(L, r, cJSON_GetObjectItemCaseSensitive(e, "timeouts"), p);
         load_routing(L, r, e, p);
+        load_hedge(L, r, e, p);
 
         const cJSON *rp = cJSON_GetObjectItemCaseSensitive(e, "plugins");
         pentry *own = NULL;

@@ -149,6 +149,9 @@ typedef struct cfg_route {
   int need_estimate;                       /* rules or context checks use the prompt estimate */
   cfg_retry retry;
   cfg_breaker breaker;
+  int hedge;                               /* "hedge" configured */
+  uint32_t hedge_delay_ms;                 /* fixed delay; 0 = the primary target's p95 */
+  uint32_t hedge_min_ms, hedge_max_ms;     /* bounds of the p95 delay (and its value without samples) */
   struct tstate *rstate;                   /* route-wide runtime state (round-robin counter) */
   cfg_plugin **plugins; size_t nplugins;  /* global + route plugins, sorted by priority desc, name */
   size_t route_index;

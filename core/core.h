@@ -236,9 +236,17 @@ struct aigw_req {
   uint16_t nattempts;
   struct attempt_rec *att;  /* arena array, att_cap entries */
   uint16_t att_cap;
-  int att_open;             /* the current attempt has not been recorded yet */
-  int att_probe;            /* the current attempt holds a half-open breaker's probe slot */
-  int att_inflight;         /* the current attempt is counted in its target's in-flight gauge */
+  int cur_att;              /* index in att of the attempt whose transfer r runs (-1 none) */
+  int hedge_att;            /* index in att of the hedge's attempt (-1 none) */
+  struct aigw_req *hedge;   /* the hedge: a transfer-only child request (see hedge.c) */
+  struct aigw_req *hedge_parent; /* set on a hedge child */
+  int hedge_state;          /* child: 0 racing, 1 won (first 2xx byte, paused), 2 failed, 3 done */
+  int waiting_hedge;        /* parent: its own attempt failed; the hedge decides */
+  struct evbuffer *hedge_buf; /* child: body bytes read before the parent adopted the transfer */
+  CURLcode hedge_rc;        /* child: how its transfer ended (hedge_state 3) */
+  struct event hedge_ev;    /* parent: start / adopt / cancel the hedge on the next loop turn */
+  int hedge_ev_set;
+  int hedge_timer_set;      /* parent: hedge_ev is the delay timer */
   int retry_wanted;         /* failover decided inside a callback: the transfer's end retries */
   int retry_set;            /* retry_ev pending */
   struct event retry_ev;    /* backoff before the next attempt */
@@ -377,6 +385,8 @@ void req_respond_error(struct aigw_req *r, int status, const char *type, const c
 void req_out_drained(struct aigw_req *r);  /* client output fell below the watermark */
 void req_upstream_response(struct aigw_req *r); /* non-stream answer complete */
 const char *status_reason(int status);
+int req_build_upstream(struct aigw_req *r);  /* the upstream request starts as the client's */
+int req_apply_params(struct aigw_req *r, const struct cJSON *params); /* a target's "params" */
 
 /* upstream.c */
 int upstream_init(worker *w);
@@ -411,16 +421,21 @@ void upstream_transfer_done(struct aigw_req *r, CURLcode rc, const char *msg);
 int upc_start(struct aigw_req *r); /* 0 started, 1 not eligible (use libcurl), -1 failed (answered) */
 void upc_abort(struct aigw_req *r);
 void upc_unpause(struct aigw_req *r);
+void upc_set_owner(upconn *c, void *ctx, upconn **slot); /* a hedge's connection changes owner */
 void upc_shutdown(worker *w);
 void upstream_easy_put(worker *w, CURL *e);
 
 /* balance.c: plans, attempts, retries, breakers (docs/routing.md) */
-enum { OUT_OK = 0, OUT_STATUS, OUT_TIMEOUT, OUT_CONNECT, OUT_MALFORMED, OUT_CONTEXT, OUT_CONTENT, OUT_STREAM };
+enum { OUT_OK = 0, OUT_STATUS, OUT_TIMEOUT, OUT_CONNECT, OUT_MALFORMED, OUT_CONTEXT, OUT_CONTENT, OUT_STREAM,
+       OUT_CANCELLED, OUT_HEDGED };
+int balance_open(const struct aigw_req *r); /* the current attempt is still open */
 typedef struct attempt_rec {
   const cfg_target *t;
   int status;
-  int outcome;              /* OUT_* */
+  int outcome;              /* OUT_*; -1 while open */
   uint32_t ms;
+  uint64_t t0;              /* start (monotonic us) */
+  uint8_t open, probe, inflight, hedge;
 } attempt_rec;
 const char *balance_outcome_name(int outcome);
 /* Chooses the target of the next attempt (building the plan first), sets r->target, r->provider
@@ -434,6 +449,16 @@ int balance_failed(struct aigw_req *r, int outcome, int status, int64_t retry_af
 /* Whether balance_failed would retry this outcome now (no side effects). */
 int balance_can_retry(struct aigw_req *r, int outcome, int status);
 void balance_close(struct aigw_req *r, int outcome, int status); /* record the attempt, no retry */
+/* hedged requests (route "hedge"): hedge_arm after the parent's transfer started; the hedge_child_*
+ * functions take over upstream_on_body / the transfer's end for a child; hedge_first_byte when the
+ * parent's own first byte arrived; hedge_free at the parent's end. */
+void hedge_arm(struct aigw_req *r);
+void hedge_first_byte(struct aigw_req *r);
+size_t hedge_child_body(struct aigw_req *c, const char *p, size_t n);
+void hedge_child_done(struct aigw_req *c, CURLcode rc, const char *msg);
+int hedge_wait(struct aigw_req *r); /* the parent's attempt failed: 1 when a racing hedge decides */
+void hedge_free(struct aigw_req *r);
+uint32_t balance_p95_ms(const cfg_target *t);
 void balance_finish(struct aigw_req *r); /* request end: records an open attempt as its final outcome */
 void balance_add_headers(struct aigw_req *r); /* x-aigw-target, x-aigw-attempts on cresp */
 /* stream continuation: cont_filter (continuation attempts) says 1 = drop this start event;

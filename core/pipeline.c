@@ -65,6 +65,7 @@ struct aigw_req *req_new(conn *c, worker *w) {
   r->serial = atomic_fetch_add(&w->srv->next_serial, 1) + 1;
   r->t_start = now_us();
   r->usage = (aigw_usage){sizeof(aigw_usage), -1, -1, -1, -1, -1};
+  r->cur_att = r->hedge_att = -1;
   atomic_fetch_add(&w->srv->total_active, 1);
   atomic_fetch_add(&w->active_requests, 1);
   r->next_live = w->live;
@@ -115,6 +116,11 @@ static void finish_with_local_response(struct aigw_req *r);
 /* Errors the gateway itself answers (routing, limits, upstream failures) also pass through the
  * response hooks of the plugins that ran, so headers they add (CORS, tracing) reach every answer. */
 void req_respond_error(struct aigw_req *r, int status, const char *type, const char *code, const char *msg) {
+  if (r->hedge_parent) { /* a hedge has no client: its failure is the parent's business */
+    r->hedge_state = 2;
+    if (!r->error) r->error = arena_strndup(&r->pool, msg ? msg : "", msg ? strlen(msg) : 0);
+    return;
+  }
   if (r->head_sent) {
     stream_end_error(r, type, msg);
     return;
@@ -186,7 +192,7 @@ static int hop_or_secret(const char *n, size_t nn) {
   return 0;
 }
 
-static int build_upstream_request(struct aigw_req *r) {
+int req_build_upstream(struct aigw_req *r) {
   for (size_t i = 0; i < r->creq.hdrs.n; i++) {
     const hdr *h = &r->creq.hdrs.v[i];
     if (hop_or_secret(h->name.p, h->name.n)) continue;
@@ -204,7 +210,7 @@ static int build_upstream_request(struct aigw_req *r) {
 }
 
 /* The target's "params": top-level members set on the upstream request (null removes one). */
-static int apply_params(struct aigw_req *r, const cJSON *params) {
+int req_apply_params(struct aigw_req *r, const cJSON *params) {
   cJSON *j = msg_json(r, &r->ureq);
   if (!cJSON_IsObject(j)) return 0; /* not JSON: nothing to set (the provider reports it) */
   for (const cJSON *m = params->child; m; m = m->next) {
@@ -223,12 +229,12 @@ static int apply_params(struct aigw_req *r, const cJSON *params) {
 
 static void upstream_phase(struct aigw_req *r) {
   if (r->up_step == 0) {
-    if (build_upstream_request(r) < 0) {
+    if (req_build_upstream(r) < 0) {
       req_respond_error(r, 500, "server_error", NULL, "out of memory");
       return;
     }
     if (balance_begin_attempt(r) < 0) return; /* answered */
-    if ((r->target->params && apply_params(r, r->target->params) < 0) || (r->cont_active && cont_prefill(r) < 0)) {
+    if ((r->target->params && req_apply_params(r, r->target->params) < 0) || (r->cont_active && cont_prefill(r) < 0)) {
       req_respond_error(r, 500, "server_error", NULL, "out of memory");
       return;
     }
@@ -280,13 +286,13 @@ static void upstream_phase(struct aigw_req *r) {
     return;
   }
   r->phase = PH_UPSTREAM;
-  upstream_start(r); /* answers with 502 itself when the transfer cannot start */
+  if (upstream_start(r) == 0) hedge_arm(r); /* answers with 502 itself when the transfer cannot start */
 }
 
 /* Non-stream upstream answer complete (or provider_reply): provider and plugin response hooks,
  * then the client response. */
 void req_upstream_response(struct aigw_req *r) {
-  if (!r->local_reply && r->att_open) {
+  if (!r->local_reply && balance_open(r)) {
     int64_t ra = -1;
     int out = balance_classify(r, &ra);
     if (out != OUT_OK && balance_failed(r, out, r->uresp.status, ra)) return; /* the next attempt runs */
@@ -520,6 +526,7 @@ void req_finish(struct aigw_req *r) {
     r->defer_added = 0;
   }
   upstream_abort(r);
+  hedge_free(r);
   balance_finish(r);
   calls_cancel_all(r); /* CANCELLED callbacks run before on_done */
   if (r->route) {

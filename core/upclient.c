@@ -554,6 +554,13 @@ void upc_close(upconn **slot) {
   if (c) uc_release(c, 0); /* mid-response: the connection cannot be reused */
 }
 
+void upc_set_owner(upconn *c, void *ctx, upconn **slot) {
+  if (!c) return;
+  c->ctx = ctx;
+  c->slot = slot;
+  *slot = c;
+}
+
 void upc_resume(upconn *c) {
   if (!c || !c->paused) return;
   c->paused = 0;

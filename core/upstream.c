@@ -484,8 +484,10 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud) {
 }
 
 size_t upstream_on_body(struct aigw_req *r, const char *buf, size_t n) {
+  if (r->hedge_parent) return hedge_child_body(r, buf, n);
   if (r->client_gone || r->ended) return 0; /* abort the transfer */
   if (!r->up_got_first_byte) {
+    if (r->hedge) hedge_first_byte(r);
     r->up_got_first_byte = 1;
     r->t_up_first = now_us();
     r->up_streaming = r->uresp.status >= 200 && r->uresp.status < 300 && is_event_stream(r);
@@ -618,6 +620,10 @@ void upstream_abort(struct aigw_req *r) {
 void upstream_transfer_done(struct aigw_req *r, CURLcode rc, const char *msg) { finish_transfer(r, rc, msg); }
 
 static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
+  if (r->hedge_parent) {
+    hedge_child_done(r, rc, msg);
+    return;
+  }
   r->t_up_end = now_us();
   r->curl_result = rc;
   char cerr[CURL_ERROR_SIZE + 64];
@@ -666,11 +672,11 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
       req_finish(r); /* the adapter ended it while finishing */
       return;
     }
-    if (!r->head_sent && r->att_open) {
+    if (!r->head_sent && balance_open(r)) {
       /* nothing reached the client yet: this attempt may still fail over */
       int out = rc == CURLE_OK ? OUT_MALFORMED : timeout ? OUT_TIMEOUT : OUT_CONNECT;
       if (balance_failed(r, out, r->uresp.status, -1)) return;
-    } else if (r->att_open && balance_can_retry(r, OUT_STREAM, 0)) {
+    } else if (balance_open(r) && balance_can_retry(r, OUT_STREAM, 0)) {
       stream_flush(r); /* what the adapter produced at the end reaches the client first */
       r->error = NULL;
       if (balance_failed(r, OUT_STREAM, r->uresp.status, -1)) return; /* the answer goes on elsewhere */
