@@ -464,36 +464,39 @@ static void build_plan(struct aigw_req *r) {
   cfg_target *const *order = NULL;
   size_t norder = 0;
   r->nplan = 0;
+  /* pre-flight: targets whose context window is too small for the prompt are not usable */
+  uint64_t usable = all;
+  if (rt->need_estimate) {
+    int64_t est = estimate(r);
+    for (size_t i = 0; i < rt->nleaves; i++) {
+      const cfg_target *t = rt->leaves[i];
+      if (t->context_window && (int64_t)t->context_window < est) usable &= ~(1ull << i);
+    }
+    if (rt->retry.fb_context) usable |= rt->retry.fb_context->mask & all;
+    if (!usable) usable = all; /* nothing fits: let the upstreams say so */
+  }
+  pc.mask = usable;
   if (rt->naliases) {
     size_t n = 0;
     const char *m = body_str(r, "model", &n);
     for (size_t i = 0; m && i < rt->naliases; i++)
       if (str_is(m, n, rt->aliases[i].name)) {
-        pc.mask &= rt->aliases[i].mask;
-        order = rt->aliases[i].order;
-        norder = rt->aliases[i].norder;
+        if (pc.mask & rt->aliases[i].mask) {
+          pc.mask &= rt->aliases[i].mask;
+          order = rt->aliases[i].order;
+          norder = rt->aliases[i].norder;
+        }
         break;
       }
   }
   for (size_t i = 0; i < rt->nrules; i++) {
     if (!rule_match(r, &rt->rules[i])) continue;
-    if (pc.mask & rt->rules[i].mask) {
+    if (pc.mask & rt->rules[i].mask) { /* a rule that leaves no usable target: the whole list */
       pc.mask &= rt->rules[i].mask;
       order = rt->rules[i].order;
       norder = rt->rules[i].norder;
     }
     break;
-  }
-  /* pre-flight: skip targets whose context window is too small for the prompt */
-  if (rt->need_estimate) {
-    int64_t est = estimate(r);
-    uint64_t keep = pc.mask;
-    for (size_t i = 0; i < rt->nleaves; i++) {
-      const cfg_target *t = rt->leaves[i];
-      if (t->context_window && (int64_t)t->context_window < est) keep &= ~(1ull << i);
-    }
-    if (rt->retry.fb_context) keep |= rt->retry.fb_context->mask & all;
-    if (keep) pc.mask = keep;
   }
   if (rt->strategy == STRAT_HASH) {
     const char *v = NULL;
@@ -727,7 +730,7 @@ static int decide(struct aigw_req *r, int outcome, int status, int64_t ra_ms, ui
   case OUT_CONNECT: ok = rp->on_connect; break;
   case OUT_MALFORMED: ok = rp->on_malformed; break;
   case OUT_STREAM:
-    ok = rp->stream_continue && r->head_sent && !r->cont_tool && r->cont_len > 0 && r->c &&
+    ok = rp->stream_continue && (r->head_sent || r->t_first_token) && !r->cont_tool && r->cont_len > 0 && r->c &&
          (rt->api == AIGW_API_CHAT || rt->api == AIGW_API_MESSAGES);
     break;
   default: ok = 0;
@@ -1006,7 +1009,8 @@ static void admin_target(jsonw *w, const cfg_route *rt, const cfg_target *t) {
     pthread_mutex_unlock(&s->mu);
     if (st == 1 && now_ms() - opened >= rt->breaker.cooldown_ms) st = 2; /* the next request probes */
     static const char *const names[] = {"closed", "open", "half_open"};
-    jw_kcstr(w, "breaker", rt->breaker.enabled ? names[st] : "disabled");
+    jw_kcstr(w, "state", rt->breaker.enabled ? names[st] : "closed");
+    jw_kbool(w, "breaker", rt->breaker.enabled);
     if (st == 1) jw_kint(w, "open_for_ms", (long long)(now_ms() - opened));
     jw_kint(w, "window_attempts", tot);
     jw_kint(w, "window_failures", fails);

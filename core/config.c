@@ -1048,8 +1048,21 @@ static void load_target_timeouts(ld *L, cfg_target *t, const cJSON *j, const cha
 
 /* Loads the targets array at path into (*out, *nout); groups recurse. Disabled providers are dropped
  * (their names collected in dis). Returns the number of enabled leaves found. */
+typedef struct name_set {
+    const char *v[CFG_MAX_LEAVES * 2];
+    size_t n;
+} name_set;
+
+static int name_taken(const name_set *ns, const char *s)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        if (strcmp(ns->v[i], s) == 0)
+            return 1;
+    return 0;
+}
+
 static void load_target_list(ld *L, cfg_route *r, const cJSON *ts, const char *p, int depth, cfg_target **out,
-                             size_t *nout, char *dis, size_t *doff)
+                             size_t *nout, char *dis, size_t *doff, name_set *ns)
 {
     static const char *const tkeys[] = {"name", "provider", "model", "weight", "priority", "params",
                                         "timeouts", "context_window", "strategy", "targets"};
@@ -1152,19 +1165,30 @@ static void load_target_list(ld *L, cfg_route *r, const cJSON *ts, const char *p
         t->strategy = (int)given; /* kept here until the route's timeouts are known (see finish_targets) */
         const char *nm = get_str(L, e, "name", q, 0, 0);
         if (nm) {
+            if (name_taken(ns, nm)) {
+                pkey(tp, q, "name");
+                ERR(L, tp, "two targets are named '%s'; give each a unique \"name\" (names appear in headers, "
+                           "logs, metrics, rules and aliases)", nm);
+            }
             t->name = xstrdup(L, nm);
         } else {
-            char buf[512];
-            snprintf(buf, sizeof buf, "%s%s%s", prov, t->model ? "/" : "", t->model ? t->model : "");
+            /* the default name; a clash with an earlier target gets a suffix (#2, #3, ...) */
+            char base[480], buf[512];
+            snprintf(base, sizeof base, "%s%s%s", prov, t->model ? "/" : "", t->model ? t->model : "");
+            snprintf(buf, sizeof buf, "%s", base);
+            for (int k = 2; name_taken(ns, buf) && k < 1000; k++)
+                snprintf(buf, sizeof buf, "%s#%d", base, k);
             t->name = xstrdup(L, buf);
         }
+        if (t->name && ns->n < NKEYS(ns->v))
+            ns->v[ns->n++] = t->name;
         t->st = balance_state_new();
         if (!t->st)
             ERR(L, "", "out of memory");
         if (kids) {
             int strat = STRAT_PRIORITY;
             parse_strategy(L, e, q, &strat);
-            load_target_list(L, r, kids, tp, depth + 1, &t->kids, &t->nkids, dis, doff);
+            load_target_list(L, r, kids, tp, depth + 1, &t->kids, &t->nkids, dis, doff, ns);
             t->strategy = strat | (int)(given << 8);
             if (t->nkids == 0)
                 (*nout)--, free_target(t), memset(t, 0, sizeof *t);
@@ -1194,7 +1218,8 @@ static void load_targets(ld *L, cfg_route *r, const cJSON *ts, const char *path)
     size_t nerr = L->errs->count, doff = 0;
     char dis[512];
     dis[0] = '\0';
-    load_target_list(L, r, ts, p, 0, &r->targets, &r->ntargets, dis, &doff);
+    name_set ns = {{0}, 0};
+    load_target_list(L, r, ts, p, 0, &r->targets, &r->ntargets, dis, &doff, &ns);
     if (r->nleaves == 0 && L->errs->count == nerr)
         ERR(L, p, "route '%s' has no enabled target: disabled provider%s %s", r->name ? r->name : "?",
             strchr(dis, ',') ? "s" : "", dis);
@@ -1354,20 +1379,6 @@ static void load_routing(ld *L, cfg_route *r, const cJSON *e, const char *p)
 {
     char q[PMAX], s[PMAX];
     finish_target_list(L, r, r->targets, r->ntargets, &r->timeouts, p);
-    /* unique names */
-    {
-        const char *names[CFG_MAX_LEAVES * 2];
-        size_t nn = 0;
-        collect_names(r->targets, r->ntargets, names, &nn, NKEYS(names));
-        for (size_t i = 0; i < nn; i++)
-            for (size_t k = 0; k < i; k++)
-                if (strcmp(names[i], names[k]) == 0) {
-                    pkey(q, p, "targets");
-                    ERR(L, q, "two targets are named '%s'; give each a unique \"name\" (names appear in "
-                              "headers, logs, metrics, rules and aliases)", names[i]);
-                    k = i;
-                }
-    }
     r->rstate = balance_state_new();
     parse_strategy(L, e, p, &r->strategy);
     const char *hk = get_str(L, e, "hash_key", p, 0, 0);

@@ -308,14 +308,14 @@ void stream_pemit_free(struct aigw_req *r) {
  * bytes into the current write. */
 static void deliver_event(struct aigw_req *r, aigw_event *ev) {
   if (r->cont_active && cont_filter(r, ev)) return; /* a continuation's start event: the client has it */
-  if (ev->kind == AIGW_EV_ERROR && r->head_sent && r->c && balance_can_retry(r, OUT_STREAM, 0)) {
+  if (ev->kind == AIGW_EV_ERROR && (r->head_sent || r->t_first_token) && r->c && balance_can_retry(r, OUT_STREAM, 0)) {
     /* broken after the first byte: the route continues the answer on another target */
     r->retry_wanted = OUT_STREAM;
     r->stream_ended = 1;
     if (!r->error) r->error = "the provider sent an error event mid-stream";
     return;
   }
-  if (ev->kind == AIGW_EV_ERROR && !r->head_sent && r->c && balance_can_retry(r, OUT_MALFORMED, 0)) {
+  if (ev->kind == AIGW_EV_ERROR && !r->head_sent && !r->t_first_token && r->c && balance_can_retry(r, OUT_MALFORMED, 0)) {
     /* the provider failed before anything reached the client: drop what this attempt produced,
      * end the transfer, and let its end start the next attempt */
     r->retry_wanted = OUT_MALFORMED;
@@ -672,8 +672,8 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
       req_finish(r); /* the adapter ended it while finishing */
       return;
     }
-    if (!r->head_sent && balance_open(r)) {
-      /* nothing reached the client yet: this attempt may still fail over */
+    if (!r->head_sent && !r->t_first_token && balance_open(r)) {
+      /* no content reached the client (nor was produced for it) yet: this attempt may still fail over */
       int out = rc == CURLE_OK ? OUT_MALFORMED : timeout ? OUT_TIMEOUT : OUT_CONNECT;
       if (balance_failed(r, out, r->uresp.status, -1)) return;
     } else if (balance_open(r) && balance_can_retry(r, OUT_STREAM, 0)) {
