@@ -863,7 +863,7 @@ void balance_finish(struct aigw_req *r) {
 
 void balance_add_headers(struct aigw_req *r) {
   if (!r->nattempts) return;
-  const cfg_target *t = r->att[r->nattempts - 1].t;
+  const cfg_target *t = r->att[r->cur_att >= 0 ? r->cur_att : r->nattempts - 1].t;
   hdrs_set(&r->pool, &r->cresp.hdrs, "x-aigw-target", 13, t->name, strlen(t->name));
   char n[24];
   size_t k = fmt_u64(n, r->nattempts);
@@ -1109,6 +1109,21 @@ void cont_observe(struct aigw_req *r, aigw_event *ev) {
   if (cJSON_GetArraySize(tc) > 0) r->cont_tool = 1;
 }
 
+/* The continuation's first text: the whitespace the prefill lost is already at the client. */
+static void cont_first_text(struct aigw_req *r, aigw_event *ev, cJSON *t) {
+  if (!cJSON_IsString(t) || !t->valuestring[0] || r->cont_text_seen) return;
+  r->cont_text_seen = 1;
+  if (!r->cont_ws) return;
+  const char *p = t->valuestring;
+  while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+  if (p == t->valuestring) return;
+  char *c = strdup(p);
+  if (!c) return;
+  cJSON_free(t->valuestring);
+  t->valuestring = c;
+  ev->changed = 1;
+}
+
 int cont_filter(struct aigw_req *r, aigw_event *ev) {
   aigw_api api = r->route->api;
   cJSON *j = event_json(ev);
@@ -1130,6 +1145,8 @@ int cont_filter(struct aigw_req *r, aigw_event *ev) {
       r->cont_idx_off = r->cont_block + 1 - ix->valueint; /* a new block after the client's last */
     }
     if (!r->cont_idx_set) return 0;
+    if (!strcmp(t, "content_block_delta"))
+      cont_first_text(r, ev, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "delta"), "text"));
     if (r->cont_idx_off) {
       cJSON_SetNumberValue(ix, ix->valueint + r->cont_idx_off);
       ev->changed = 1;
@@ -1147,6 +1164,7 @@ int cont_filter(struct aigw_req *r, aigw_event *ev) {
               !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "usage"));
   if (empty && !r->cont_idx_set) return 1;
   r->cont_idx_set = 1;
+  cont_first_text(r, ev, tx);
   cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
   if (r->cont_id[0] && cJSON_IsString(id) && strcmp(id->valuestring, r->cont_id)) {
     cJSON_ReplaceItemInObjectCaseSensitive(j, "id", cJSON_CreateString(r->cont_id));
@@ -1164,6 +1182,8 @@ int cont_prefill(struct aigw_req *r) {
   while (n && (r->cont_text[n - 1] == ' ' || r->cont_text[n - 1] == '\n' || r->cont_text[n - 1] == '\t' ||
                r->cont_text[n - 1] == '\r'))
     n--;
+  r->cont_ws = n < r->cont_len;
+  r->cont_text_seen = 0;
   cJSON *m = cJSON_CreateObject();
   char *txt = malloc(n + 1);
   if (!m || !txt) {

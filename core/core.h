@@ -265,6 +265,8 @@ struct aigw_req {
   int cont_block;           /* messages: index of the client's last content block, -1 none */
   int cont_block_open;      /* ... and it is still open (a text block) */
   int cont_idx_off, cont_idx_set; /* messages: index shift from the continuation's blocks to the client's */
+  int cont_ws;              /* the prefill's trailing whitespace was trimmed: the client has it already */
+  int cont_text_seen;       /* the continuation's first text delta went out */
   char cont_id[96];         /* chat: the chunk id the client saw first */
   int64_t carry_in, carry_out; /* estimated tokens of the broken attempts, added to the usage */
 

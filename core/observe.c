@@ -266,7 +266,7 @@ void observe_request(struct aigw_req *r) {
     jw_kbool(&w, "cost_unknown", 1);
   }
   if (r->nattempts) {
-    jw_kcstr(&w, "target", r->att[r->nattempts - 1].t->name);
+    jw_kcstr(&w, "target", r->att[r->cur_att >= 0 ? r->cur_att : r->nattempts - 1].t->name);
     jw_key(&w, "attempts");
     jw_arr_begin(&w);
     for (uint16_t i = 0; i < r->nattempts; i++) {

@@ -70,6 +70,12 @@ export function contentText(content) {
 export function replyText(body) {
   const msgs = Array.isArray(body?.messages) ? body.messages : [];
   const last = msgs[msgs.length - 1];
+  if (last && last.role === 'assistant' && msgs.length > 1) {
+    // an assistant prefill (a gateway continuing a broken stream): go on from where it stops
+    const prefill = contentText(last.content);
+    const full = replyText({ ...body, messages: msgs.slice(0, -1) });
+    return prefill && full.startsWith(prefill) ? full.slice(prefill.length) : full;
+  }
   if (last && last.role === 'tool') return `Tool said: ${contentText(last.content)}`;
   for (let i = msgs.length - 1; i >= 0; i--) {
     if (msgs[i] && msgs[i].role === 'user') return `You said: ${contentText(msgs[i].content)}`;
