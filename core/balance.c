@@ -739,7 +739,9 @@ static int decide(struct aigw_req *r, int outcome, int status, int64_t ra_ms, ui
   uint32_t budget = rp->attempts ? rp->attempts : r->nplan;
   if (r->nattempts >= budget) return 0;
   uint64_t now = now_us();
-  if (r->deadline_us && now >= r->deadline_us) return 0;
+  /* the deadline: no attempt starts in its last 20 ms, and a wait it cut is not retried (timers
+   * run on the loop's cached clock and may fire a little before it) */
+  if (r->deadline_us && (now + 20000 >= r->deadline_us || (outcome == OUT_TIMEOUT && r->deadline_capped))) return 0;
   size_t next = r->plan_pos;
   uint64_t delay = 0;
   uint32_t cap = rp->max_retry_after_ms;
@@ -1235,11 +1237,16 @@ static void hedge_child_release(struct aigw_req *c) {
   c->provider_rctx = NULL;
 }
 
-void hedge_free(struct aigw_req *r) {
+void hedge_stop(struct aigw_req *r) {
   if (r->hedge_ev_set) {
     event_del(&r->hedge_ev);
     r->hedge_ev_set = 0;
   }
+  if (r->hedge) hedge_child_release(r->hedge);
+}
+
+/* After the parent's provider on_done: an adopted adapter's state lives in the child's arena. */
+void hedge_free(struct aigw_req *r) {
   struct aigw_req *c = r->hedge;
   if (!c) return;
   r->hedge = NULL;

@@ -459,7 +459,8 @@ void hedge_first_byte(struct aigw_req *r);
 size_t hedge_child_body(struct aigw_req *c, const char *p, size_t n);
 void hedge_child_done(struct aigw_req *c, CURLcode rc, const char *msg);
 int hedge_wait(struct aigw_req *r); /* the parent's attempt failed: 1 when a racing hedge decides */
-void hedge_free(struct aigw_req *r);
+void hedge_stop(struct aigw_req *r); /* request end: cancel the child's transfer and events */
+void hedge_free(struct aigw_req *r); /* request end, after every on_done: the child's memory */
 uint32_t balance_p95_ms(const cfg_target *t);
 void balance_finish(struct aigw_req *r); /* request end: records an open attempt as its final outcome */
 void balance_add_headers(struct aigw_req *r); /* x-aigw-target, x-aigw-attempts on cresp */

@@ -526,7 +526,7 @@ void req_finish(struct aigw_req *r) {
     r->defer_added = 0;
   }
   upstream_abort(r);
-  hedge_free(r);
+  hedge_stop(r);
   balance_finish(r);
   calls_cancel_all(r); /* CANCELLED callbacks run before on_done */
   if (r->route) {
@@ -544,6 +544,7 @@ void req_finish(struct aigw_req *r) {
   r->cur_plugin = NULL;
   if (r->head_sent) atomic_fetch_sub(&w->active_streams, 1), observe_stream_delta(-1);
   observe_request(r);
+  hedge_free(r); /* after every reader of an adopted exchange (on_done, the log) */
   conn *c = r->c;
   /* free */
   if (r->sse_init) sse_free(&r->sse);
