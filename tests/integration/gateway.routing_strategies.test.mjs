@@ -303,7 +303,6 @@ describe('routing: rules and aliases', { skip }, () => {
     assert.equal((await call(ctx, 'rules', { temperature: 0.5 })).headers.get('x-aigw-target'), 'A');
   });
 
-  test.todo('12. metadata route.target pins the plan’s first target (route.target_only: no fallbacks) — needs a request plugin (Lua work)');
 
   test('12. a rule that leaves no usable target falls back to the whole list', async () => {
     await ctx.clear();
@@ -515,5 +514,47 @@ describe('routing: aigw --check names the JSON path of routing config errors', {
     assertError(r, '/routes/1/strategy', /fastest/);
     assertError(r, '/routes/1/aliases/fast/0', /nope1/);
     assertError(r, '/routes/1/fallback/context_window', /nope2/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// a request plugin pins the target (metadata route.target / route.target_only, set from Lua)
+// ---------------------------------------------------------------------------------------------
+describe('routing: a request plugin pins the target', { skip }, () => {
+  const PIN = `
+function on_request(ctx)
+  local h = aigw.req.header("x-pin")
+  if h then aigw.set_target(h, aigw.req.header("x-only") == "1") end
+end
+`;
+  const ctx = useRouting({
+    mocks: ['A', 'B', 'C'],
+    routes: () => [
+      R('pin', [T('A', 'A', 'gpt-4o-mini'), T('B', 'B', 'fault-503'), T('C', 'C', 'gpt-4o')],
+        { plugins: [{ name: 'lua', config: { inline: PIN, name: 'pin.lua' } }] }),
+    ],
+  });
+
+  test('12. route.target pins the first target; the others stay fallbacks', async () => {
+    await ctx.clear();
+    const r = await call(ctx, 'pin', {}, { headers: { 'x-pin': 'B' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('x-aigw-target'), 'A');
+    assert.deepEqual(mocksOf(await ctx.seq()), ['B', 'A']);
+  });
+
+  test('12. route.target_only: no fallback, the pinned target\'s answer is the client\'s', async () => {
+    await ctx.clear();
+    const r = await call(ctx, 'pin', {}, { headers: { 'x-pin': 'B', 'x-only': '1' } });
+    assert.equal(r.status, 503, r.text);
+    assert.deepEqual(mocksOf(await ctx.seq()), ['B']);
+    const ok = await call(ctx, 'pin', {}, { headers: { 'x-pin': 'C', 'x-only': '1' } });
+    assert.equal(ok.headers.get('x-aigw-target'), 'C');
+  });
+
+  test('12. an unknown pinned name is ignored (warning in the log): the plan as usual', async () => {
+    await ctx.clear();
+    const r = await call(ctx, 'pin', {}, { headers: { 'x-pin': 'nope' } });
+    assert.equal(r.headers.get('x-aigw-target'), 'A');
   });
 });
