@@ -11,6 +11,7 @@
  * everything else (https, names needing DNS) through libcurl. AIGW_CALLOUT_CLIENT=libcurl in the
  * environment (read once) sends every call-out through libcurl. */
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +463,48 @@ aigw_call *host_store_set(aigw_req *r, aigw_str key, aigw_str value, uint64_t tt
   return c;
 }
 
+/* ---- the live-request registry ----
+ * Registry (process-wide, documented): every request from req_new to just before it is freed, in
+ * 64 mutex-guarded stripes keyed by its address, so that h->post from any thread can tell a live
+ * request from freed memory without reading it unlocked. Two uncontended lock pairs per request. */
+#define REG_STRIPES 64
+static struct reg_stripe {
+  pthread_mutex_t mu;
+  aigw_req *head;
+} g_reg[REG_STRIPES];
+static pthread_once_t g_reg_once = PTHREAD_ONCE_INIT;
+
+static void reg_init(void) {
+  for (int i = 0; i < REG_STRIPES; i++) pthread_mutex_init(&g_reg[i].mu, NULL);
+}
+static struct reg_stripe *reg_of(const aigw_req *r) {
+  uintptr_t h = (uintptr_t)r;
+  h ^= h >> 17;
+  h *= 0x9E3779B97F4A7C15ull;
+  return &g_reg[(h >> 58) % REG_STRIPES];
+}
+
+void req_registry_add(aigw_req *r) {
+  pthread_once(&g_reg_once, reg_init);
+  struct reg_stripe *s = reg_of(r);
+  pthread_mutex_lock(&s->mu);
+  r->reg_prev = NULL;
+  r->reg_next = s->head;
+  if (s->head) s->head->reg_prev = r;
+  s->head = r;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void req_registry_remove(aigw_req *r) {
+  struct reg_stripe *s = reg_of(r);
+  pthread_mutex_lock(&s->mu);
+  if (r->reg_prev) r->reg_prev->reg_next = r->reg_next;
+  else if (s->head == r) s->head = r->reg_next;
+  if (r->reg_next) r->reg_next->reg_prev = r->reg_prev;
+  r->reg_next = r->reg_prev = NULL;
+  pthread_mutex_unlock(&s->mu);
+}
+
 /* ---- post from other threads ----
  * The request must be paused by the posting plugin (it cannot end before resume... except when
  * the client leaves). A per-worker check against the live list at delivery keeps a post to an
@@ -486,14 +529,27 @@ static void deliver_post(void *a, void *b) {
 }
 
 int host_post(aigw_req *r, void (*fn)(aigw_req *, void *), void *ud) {
-  if (!r || !fn || r->magic != REQ_MAGIC || r->ended) return AIGW_E_STATE;
+  if (!r || !fn) return AIGW_E_STATE;
+  pthread_once(&g_reg_once, reg_init);
+  /* read the request only while the registry says it is alive (it cannot be freed meanwhile) */
+  struct reg_stripe *s = reg_of(r);
+  worker *w = NULL;
+  uint64_t serial = 0;
+  pthread_mutex_lock(&s->mu);
+  for (aigw_req *x = s->head; x; x = x->reg_next)
+    if (x == r) {
+      if (r->magic == REQ_MAGIC) w = r->w, serial = r->serial; /* set before it was registered */
+      break;
+    }
+  pthread_mutex_unlock(&s->mu);
+  if (!w) return AIGW_E_STATE;
   post_ctx *p = malloc(sizeof *p);
   if (!p) return AIGW_E_NOMEM;
   p->r = r;
-  p->serial = r->serial;
+  p->serial = serial;
   p->fn = fn;
   p->ud = ud;
-  if (worker_post(r->w, deliver_post, p, r->w) < 0) {
+  if (worker_post(w, deliver_post, p, w) < 0) {
     free(p);
     return AIGW_E_NOMEM;
   }

@@ -272,6 +272,7 @@ struct aigw_req {
 
   aigw_call *calls;          /* pending async calls */
   struct aigw_req *next_live, *prev_live; /* worker's live list */
+  struct aigw_req *reg_next, *reg_prev;   /* the live-request registry (calls.c), for h->post */
 };
 
 #define REQ_MAGIC 0x52514157u
@@ -480,6 +481,8 @@ size_t req_prompt_bytes(struct aigw_req *r); /* host.c: bytes of message text (t
 
 /* calls.c */
 void calls_cancel_all(struct aigw_req *r);
+void req_registry_add(struct aigw_req *r);    /* req_new: h->post may find it from any thread */
+void req_registry_remove(struct aigw_req *r); /* req_finish, before it is freed */
 void call_http_done(aigw_call *c, CURLcode rc); /* from upstream.c multi loop */
 
 /* host.c */

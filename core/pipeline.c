@@ -68,6 +68,7 @@ struct aigw_req *req_new(conn *c, worker *w) {
   r->cur_att = r->hedge_att = -1;
   atomic_fetch_add(&w->srv->total_active, 1);
   atomic_fetch_add(&w->active_requests, 1);
+  req_registry_add(r);
   r->next_live = w->live;
   if (w->live) w->live->prev_live = r;
   w->live = r;
@@ -564,6 +565,7 @@ void req_finish(struct aigw_req *r) {
     if (ms[i]->body_owned) free(ms[i]->body);
   }
   if (r->gen) server_gen_release(w->srv, r->gen);
+  req_registry_remove(r);
   if (r->prev_live) r->prev_live->next_live = r->next_live;
   else w->live = r->next_live;
   if (r->next_live) r->next_live->prev_live = r->prev_live;

@@ -62,7 +62,9 @@ extern "C" {
 #endif
 
 #define AIGW_ABI_MAJOR 1
-#define AIGW_ABI_MINOR 0
+/* 1.1 appended: host body_member, provider_emit, body_member_raw; provider on_stream_data,
+ * on_stream_end. A plugin that uses them on a 1.0 host must check h->abi_minor (or struct_size). */
+#define AIGW_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define AIGW_EXPORT __attribute__((visibility("default")))
@@ -393,8 +395,11 @@ struct aigw_host {
   int (*call_header)(aigw_call *c, aigw_str name, aigw_str *out); /* borrowed */
   int (*call_error)(aigw_call *c, aigw_str *out);                 /* human text for ERROR/TIMEOUT */
   int64_t (*call_int)(aigw_call *c);                              /* store results */
-  /* Runs fn(r, ud) on r's worker. The only call any thread may make. Returns AIGW_E_STATE when r
-   * has ended (then fn never runs; the caller still owns ud). */
+  /* Runs fn(r, ud) on r's worker. The only call any thread may make; safe even when r has already
+   * been freed (the host checks a registry of live requests, it does not read r). Returns
+   * AIGW_E_STATE when r has ended (then fn never runs; the caller still owns ud). When r ends after
+   * a successful post but before fn ran, fn never runs: free ud from on_done (which runs on r's
+   * worker before r is freed), e.g. through a refcount shared with the posting thread. */
   int (*post)(aigw_req *r, void (*fn)(aigw_req *r, void *ud), void *ud);
 
   /* --- shared store (worker thread; async; done runs exactly once) ---
