@@ -1539,7 +1539,7 @@ static void load_routing(ld *L, cfg_route *r, const cJSON *e, const char *p)
     /* fallback */
     const cJSON *fb = cJSON_GetObjectItemCaseSensitive(e, "fallback");
     if (fb) {
-        static const char *const fk[] = {"context_window", "content_policy", "stream_continue"};
+        static const char *const fk[] = {"context_window", "content_policy", "stream_continue", "overflow"};
         pkey(q, p, "fallback");
         if (check_obj(L, fb, q, "fallback", fk, NKEYS(fk))) {
             const char *cw = get_str(L, fb, "context_window", q, 0, 0);
@@ -1550,6 +1550,14 @@ static void load_routing(ld *L, cfg_route *r, const cJSON *e, const char *p)
                     ERR(L, s, "no target named '%s' in this route", cw);
                 }
                 r->need_estimate = 1;
+            }
+            const char *ov = get_str(L, fb, "overflow", q, 0, 0);
+            if (ov) {
+                rp->fb_overflow = route_target(r->targets, r->ntargets, ov);
+                if (!rp->fb_overflow && !target_disabled(L, r, ov)) {
+                    pkey(s, q, "overflow");
+                    ERR(L, s, "no target named '%s' in this route", ov);
+                }
             }
             int b = 0;
             if (get_bool(L, fb, "content_policy", q, &b) == 1)

@@ -98,6 +98,7 @@ typedef struct cfg_retry {
   unsigned fb_content_policy : 1;
   unsigned stream_continue : 1; /* continue a stream broken after its first byte on the next target */
   struct cfg_target *fb_context; /* borrowed: the target for context-window errors, or NULL */
+  struct cfg_target *fb_overflow; /* borrowed: where a request plugin's 429 (own limits) goes, or NULL */
 } cfg_retry;
 
 typedef struct cfg_breaker {

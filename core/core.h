@@ -256,6 +256,7 @@ struct aigw_req {
   cfg_timeouts tmo;         /* the current attempt's timeouts (target's, capped by the deadline) */
   int deadline_capped;      /* tmo was cut by the deadline */
   int64_t est_tokens;       /* pre-flight prompt estimate; -1 = not computed */
+  int overflowed;           /* a plugin's 429 was turned into the route's overflow target */
   /* stream continuation (fallback.stream_continue): what reached the client so far */
   char *cont_text;          /* malloc'd, freed at the end; cont_len bytes of delta text */
   size_t cont_len, cont_cap;

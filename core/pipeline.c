@@ -344,6 +344,30 @@ void req_upstream_response(struct aigw_req *r) {
   send_client_response(r);
 }
 
+/* A request plugin answered 429 (a limit of aigw's own) on a route with fallback.overflow: the
+ * answer is dropped and the request goes on, pinned to the overflow target (quota spent ->
+ * pay-as-you-go deployment). Returns 1 when it did. */
+static int overflow(struct aigw_req *r, const cfg_plugin *p) {
+  const cfg_target *t = r->route->retry.fb_overflow;
+  if (!t || r->cresp.status != 429 || r->overflowed) return 0;
+  r->overflowed = 1;
+  log_msg(AIGW_LOG_INFO, "request %s: plugin '%s' answered 429; the route sends it to its overflow target %s", r->id,
+          p->name, t->name);
+  r->responded = 0;
+  r->cresp.status = 0;
+  r->cresp.body = NULL;
+  r->cresp.body_len = 0;
+  hdrs_set(&r->pool, &r->cresp.hdrs, "content-type", 12, NULL, 0);
+  hdrs_set(&r->pool, &r->cresp.hdrs, "retry-after", 11, NULL, 0);
+  r->error = NULL;
+  meta_kv *m = arena_alloc(&r->pool, 2 * sizeof *m);
+  if (!m) return 0;
+  m[0] = (meta_kv){"route.target", {t->name, strlen(t->name)}, &m[1]};
+  m[1] = (meta_kv){"route.target_only", {"1", 1}, r->meta};
+  r->meta = m;
+  return 1;
+}
+
 /* ---- the state machine ---- */
 
 void req_continue(struct aigw_req *r) {
@@ -356,6 +380,10 @@ void req_continue(struct aigw_req *r) {
       aigw_status st = r->resume_st;
       const cfg_plugin *p = rt->plugins[r->hook_i - 1];
       if (st == AIGW_ERROR) plugin_failed(r, p);
+      if (st != AIGW_ERROR && r->responded && overflow(r, p)) {
+        req_continue(r); /* on with the next request hook */
+        return;
+      }
       if (st == AIGW_ERROR || st == AIGW_STOP || r->responded) {
         if (!r->responded) set_error_body(r, 500, "server_error", NULL, "a plugin stopped the request without answering");
         finish_with_local_response(r);
@@ -377,6 +405,7 @@ void req_continue(struct aigw_req *r) {
         st = r->resume_st;
       }
       if (st == AIGW_ERROR) plugin_failed(r, p);
+      if (st != AIGW_ERROR && r->responded && overflow(r, p)) continue; /* the route's overflow target takes it */
       if (st == AIGW_ERROR || st == AIGW_STOP || r->responded) {
         if (!r->responded) {
           log_msg(AIGW_LOG_ERROR, "request %s: plugin '%s' returned STOP without a response", r->id, p->name);

@@ -527,12 +527,35 @@ function on_request(ctx)
   if h then aigw.set_target(h, aigw.req.header("x-only") == "1") end
 end
 `;
+  const LIMIT = `
+function on_request(ctx)
+  if aigw.req.header("x-over") then return aigw.deny(429, "team quota spent") end
+end
+`;
   const ctx = useRouting({
     mocks: ['A', 'B', 'C'],
     routes: () => [
       R('pin', [T('A', 'A', 'gpt-4o-mini'), T('B', 'B', 'fault-503'), T('C', 'C', 'gpt-4o')],
         { plugins: [{ name: 'lua', config: { inline: PIN, name: 'pin.lua' } }] }),
+      R('over', [T('A', 'A', 'gpt-4o-mini'), T('payg', 'C', 'gpt-4o')],
+        { fallback: { overflow: 'payg' }, plugins: [{ name: 'lua', config: { inline: LIMIT, name: 'limit.lua' } }] }),
+      R('noover', [T('A', 'A', 'gpt-4o-mini'), T('payg', 'C', 'gpt-4o')],
+        { plugins: [{ name: 'lua', config: { inline: LIMIT, name: 'limit.lua' } }] }),
     ],
+  });
+
+  test('a 429 from a request plugin (own limits) goes to the overflow target; without one the client gets it', async () => {
+    await ctx.clear();
+    const r = await call(ctx, 'over', {}, { headers: { 'x-over': '1' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('x-aigw-target'), 'payg');
+    assert.equal(r.headers.get('retry-after'), null);
+    const plain = await call(ctx, 'over');
+    assert.equal(plain.headers.get('x-aigw-target'), 'A');
+    assert.deepEqual(mocksOf(await ctx.seq()), ['C', 'A']);
+    const no = await call(ctx, 'noover', {}, { headers: { 'x-over': '1' } });
+    assert.equal(no.status, 429);
+    assert.match(no.text, /team quota spent/);
   });
 
   test('12. route.target pins the first target; the others stay fallbacks', async () => {
