@@ -122,7 +122,13 @@ const char *balance_outcome_name(int o) {
 /* ---- randomness (per worker) ---- */
 
 static uint64_t rnd(worker *w) {
-  if (!w->rng) w->rng = (now_us() * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)w->id << 32) ^ 0x2545F4914F6CDD1Dull;
+  if (!w->rng) {
+    /* AIGW_SEED fixes the routing choices (tests, benchmarks); each worker gets its own stream */
+    const char *e = getenv("AIGW_SEED");
+    uint64_t seed = e && *e ? strtoull(e, NULL, 10) : now_us();
+    w->rng = (seed * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(w->id + 1) << 32) ^ 0x2545F4914F6CDD1Dull;
+    if (!w->rng) w->rng = 1;
+  }
   uint64_t x = w->rng;
   x ^= x >> 12;
   x ^= x << 25;
@@ -164,12 +170,12 @@ static void publish_state(const cfg_route *rt, const cfg_target *t, tstate *s, i
   met_set(core_metrics(), m_bstate, lv, st);
 }
 
-/* 0 refused (open), 1 allowed, 2 allowed as a half-open probe. */
-static int breaker_allow(const cfg_route *rt, const cfg_target *t) {
+/* 0 refused (open), 1 allowed, 2 allowed as a half-open probe. now: ms (balance_breaker_allow_at
+ * lets the unit tests drive the clock). */
+int balance_breaker_allow_at(const cfg_route *rt, const cfg_target *t, uint64_t now) {
   const cfg_breaker *b = &rt->breaker;
   tstate *s = t->st;
   if (!b->enabled || atomic_load(&s->bstate_pub) == 0) return 1;
-  uint64_t now = now_ms();
   int rc = 1;
   pthread_mutex_lock(&s->mu);
   if (s->bstate == 1 && now - s->opened_ms >= b->cooldown_ms) {
@@ -191,6 +197,10 @@ static int breaker_allow(const cfg_route *rt, const cfg_target *t) {
   return rc;
 }
 
+static int breaker_allow(const cfg_route *rt, const cfg_target *t) { return balance_breaker_allow_at(rt, t, now_ms()); }
+
+int balance_breaker_state(const cfg_target *t) { return atomic_load(&t->st->bstate_pub); }
+
 /* ms until the soonest open breaker among the plan half-opens (for Retry-After). */
 static uint64_t soonest_half_open(struct aigw_req *r) {
   const cfg_route *rt = r->route;
@@ -205,11 +215,10 @@ static uint64_t soonest_half_open(struct aigw_req *r) {
   return best == UINT64_MAX ? 0 : best;
 }
 
-static void breaker_record(const cfg_route *rt, const cfg_target *t, int probe, int counts, int ok) {
+void balance_breaker_record_at(const cfg_route *rt, const cfg_target *t, int probe, int counts, int ok, uint64_t now) {
   const cfg_breaker *b = &rt->breaker;
   tstate *s = t->st;
   if (!b->enabled) return;
-  uint64_t now = now_ms();
   pthread_mutex_lock(&s->mu);
   if (probe && s->probes_out) s->probes_out--;
   if (s->bstate == 2 && probe && counts) {
@@ -236,6 +245,10 @@ static void breaker_record(const cfg_route *rt, const cfg_target *t, int probe, 
     }
   }
   pthread_mutex_unlock(&s->mu);
+}
+
+static void breaker_record(const cfg_route *rt, const cfg_target *t, int probe, int counts, int ok) {
+  balance_breaker_record_at(rt, t, probe, counts, ok, now_ms());
 }
 
 /* ---- plans ---- */
@@ -457,7 +470,7 @@ static const cfg_target *find_target(const cfg_target *ts, size_t n, const char 
   return NULL;
 }
 
-static void build_plan(struct aigw_req *r) {
+void balance_build_plan(struct aigw_req *r) {
   const cfg_route *rt = r->route;
   plan_ctx pc = {r, rt->nleaves >= 64 ? ~0ull : ((1ull << rt->nleaves) - 1), 0, 0};
   uint64_t all = pc.mask;
@@ -657,7 +670,7 @@ int balance_begin_attempt(struct aigw_req *r) {
   if (!r->plan_built) {
     r->plan_built = 1;
     r->est_tokens = -1;
-    build_plan(r);
+    balance_build_plan(r);
     r->plan_pos = 0;
     r->tries_here = 0;
     if (rt->retry.deadline_ms) r->deadline_us = r->t_start + (uint64_t)rt->retry.deadline_ms * 1000u;

@@ -464,6 +464,12 @@ int hedge_wait(struct aigw_req *r); /* the parent's attempt failed: 1 when a rac
 void hedge_stop(struct aigw_req *r); /* request end: cancel the child's transfer and events */
 void hedge_free(struct aigw_req *r); /* request end, after every on_done: the child's memory */
 uint32_t balance_p95_ms(const cfg_target *t);
+/* for the unit tests and bench/: the plan of r (r->route, r->w, r->creq set; fills r->plan), and
+ * the breaker driven by an explicit clock (ms) */
+void balance_build_plan(struct aigw_req *r);
+int balance_breaker_allow_at(const cfg_route *rt, const cfg_target *t, uint64_t now_ms);
+void balance_breaker_record_at(const cfg_route *rt, const cfg_target *t, int probe, int counts, int ok, uint64_t now_ms);
+int balance_breaker_state(const cfg_target *t); /* 0 closed, 1 open, 2 half-open */
 void balance_finish(struct aigw_req *r); /* request end: records an open attempt as its final outcome */
 void balance_add_headers(struct aigw_req *r); /* x-aigw-target, x-aigw-attempts on cresp */
 /* stream continuation: cont_filter (continuation attempts) says 1 = drop this start event;
