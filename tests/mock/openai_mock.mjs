@@ -26,6 +26,8 @@
 //   fault-429  fault-500  fault-502  fault-503  fault-400  fault-401  fault-403  fault-404
 //   fault-hang                    never answers
 //   fault-slow-first-byte-<ms>    wait <ms> before sending anything
+//   fault-slow-every-<n>-<ms>     every n-th request with this model string waits <ms> first
+//                                 (deterministic tail latency for the hedging benchmark)
 //   fault-trickle-<ms>            stream: every event delayed by <ms>
 //   fault-stall-after-<n>         stream: n chunks, then silence forever (socket stays open)
 //   fault-reset-after-<n>         stream: n chunks, then the socket is destroyed
@@ -224,6 +226,7 @@ export function parseFaults(model, header) {
     else if (t === 'content-filter') f.contentFilter = true;
     else if (t === 'stream-error-first') f.streamErrorFirst = true;
     else if (t === 'stream-empty') f.streamEmpty = true;
+    else if ((m = /^slow-every-(\d+)-(\d+)$/.exec(t))) { f.slowEvery = Number(m[1]); f.slowEveryMs = Number(m[2]); }
   }
   return f;
 }
@@ -342,6 +345,7 @@ export function createMock(opts = {}) {
 
   // fault-<status>-first-<n>: requests seen per key
   const firstCounts = new Map();
+  const slowCounters = new Map(); // fault-slow-every-<n>-<ms>: requests seen per model string
 
   // ---- chat ---------------------------------------------------------------------------------
   async function chat(req, res, body, faults, ctx) {
@@ -622,6 +626,15 @@ export function createMock(opts = {}) {
     }
 
     if (faults.hang) return; // never answer
+    if (faults.slowEvery) {
+      const key = String(bodyModel);
+      const n = (slowCounters.get(key) || 0) + 1;
+      slowCounters.set(key, n);
+      if (n % faults.slowEvery === 0) {
+        await later(faults.slowEveryMs);
+        if (res.destroyed || ctx.closed) return;
+      }
+    }
     if (faults.firstByteMs) {
       await later(faults.firstByteMs);
       if (res.destroyed || ctx.closed) return;
