@@ -1515,6 +1515,7 @@ static void on_hedge_adopt(evutil_socket_t fd, short what, void *arg) {
   r->provider = c->provider;
   r->target = c->target;
   r->provider_rctx = c->provider_rctx, c->provider_rctx = NULL;
+  calls_move(c, r); /* the adapter's pending call-outs follow its state */
   r->tmo = c->tmo;
   r->t_up_start = c->t_up_start;
   r->total_deadline_us = c->total_deadline_us;

@@ -51,6 +51,17 @@ static void call_unlink(aigw_req *r, aigw_call *c) {
   c->next = c->prev = NULL;
 }
 
+/* A hedge's exchange was adopted: its pending call-outs (an adapter's, started in its prepare)
+ * now belong to the adopting request. */
+void calls_move(aigw_req *from, aigw_req *to) {
+  while (from->calls) {
+    aigw_call *c = from->calls;
+    call_unlink(from, c);
+    c->r = to;
+    call_link(to, c);
+  }
+}
+
 static void call_free(aigw_call *c) {
   if (c->kind == CALL_HTTP) {
     http_call *hc = (http_call *)c;
@@ -80,6 +91,9 @@ static void call_run(aigw_call *c) {
   c->done(r, c, c->st, c->ud);
   r->cur_plugin = NULL;
   call_free(c);
+  /* a provider adapter emitted stream events from its callback (a count it waited for): they go
+   * out on the next loop turn, in order with what its stream hooks emit meanwhile */
+  if (r->pemit_n && !r->ended && r->up_streaming) req_schedule(r);
 }
 
 static void on_call_deferred(evutil_socket_t fd, short what, void *arg) {

@@ -212,6 +212,7 @@ struct aigw_req {
   int sse_init;
   int saw_done;             /* stream ended with its terminal event */
   int saw_error;            /* the provider sent an error event (terminal) */
+  int stream_held;          /* the upstream ended but the adapter finishes the stream later (on_stream_end PAUSE) */
   int client_wants_stream_usage;
   struct evbuffer *chunk;   /* events produced by the current read, sent in one write */
   struct evbuffer *emit_q;  /* events emitted by hooks during the current event */
@@ -411,6 +412,7 @@ const char *err_anthropic_type(int status);
 int stream_upstream_complete(struct aigw_req *r); /* upstream stream ended cleanly: 1 when the client's stream is complete */
 int stream_pemit_push(struct aigw_req *r, aigw_event_kind kind, aigw_str name, aigw_str data);
 void stream_pemit_free(struct aigw_req *r);
+void stream_deliver_pending(struct aigw_req *r); /* provider_emit from outside the stream hooks */
 /* provider descriptor fields added after 1.0's first cut: read only when the plugin has them */
 #define PROV_HAS(pv, f) ((pv) && offsetof(aigw_provider, f) + sizeof((pv)->f) <= (pv)->struct_size && (pv)->f)
 CURL *upstream_easy_get(worker *w);
@@ -488,6 +490,7 @@ size_t req_prompt_bytes(struct aigw_req *r); /* host.c: bytes of message text (t
 
 /* calls.c */
 void calls_cancel_all(struct aigw_req *r);
+void calls_move(struct aigw_req *from, struct aigw_req *to); /* a hedge's calls go to its parent */
 void req_registry_add(struct aigw_req *r);    /* req_new: h->post may find it from any thread */
 void req_registry_remove(struct aigw_req *r); /* req_finish, before it is freed */
 void call_http_done(aigw_call *c, CURLcode rc); /* from upstream.c multi loop */

@@ -661,6 +661,7 @@ static int h_emit_event(aigw_req *r, aigw_str name, aigw_str data) {
 static int h_provider_emit(aigw_req *r, aigw_event_kind kind, aigw_str name, aigw_str data) {
   if (!req_ok(r) || (name.n && !name.p) || (data.n && !data.p)) return AIGW_E_INVAL;
   if (!r->provider || r->cur_plugin != &r->provider->plugin || !r->up_streaming) return AIGW_E_PHASE;
+  if (r->in_event) return AIGW_E_PHASE; /* a plugin's event hook is running (not the adapter's) */
   if (r->stream_ended) return AIGW_E_STATE;
   if (memchr(name.p ? name.p : "", '\n', name.n) || memchr(name.p ? name.p : "", '\r', name.n)) return AIGW_E_INVAL;
   return stream_pemit_push(r, kind, name, data) < 0 ? AIGW_E_NOMEM : AIGW_OK;

@@ -435,6 +435,10 @@ static void on_defer(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   struct aigw_req *r = arg;
   r->defer_added = 0;
+  if (r->pemit_n && r->up_streaming) { /* events an adapter emitted from a call-out's callback */
+    stream_deliver_pending(r);
+    return;
+  }
   req_continue(r);
 }
 

@@ -163,6 +163,11 @@ static void on_up_timer(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   struct aigw_req *r = arg;
   r->up_timer_set = 0;
+  if (r->stream_held) { /* the adapter never finished the stream it held */
+    r->stream_held = 0;
+    stream_end_error(r, "upstream_error", "the provider adapter did not finish the stream");
+    return;
+  }
   if (r->total_deadline_us && now_us() >= r->total_deadline_us) r->timeout_kind = 3;
   else r->timeout_kind = r->up_got_first_byte ? 2 : 1;
   finish_transfer(r, CURLE_OPERATION_TIMEDOUT, NULL);
@@ -388,6 +393,28 @@ static void deliver_pemit(struct aigw_req *r) {
   r->pemit_n = 0;
 }
 
+/* Events the adapter emitted outside its stream hooks (from a call-out's callback): delivered from
+ * a clean loop turn. */
+void stream_deliver_pending(struct aigw_req *r) {
+  if (r->ended || !r->pemit_n) return;
+  if (r->stream_ended || r->client_gone) {
+    stream_pemit_free(r);
+    return;
+  }
+  int guard = r->in_curl_cb;
+  r->in_curl_cb = 1;
+  deliver_pemit(r);
+  if (r->saw_error && !r->stream_ended) stream_terminate(r);
+  stream_flush(r);
+  r->in_curl_cb = guard;
+  if (r->client_gone || r->stream_ended) {
+    req_finish(r); /* the transfer may be idle (or over): end it here */
+  } else if (r->stream_held && r->saw_done) {
+    r->stream_held = 0;
+    stream_end_ok(r); /* the upstream had ended; the adapter's held events are out */
+  }
+}
+
 static aigw_status run_provider_stream_hook(struct aigw_req *r, int which, aigw_event *ev, const char *p, size_t n) {
   const aigw_provider *pv = r->provider->plugin.desc->provider;
   aigw_status st = AIGW_CONTINUE;
@@ -451,7 +478,14 @@ int stream_upstream_complete(struct aigw_req *r) {
   if (PROV_HAS(pv, on_stream_end)) {
     int guard = r->in_curl_cb;
     r->in_curl_cb = 1;
-    run_provider_stream_hook(r, 2, NULL, NULL, 0);
+    aigw_status est = run_provider_stream_hook(r, 2, NULL, NULL, 0);
+    if (est == AIGW_PAUSE && !r->stream_ended && !r->saw_done) {
+      /* the adapter still holds events (waiting for a call-out): it emits them, the end marker
+       * included, from that call-out's callback */
+      r->stream_held = 1;
+      r->in_curl_cb = guard;
+      return 0;
+    }
     if (r->saw_error && !r->stream_ended) stream_terminate(r);
     r->in_curl_cb = guard;
     if (r->stream_ended) return 0;
@@ -670,6 +704,10 @@ static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
     }
     if (r->stream_ended) {
       req_finish(r); /* the adapter ended it while finishing */
+      return;
+    }
+    if (r->stream_held) { /* the adapter finishes it from a callback (stream_deliver_pending) */
+      arm_timer(r, r->tmo.idle_ms ? r->tmo.idle_ms : 60000);
       return;
     }
     if (!r->head_sent && !r->t_first_token && balance_open(r)) {

@@ -441,6 +441,11 @@ int ing_upstream_error(const aigw_host *H, aigw_req *r, const char *wire, int st
 void ing_openai_event(const aigw_host *H, aigw_req *r, ing_stream *st, aigw_event *ev) {
   aigw_str data = {0};
   H->event_data(ev, &data);
+  ing_openai_data(H, r, st, data.p, data.n);
+}
+
+void ing_openai_data(const aigw_host *H, aigw_req *r, ing_stream *st, const char *p, size_t n) {
+  aigw_str data = {p ? p : "", p ? n : 0};
   while (data.n && (data.p[0] == ' ' || data.p[0] == '\t')) data.p++, data.n--;
   while (data.n && (data.p[data.n - 1] == ' ' || data.p[data.n - 1] == '\r' || data.p[data.n - 1] == '\n')) data.n--;
   if (data.n == 6 && memcmp(data.p, "[DONE]", 6) == 0) {

@@ -93,6 +93,8 @@ void ing_stream_error(const aigw_host *H, aigw_req *r, ing_stream *s, int status
 
 /* One OpenAI-format stream event from an upstream (a hub chunk, "[DONE]", or an error) -> the
  * client's events. The caller returns AIGW_DROP for the upstream event. */
+/* The same for one event's data (an adapter replaying events it held back). */
+void ing_openai_data(const aigw_host *H, aigw_req *r, ing_stream *st, const char *p, size_t n);
 void ing_openai_event(const aigw_host *H, aigw_req *r, ing_stream *st, aigw_event *ev);
 
 /* A provider's non-2xx answer (status, body as received). When the client's format differs from

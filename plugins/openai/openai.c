@@ -69,6 +69,7 @@ typedef struct oa_inst {
   size_t nhdrs;
   int stream_usage; /* inject stream_options.include_usage into streamed chat requests */
   int count_responses; /* Anthropic count_tokens via POST {base_url}/responses/input_tokens */
+  int start_count;     /* Anthropic-format streams: count the prompt in parallel for message_start */
 } oa_inst;
 
 /* Per-request state (h->req_alloc, freed by the host): only streamed chat requests have one. */
@@ -78,6 +79,12 @@ typedef struct oa_rctx {
   int count;        /* Anthropic count_tokens answered through /responses/input_tokens */
   int st_init;
   ing_stream st;    /* translated streams */
+  /* message_start's input_tokens from a parallel /responses/input_tokens call: upstream events
+   * are held (raw data, [u32 len][bytes]...) until it is back, then replayed from its callback */
+  aigw_call *cnt;
+  int cnt_pending;
+  int holding;
+  pc_buf held;
 } oa_rctx;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -169,11 +176,12 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
     if (!pc_str_eq(k, "base_url") && !pc_str_eq(k, "api_key") && !pc_str_eq(k, "organization") &&
         !pc_str_eq(k, "project") && !pc_str_eq(k, "headers") && !pc_str_eq(k, "stream_usage") &&
-        !pc_str_eq(k, "preset") && !pc_str_eq(k, "api_version") && !pc_str_eq(k, "auth") && !pc_str_eq(k, "count_tokens")) {
+        !pc_str_eq(k, "preset") && !pc_str_eq(k, "api_version") && !pc_str_eq(k, "auth") && !pc_str_eq(k, "count_tokens") &&
+        !pc_str_eq(k, "message_start_usage")) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
       H->diag_error(d, ptr, "unknown option (known: preset, base_url, api_key, organization, project, "
-                            "headers, stream_usage, api_version, auth, count_tokens)");
+                            "headers, stream_usage, api_version, auth, count_tokens, message_start_usage)");
       bad = 1;
     }
   }
@@ -289,6 +297,20 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   /* count_tokens: how Anthropic's /v1/messages/count_tokens is answered. "responses": through
    * OpenAI's POST /responses/input_tokens (the default when the base URL is OpenAI's own);
    * "none": a 400 (the default for every other OpenAI-compatible server, which has no such API). */
+  /* message_start_usage: "count" (the prompt counted in parallel through /responses/input_tokens,
+   * the default when counting is available) or "estimate" (text bytes / 4; no extra call) */
+  int start_count = -1;
+  v = H->json_get(cfg, "message_start_usage");
+  if (v) {
+    aigw_str sm = {0};
+    H->json_str(v, &sm);
+    if (pc_str_eq(sm, "count")) start_count = 1;
+    else if (pc_str_eq(sm, "estimate")) start_count = 0;
+    else {
+      H->diag_error(d, "/message_start_usage", "must be \"count\" or \"estimate\"");
+      bad = 1;
+    }
+  }
   int count_mode = -1;
   v = H->json_get(cfg, "count_tokens");
   if (v) {
@@ -344,6 +366,12 @@ static void *oa_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   in->stream_usage = stream_usage;
   in->kind = kind;
   in->count_responses = count_mode >= 0 ? count_mode : kind == OA_PLAIN && is_openai_host(base);
+  in->start_count = start_count >= 0 ? start_count : in->count_responses;
+  if (in->start_count && !in->count_responses) {
+    H->diag_error(d, "/message_start_usage", "\"count\" needs the counting API: set \"count_tokens\": \"responses\"");
+    H->free(in);
+    return NULL;
+  }
   in->auth_api_key = auth_api_key;
   in->base_url = dup_str(base);
   in->base_len = base.n;
@@ -611,7 +639,77 @@ static aigw_status oa_prepare_passthrough(oa_inst *in, aigw_req *r, void **rctx)
 
 /* An Anthropic-format client (route api "messages") in front of an OpenAI-compatible upstream:
  * Anthropic request -> hub (= OpenAI chat) -> stripped of what OpenAI does not take. */
-static aigw_status oa_prepare_translated(aigw_req *r, void **rctx) {
+static void oa_count_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud);
+
+/* The parallel count for message_start: hub -> Responses input_tokens request. 0 started. */
+static int oa_start_count(oa_inst *in, aigw_req *r, oa_rctx *ctx, const cJSON *hub) {
+  pc_err e = {0};
+  const cJSON *mj = cJSON_GetObjectItemCaseSensitive(hub, "model");
+  cJSON *body = xc_hub_to_input_tokens(hub, cJSON_IsString(mj) ? mj->valuestring : "", &e);
+  if (!body) return -1;
+  char *txt = cJSON_PrintUnformatted(body);
+  cJSON_Delete(body);
+  if (!txt) return -1;
+  static const char suf[] = "/responses/input_tokens";
+  char *url = H->req_alloc(r, in->base_len + sizeof suf);
+  aigw_str hv[2 * 8 + 4];
+  size_t nh = 0;
+  hv[nh++] = AIGW_STR("content-type");
+  hv[nh++] = AIGW_STR("application/json");
+  for (size_t i = 0; i < in->nhdrs && nh + 2 <= 2 * 8 + 2; i++) hv[nh++] = in->hdrs[2 * i], hv[nh++] = in->hdrs[2 * i + 1];
+  if (in->auth) hv[nh++] = AIGW_STR("authorization"), hv[nh++] = (aigw_str){in->auth, strlen(in->auth)};
+  aigw_call *c = NULL;
+  if (url) {
+    memcpy(url, in->base_url, in->base_len);
+    memcpy(url + in->base_len, suf, sizeof suf);
+    aigw_http_spec spec = {.struct_size = sizeof spec, .method = "POST", .url = url, .headers = hv, .nheaders = nh / 2,
+                           .body = {txt, strlen(txt)}, .timeout_ms = 5000};
+    c = H->http_call(r, &spec, oa_count_done, ctx);
+  }
+  free(txt);
+  if (!c) return -1;
+  ctx->cnt = c;
+  ctx->cnt_pending = 1;
+  ctx->holding = 1;
+  return 0;
+}
+
+/* Replays the held upstream events (now that message_start knows its input tokens). */
+static void oa_release(aigw_req *r, oa_rctx *ctx) {
+  ctx->holding = 0;
+  size_t off = 0;
+  while (off + 4 <= ctx->held.n) {
+    uint32_t n;
+    memcpy(&n, ctx->held.p + off, 4);
+    off += 4;
+    if (off + n > ctx->held.n) break;
+    ing_openai_data(H, r, &ctx->st, ctx->held.p + off, n);
+    off += n;
+  }
+  pc_buf_free(&ctx->held);
+}
+
+static void oa_count_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud) {
+  oa_rctx *ctx = ud;
+  if (!ctx->cnt_pending) return; /* released already (the stream ended first) */
+  ctx->cnt_pending = 0;
+  ctx->cnt = NULL;
+  if (st == AIGW_CALL_CANCELLED) return; /* the request (or this attempt) is over */
+  if (st == AIGW_CALL_OK && H->call_status_code(c) >= 200 && H->call_status_code(c) < 300) {
+    aigw_str b = {0};
+    H->call_body(c, &b);
+    cJSON *j = b.n ? cJSON_ParseWithLength(b.p, b.n) : NULL;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, "input_tokens");
+    if (cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble < 9e15)
+      ing_stream_prompt_tokens(&ctx->st, (long long)it->valuedouble);
+    cJSON_Delete(j);
+  } else {
+    H->log(r, AIGW_LOG_INFO, "openai: counting the prompt for message_start failed; it carries the estimate");
+  }
+  if (ctx->holding) oa_release(r, ctx);
+}
+
+static aigw_status oa_prepare_translated(oa_inst *in, aigw_req *r, void **rctx) {
   pc_err e = {0};
   cJSON *hub = ing_hub_request(H, r, &e);
   if (!hub || ing_hub_strip_for_openai(H, r, hub, "openai", &e) < 0) {
@@ -635,6 +733,8 @@ static aigw_status oa_prepare_translated(aigw_req *r, void **rctx) {
     }
     ing_stream_init(H, r, &ctx->st);
     ctx->st_init = 1;
+    if (in->start_count && H->api(r) == AIGW_API_MESSAGES && oa_start_count(in, r, ctx, hub) < 0)
+      H->log(r, AIGW_LOG_INFO, "openai: the prompt count for message_start could not start; it carries the estimate");
   }
   char *txt = cJSON_PrintUnformatted(hub);
   cJSON_Delete(hub);
@@ -662,6 +762,19 @@ static aigw_status oa_on_response_translated(aigw_req *r) {
 }
 
 static aigw_status oa_on_event_translated(aigw_req *r, oa_rctx *ctx, aigw_event *ev) {
+  if (ctx->holding) {
+    aigw_str d = {0};
+    H->event_data(ev, &d);
+    if (ctx->held.n + d.n < (4u << 20)) { /* [DONE] too: on_stream_end keeps the stream open */
+      uint32_t n = (uint32_t)d.n;
+      if (pc_buf_add(&ctx->held, (const char *)&n, 4) == 0 && pc_buf_add(&ctx->held, d.p, d.n) == 0) return AIGW_DROP;
+    }
+    /* too much before the count is back: go on with the estimate */
+    ctx->cnt_pending = 0;
+    if (ctx->cnt) H->cancel(ctx->cnt);
+    ctx->cnt = NULL;
+    oa_release(r, ctx);
+  }
   ing_openai_event(H, r, &ctx->st, ev);
   return AIGW_DROP;
 }
@@ -670,6 +783,12 @@ static void oa_on_done(void *vi, aigw_req *r, void *rctx) {
   (void)vi;
   (void)r;
   oa_rctx *ctx = rctx;
+  if (ctx && ctx->cnt_pending && ctx->cnt) {
+    ctx->cnt_pending = 0; /* its CANCELLED callback touches nothing */
+    H->cancel(ctx->cnt);
+    ctx->cnt = NULL;
+  }
+  if (ctx) pc_buf_free(&ctx->held);
   if (ctx && ctx->st_init) ing_stream_free(&ctx->st);
 }
 
@@ -746,7 +865,7 @@ static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
     H->set_header(r, AIGW_UPSTREAM_REQUEST, in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("Authorization"),
                   (aigw_str){in->auth, strlen(in->auth)});
 
-  if (api == AIGW_API_MESSAGES) return oa_prepare_translated(r, rctx);
+  if (api == AIGW_API_MESSAGES) return oa_prepare_translated(in, r, rctx);
 
   if (!has_body) {
     aigw_str raw;
@@ -976,8 +1095,18 @@ static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
 
 /* ---- descriptor --------------------------------------------------------------------------- */
 
+/* The upstream stream is over while the prompt count is still out: the held events (its end
+ * included) go out from the count's callback. */
+static aigw_status oa_on_stream_end(void *vi, aigw_req *r, void **rctx) {
+  (void)vi;
+  (void)r;
+  oa_rctx *ctx = rctx ? *rctx : NULL;
+  return ctx && ctx->translate && ctx->holding && ctx->cnt_pending ? AIGW_PAUSE : AIGW_CONTINUE;
+}
+
 static const aigw_provider oa_provider = {
-    .struct_size = sizeof(aigw_provider), .wire_format = "openai", .prepare = oa_prepare, .on_response = oa_on_response, .on_event = oa_on_event,
+    .struct_size = sizeof(aigw_provider), .wire_format = "openai", .prepare = oa_prepare, .on_response = oa_on_response,
+    .on_event = oa_on_event, .on_stream_end = oa_on_stream_end,
 };
 
 static const aigw_plugin oa_plugin = {

@@ -26,6 +26,8 @@
 //   fault-429  fault-500  fault-502  fault-503  fault-400  fault-401  fault-403  fault-404
 //   fault-hang                    never answers
 //   fault-slow-first-byte-<ms>    wait <ms> before sending anything
+//   fault-count-slow-<ms>         POST /responses/input_tokens only: answer after <ms>
+//   fault-count-<status>          POST /responses/input_tokens only: answer that status
 //   fault-slow-every-<n>-<ms>     every n-th request with this model string waits <ms> first
 //                                 (deterministic tail latency for the hedging benchmark)
 //   fault-trickle-<ms>            stream: every event delayed by <ms>
@@ -227,6 +229,8 @@ export function parseFaults(model, header) {
     else if (t === 'stream-error-first') f.streamErrorFirst = true;
     else if (t === 'stream-empty') f.streamEmpty = true;
     else if ((m = /^slow-every-(\d+)-(\d+)$/.exec(t))) { f.slowEvery = Number(m[1]); f.slowEveryMs = Number(m[2]); }
+    else if ((m = /^count-slow-(\d+)$/.exec(t))) f.countSlowMs = Number(m[1]);
+    else if ((m = /^count-(\d{3})$/.exec(t))) f.countStatus = Number(m[1]);
   }
   return f;
 }
@@ -672,6 +676,11 @@ export function createMock(opts = {}) {
       if (typeof body.model !== 'string' || !body.model) return sendError(res, 400, errorBody("Missing required parameter: 'model'.", 'invalid_request_error', 'model', 'missing_required_parameter'));
       if (body.input !== undefined && typeof body.input !== 'string' && !Array.isArray(body.input)) return sendError(res, 400, errorBody("Invalid type for 'input': expected a string or an array of input items.", 'invalid_request_error', 'input', 'invalid_type'));
       if (faults.malformed) return send(res, 200, '{"object":"response.input_tokens","input_tok');
+      if (faults.countSlowMs) {
+        await later(faults.countSlowMs);
+        if (res.destroyed || ctx.closed) return;
+      }
+      if (faults.countStatus) return sendError(res, faults.countStatus, errorBody(`Injected count status ${faults.countStatus}.`, 'server_error'));
       return send(res, 200, { object: 'response.input_tokens', input_tokens: countInputTokens(body) });
     }
     if (path === '/models') {

@@ -222,7 +222,11 @@ typedef struct aigw_provider {
    * on_stream_end: the upstream stream ended cleanly (transfer complete, nothing left). The
    *   adapter may emit final events; a stream is complete only once an event of kind
    *   AIGW_EV_DONE went out (emit one when the upstream format has no end marker, e.g. Gemini),
-   *   otherwise the client gets an error event: a truncated answer never looks complete. */
+   *   otherwise the client gets an error event: a truncated answer never looks complete.
+   *   Returning PAUSE (1.1) keeps the client's stream open: the adapter still holds events it
+   *   will emit, the DONE one included, from one of its call-outs' callbacks (h->provider_emit
+   *   is allowed there while the stream is open); the host ends the stream once DONE went out,
+   *   or with an error event after idle_ms. */
   aigw_status (*on_stream_data)(void *inst, aigw_req *r, void **rctx, const char *p, size_t n);
   aigw_status (*on_stream_end)(void *inst, aigw_req *r, void **rctx);
 } aigw_provider;
