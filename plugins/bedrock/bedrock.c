@@ -63,6 +63,7 @@ typedef struct br_inst {
   char *host;   /* authority as the core sends it in Host */
   char *prefix; /* path prefix of base ("" or "/x/y") */
   aws_creds creds;
+  int start_count; /* message_start_usage "count": CountTokens in parallel (default) */
 } br_inst;
 
 #define EMB_INFLIGHT 8
@@ -93,6 +94,11 @@ typedef struct br_rctx {
   const char *model; /* request memory */
   xb_stream xs;      /* ConverseStream frames -> hub chunks */
   ing_stream st;     /* hub chunks -> client events */
+  /* message_start's input_tokens from a parallel CountTokens call (Anthropic-format clients):
+   * the event-stream bytes are held until it is back, then fed from its callback */
+  aigw_call *cnt;
+  int cnt_pending, holding, held_end;
+  pc_buf held;
 } br_rctx;
 
 static char *dup_n(const char *p, size_t n) {
@@ -206,7 +212,8 @@ static void *br_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     H->diag_error(d, "", "provider bedrock: config must be an object");
     return NULL;
   }
-  static const char *const known[] = {"region", "access_key_id", "secret_access_key", "session_token", "base_url"};
+  static const char *const known[] = {"region", "access_key_id", "secret_access_key", "session_token", "base_url",
+                                      "message_start_usage"};
   for (size_t i = 0; cfg && i < H->json_len(cfg); i++) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
@@ -215,7 +222,8 @@ static void *br_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     if (!ok) {
       char ptr[128];
       snprintf(ptr, sizeof ptr, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
-      H->diag_error(d, ptr, "unknown option (known: region, access_key_id, secret_access_key, session_token, base_url)");
+      H->diag_error(d, ptr, "unknown option (known: region, access_key_id, secret_access_key, session_token, base_url, "
+                            "message_start_usage)");
       bad = 1;
     }
   }
@@ -235,6 +243,18 @@ static void *br_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     goto fail;
   }
   memset(in, 0, sizeof *in);
+  /* message_start_usage: "count" (CountTokens in parallel with ConverseStream, the default) or
+   * "estimate" (no extra call; models without CountTokens support) */
+  in->start_count = 1;
+  {
+    const aigw_json *v = H->json_get(cfg, "message_start_usage");
+    aigw_str sm = {0};
+    if (v && (H->json_str(v, &sm) != AIGW_OK || (!pc_str_eq(sm, "count") && !pc_str_eq(sm, "estimate")))) {
+      H->diag_error(d, "/message_start_usage", "must be \"count\" or \"estimate\"");
+      goto fail;
+    }
+    if (v && pc_str_eq(sm, "estimate")) in->start_count = 0;
+  }
   char err[200];
   if (aws_creds_resolve(&in->creds, ak, sk, tok, region, aws_getenv_process, NULL, err, sizeof err) < 0) {
     const char *ptr = "";
@@ -372,6 +392,88 @@ done:
   return out;
 }
 
+static void br_count_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud);
+
+/* CountTokens for the prompt of a Converse request (conv), in parallel with ConverseStream. 0 started. */
+static int br_start_count(br_inst *in, aigw_req *r, br_rctx *ctx, const cJSON *conv) {
+  cJSON *body = cJSON_CreateObject();
+  cJSON *input = body ? cJSON_AddObjectToObject(body, "input") : NULL;
+  cJSON *cv = input ? cJSON_AddObjectToObject(input, "converse") : NULL;
+  const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(conv, "messages");
+  const cJSON *sys = cJSON_GetObjectItemCaseSensitive(conv, "system");
+  if (!cv || !msgs || !cJSON_AddItemToObject(cv, "messages", cJSON_Duplicate(msgs, 1)) ||
+      (sys && !cJSON_AddItemToObject(cv, "system", cJSON_Duplicate(sys, 1)))) {
+    cJSON_Delete(body);
+    return -1;
+  }
+  char *txt = cJSON_PrintUnformatted(body);
+  cJSON_Delete(body);
+  if (!txt) return -1;
+  pc_buf path = {0}, url = {0};
+  aws_sigv4_result res;
+  memset(&res, 0, sizeof res);
+  aigw_call *call = NULL;
+  aigw_str b = {txt, strlen(txt)};
+  if (pc_buf_adds(&path, in->prefix) == 0 && pc_buf_adds(&path, "/model/") == 0 &&
+      aws_uri_encode(&path, ctx->model, strlen(ctx->model), 0) == 0 && pc_buf_adds(&path, "/count-tokens") == 0 &&
+      pc_buf_add(&path, "", 1) == 0 && pc_buf_add(&url, in->base, in->base_len) == 0 &&
+      pc_buf_add(&url, path.p, path.n) == 0 && sign_post(in, r, path.p, b, &res) == 0) {
+    aigw_str hv[2 * (2 + 4)];
+    size_t nh = 0;
+    hv[nh++] = AIGW_STR("content-type");
+    hv[nh++] = AIGW_STR("application/json");
+    hv[nh++] = AIGW_STR("accept");
+    hv[nh++] = AIGW_STR("application/json");
+    for (size_t k = 0; k < res.nheaders && k < 4; k++) {
+      hv[nh++] = (aigw_str){res.headers[k].name, strlen(res.headers[k].name)};
+      hv[nh++] = (aigw_str){res.headers[k].value, strlen(res.headers[k].value)};
+    }
+    aigw_http_spec sp = {.struct_size = sizeof sp, .method = "POST", .url = url.p, .headers = hv,
+                         .nheaders = nh / 2, .body = b, .timeout_ms = 5000};
+    call = H->http_call(r, &sp, br_count_done, ctx);
+  }
+  aws_sigv4_result_free(&res);
+  pc_buf_free(&path);
+  pc_buf_free(&url);
+  free(txt);
+  if (!call) return -1;
+  ctx->cnt = call;
+  ctx->cnt_pending = ctx->holding = 1;
+  return 0;
+}
+
+static void br_feed(aigw_req *r, br_rctx *ctx, const char *p, size_t n);
+static void br_end(aigw_req *r, br_rctx *ctx);
+
+/* Feeds what was held back (and the end, when the upstream is over). */
+static void br_release(aigw_req *r, br_rctx *ctx) {
+  ctx->holding = 0;
+  if (ctx->held.n) br_feed(r, ctx, ctx->held.p, ctx->held.n);
+  pc_buf_free(&ctx->held);
+  if (ctx->held_end) br_end(r, ctx);
+}
+
+static void br_count_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud) {
+  br_rctx *ctx = ud;
+  if (!ctx->cnt_pending) return;
+  ctx->cnt_pending = 0;
+  ctx->cnt = NULL;
+  if (st == AIGW_CALL_CANCELLED) return;
+  if (st == AIGW_CALL_OK && H->call_status_code(c) >= 200 && H->call_status_code(c) < 300) {
+    aigw_str b = {0};
+    H->call_body(c, &b);
+    cJSON *j = b.n ? cJSON_ParseWithLength(b.p, b.n) : NULL;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, "inputTokens");
+    if (cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble < 9e15)
+      ing_stream_prompt_tokens(&ctx->st, (long long)it->valuedouble);
+    cJSON_Delete(j);
+  } else {
+    H->log(r, AIGW_LOG_INFO, "bedrock: CountTokens for message_start failed (status %d); it carries the estimate",
+           H->call_status_code(c));
+  }
+  if (ctx->holding) br_release(r, ctx);
+}
+
 static aigw_status prep_chat(br_inst *in, aigw_req *r, br_rctx *ctx) {
   pc_err e = {0};
   cJSON *hub = ing_hub_request(H, r, &e);
@@ -401,11 +503,18 @@ static aigw_status prep_chat(br_inst *in, aigw_req *r, br_rctx *ctx) {
     return AIGW_STOP;
   }
   char *txt = cJSON_PrintUnformatted(conv);
-  cJSON_Delete(conv);
-  if (!txt) return AIGW_ERROR;
+  cJSON *count_conv = in->start_count && H->is_stream(r) && H->api(r) == AIGW_API_MESSAGES ? conv : NULL;
+  if (!count_conv) cJSON_Delete(conv);
+  if (!txt) {
+    cJSON_Delete(count_conv);
+    return AIGW_ERROR;
+  }
   int rc = H->set_body(r, AIGW_UPSTREAM_REQUEST, (aigw_str){txt, strlen(txt)});
   free(txt);
-  if (rc != AIGW_OK) return AIGW_ERROR;
+  if (rc != AIGW_OK) {
+    cJSON_Delete(count_conv);
+    return AIGW_ERROR;
+  }
 
   int stream = H->is_stream(r);
   pc_buf path = {0};
@@ -417,9 +526,12 @@ static aigw_status prep_chat(br_inst *in, aigw_req *r, br_rctx *ctx) {
     ctx->xs_init = 1;
     ing_stream_init(H, r, &ctx->st);
     ctx->st_init = 1;
+    if (count_conv && br_start_count(in, r, ctx, count_conv) < 0)
+      H->log(r, AIGW_LOG_INFO, "bedrock: CountTokens for message_start could not start; it carries the estimate");
   }
   out = AIGW_CONTINUE;
 done:
+  cJSON_Delete(count_conv);
   pc_buf_free(&path);
   return out;
 }
@@ -908,6 +1020,20 @@ static aigw_status br_on_stream_data(void *vi, aigw_req *r, void **rctx, const c
     char idb[128];
     if (resp_id(r, idb, sizeof idb)) snprintf(ctx->xs.id, sizeof ctx->xs.id, "%s", idb);
   }
+  if (ctx->holding) {
+    if (ctx->held.n + n < (4u << 20) && pc_buf_add(&ctx->held, p, n) == 0) return AIGW_CONTINUE;
+    /* too much before the count is back: go on with the estimate */
+    ctx->cnt_pending = 0;
+    if (ctx->cnt) H->cancel(ctx->cnt);
+    ctx->cnt = NULL;
+    br_release(r, ctx);
+  }
+  br_feed(r, ctx, p, n);
+  return AIGW_CONTINUE;
+}
+
+static void br_feed(aigw_req *r, br_rctx *ctx, const char *p, size_t n) {
+  if (ctx->st.done) return;
   ing_fwd f = {H, r, &ctx->st};
   pc_err e = {0};
   int rc = xb_stream_feed(&ctx->xs, p, n, ing_fwd_chunk, &f, &e);
@@ -915,16 +1041,24 @@ static aigw_status br_on_stream_data(void *vi, aigw_req *r, void **rctx, const c
   else if (rc < 0) stream_fail(r, ctx, &e, "the event stream could not be read");
   else if (rc == 0 && ctx->xs.done) ing_stream_end(H, r, &ctx->st);
   /* rc > 0: ing_stream_chunk failed and already ended the client's stream */
-  return AIGW_CONTINUE;
+}
+
+static void br_end(aigw_req *r, br_rctx *ctx) {
+  if (ctx->st.done) return;
+  pc_err e = {0};
+  if (xb_stream_end(&ctx->xs, &e) < 0) stream_fail(r, ctx, &e, "the stream ended early");
+  else ing_stream_end(H, r, &ctx->st); /* messageStop seen, metadata missing: still complete */
 }
 
 static aigw_status br_on_stream_end(void *vi, aigw_req *r, void **rctx) {
   (void)vi;
   br_rctx *ctx = rctx ? *rctx : NULL;
   if (!ctx || !ctx->xs_init || ctx->st.done) return AIGW_CONTINUE;
-  pc_err e = {0};
-  if (xb_stream_end(&ctx->xs, &e) < 0) stream_fail(r, ctx, &e, "the stream ended early");
-  else ing_stream_end(H, r, &ctx->st); /* messageStop seen, metadata missing: still complete */
+  if (ctx->holding && ctx->cnt_pending) {
+    ctx->held_end = 1; /* the held bytes and the end go out from the count's callback */
+    return AIGW_PAUSE;
+  }
+  br_end(r, ctx);
   return AIGW_CONTINUE;
 }
 
@@ -933,6 +1067,12 @@ static void br_on_done(void *vi, aigw_req *r, void *rctx) {
   (void)r;
   br_rctx *ctx = rctx;
   if (!ctx) return;
+  if (ctx->cnt_pending && ctx->cnt) {
+    ctx->cnt_pending = 0;
+    H->cancel(ctx->cnt);
+    ctx->cnt = NULL;
+  }
+  pc_buf_free(&ctx->held);
   if (ctx->xs_init) xb_stream_free(&ctx->xs);
   if (ctx->st_init) ing_stream_free(&ctx->st);
   ctx->xs_init = ctx->st_init = 0;

@@ -663,9 +663,14 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
   });
 
   test('anthropic sdk -> bedrock: stream; event sequence and usage', async () => {
-    const stream = an.messages.stream({ model: 'claude-x', max_tokens: 100, messages: [{ role: 'user', content: 'stream it to me' }] });
+    await br.clearRequests();
+    const stream = an.messages.stream({ model: 'claude-x', max_tokens: 100, system: 'Count me too.', messages: [{ role: 'user', content: 'stream it to me' }] });
     const types = [];
-    stream.on('streamEvent', (e) => types.push(e.type));
+    let startUsage = null;
+    stream.on('streamEvent', (e) => {
+      types.push(e.type);
+      if (e.type === 'message_start') startUsage = { ...e.message.usage };
+    });
     const final = await stream.finalMessage();
     assert.equal(final.content[0].text, 'You said: stream it to me');
     assert.equal(types[0], 'message_start');
@@ -677,6 +682,33 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
     assert.equal(final.stop_reason, 'end_turn');
     assert.ok(final.usage.output_tokens > 0);
     assert.ok(final.usage.input_tokens > 0, 'input tokens known by the end');
+    // message_start carries Bedrock's CountTokens answer (signed call-out in parallel), which is
+    // the number ConverseStream reports at the end for the same prompt
+    assert.equal(startUsage.input_tokens, final.usage.input_tokens);
+    const cnt = (await br.requests()).filter((u) => u.path.endsWith('/count-tokens'));
+    assert.equal(cnt.length, 1);
+    assertSigned(cnt[0]);
+    assert.deepEqual(cnt[0].body.input.converse.system, [{ text: 'Count me too.' }]);
+    assert.equal(cnt[0].body.input.converse.messages[0].content[0].text, 'stream it to me');
+  });
+
+  test('anthropic sdk -> bedrock: a slow CountTokens holds the stream; it is replayed whole, message_start counted', async () => {
+    for (const model of ['claude-x+fault-count-slow-300', 'claude-x+fault-count-500']) {
+      await br.clearRequests();
+      const stream = an.messages.stream({ model, max_tokens: 100, messages: [{ role: 'user', content: 'hold me back' }] });
+      const types = [];
+      let startUsage = null;
+      stream.on('streamEvent', (e) => {
+        types.push(e.type);
+        if (e.type === 'message_start') startUsage = { ...e.message.usage };
+      });
+      const final = await stream.finalMessage();
+      assert.equal(final.content[0].text, 'You said: hold me back');
+      assert.equal(types[0], 'message_start');
+      assert.equal(types.at(-1), 'message_stop');
+      if (model.endsWith('slow-300')) assert.equal(startUsage.input_tokens, final.usage.input_tokens, 'the count');
+      else assert.equal(startUsage.input_tokens, Math.ceil('hold me back'.length / 4), 'the count failed: the estimate');
+    }
   });
 
   test('anthropic sdk -> bedrock: tool use streamed, input reassembled, tool_result round trip', async () => {
@@ -757,7 +789,8 @@ describe('bedrock provider (Converse / ConverseStream, SigV4) with the official 
     const final = await anEnv.messages.stream({ model: 'claude-x', max_tokens: 50, messages: [{ role: 'user', content: 'env stream' }] }).finalMessage();
     assert.equal(final.content[0].text, 'You said: env stream');
     const ups = await brTok.requests();
-    assert.equal(ups.length, 2);
+    // Converse, ConverseStream, and the CountTokens call the stream's message_start waits for
+    assert.deepEqual(ups.map((u) => u.path.split('/').at(-1)).sort(), ['converse', 'converse-stream', 'count-tokens']);
     for (const up of ups) {
       assertSigned(up);
       assert.equal(up.headers['x-amz-security-token'], TOKEN);

@@ -21,6 +21,10 @@
 //        signature, redactedContent), contentBlockStop, messageStop (stopReason), metadata
 //        (usage with cacheReadInputTokens / cacheWriteInputTokens, metrics.latencyMs)
 //   POST /model/{modelId}/invoke           → InvokeModel for embedding models (below)
+//   POST /model/{modelId}/count-tokens     → CountTokens: {"input": {"converse": {messages, system}}}
+//        → {"inputTokens": N}, N = the mock's prompt count of that Converse request (the same
+//        number a Converse call reports as inputTokens without cache points). fault-count-slow-<ms>
+//        and fault-count-<status> in the model id act on this operation only.
 //   GET  /async-invoke?maxResults=...      → ListAsyncInvokes: {"asyncInvokeSummaries": []} (a
 //        signed request with a query and no body; the query is in the request log)
 //   GET/DELETE /__requests, /__stats (no auth). Each entry also has `sigv4`: {ok, reason,
@@ -359,7 +363,7 @@ export function createBedrockMock(opts = {}) {
       `signature mismatch: ${hint}`);
   }
 
-  function cacheUsage(body) {
+  function cacheUsage(body, dry = false) {
     let chars = 0;
     const h = crypto.createHash('sha256');
     const bps = [];
@@ -382,6 +386,7 @@ export function createBedrockMock(opts = {}) {
     for (const p of bps) if (cacheSeen.has(p.hash)) read = Math.max(read, p.tokens);
     const last = bps.at(-1);
     const write = last && last.tokens > read ? last.tokens - read : 0;
+    if (dry) return { total, read: 0, write: 0, any: bps.length > 0 }; // counting never touches the cache
     for (const p of bps) cacheSeen.add(p.hash);
     if (write) stats.cache_writes++;
     if (read) stats.cache_reads++;
@@ -578,7 +583,7 @@ export function createBedrockMock(opts = {}) {
 
   async function handle(req, res, ctx) {
     const { path } = ctx;
-    const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/.exec(String(req.url).split('?')[0]);
+    const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|count-tokens)$/.exec(String(req.url).split('?')[0]);
     const sigErr = verifySigV4(req, ctx);
     if (sigErr) {
       stats.sigv4_failed++;
@@ -591,6 +596,7 @@ export function createBedrockMock(opts = {}) {
     let modelId;
     try { modelId = decodeURIComponent(m[1]); } catch { modelId = m[1]; }
     ctx.entry.modelId = modelId;
+    if (m[2] === 'count-tokens') return countTokens(req, res, ctx, modelId);
     const isInvoke = m[2] === 'invoke';
     if (isInvoke) {
       stats.invokes++;
@@ -603,6 +609,29 @@ export function createBedrockMock(opts = {}) {
       }
     }
     return handleModel(req, res, ctx, m, modelId, isObj(ctx.body) ? userText(ctx.body) : '', isInvoke);
+  }
+
+  async function countTokens(req, res, ctx, modelId) {
+    const slow = /fault-count-slow-(\d+)/.exec(modelId);
+    const st = /fault-count-(\d{3})(?!\d)/.exec(modelId);
+    if (slow) {
+      await later(Number(slow[1]));
+      if (res.destroyed || ctx.closed) return;
+    }
+    if (st) return awsError(res, Number(st[1]), Number(st[1]) >= 500 ? 'InternalServerException' : 'ValidationException', `Injected status ${st[1]}.`);
+    if (ctx.parseError) return awsError(res, 400, 'SerializationException', 'Malformed input request, please reformat your input and try again.');
+    const conv = ctx.body?.input?.converse;
+    if (!isObj(conv) || !Array.isArray(conv.messages)) return awsError(res, 400, 'ValidationException', '1 validation error detected: Value at \'input.converse.messages\' failed to satisfy constraint: Member must not be null');
+    const extra = Object.keys(conv).filter((k) => k !== 'messages' && k !== 'system');
+    if (extra.length) return awsError(res, 400, 'ValidationException', `Unknown member(s) in input.converse: ${extra.join(', ')}`);
+    try {
+      validateConverse({ messages: conv.messages, system: conv.system }, verifySig);
+    } catch (e) {
+      if (e instanceof Invalid) return awsError(res, 400, 'ValidationException', e.message);
+      throw e;
+    }
+    stats.count_tokens = (stats.count_tokens || 0) + 1;
+    return send(res, 200, { inputTokens: cacheUsage({ messages: conv.messages, system: conv.system }, true).total }, { 'x-amzn-requestid': reqId() });
   }
 
   async function handleModel(req, res, ctx, m, modelId, text, isInvoke) {
