@@ -46,6 +46,9 @@ typedef struct tstate {
   atomic_ullong n_attempts, n_failures;
   uint32_t lat[32];          /* last time-to-first-byte samples (us), under mu: the hedge's p95 */
   uint32_t nlat, lat_pos;
+  uint64_t hc_last_ms;       /* active health checks (worker 0 only) */
+  int hc_inflight;
+  uint32_t hc_fails;         /* consecutive failed checks, under mu */
 } tstate;
 
 static int m_attempts = -1, m_bstate = -1, m_inflight = -1;
@@ -1559,4 +1562,40 @@ static void on_hedge_adopt(evutil_socket_t fd, short what, void *arg) {
   }
   r->up_paused = 1;
   upstream_unpause(r);
+}
+
+/* ---- active health checks (health.c runs them; worker 0 only) ---- */
+
+int balance_health_due(const cfg_target *t, uint64_t now, uint32_t interval_ms) {
+  tstate *s = t->st;
+  if (s->hc_inflight || (s->hc_last_ms && now - s->hc_last_ms < interval_ms)) return 0;
+  s->hc_inflight = 1;
+  s->hc_last_ms = now;
+  return 1;
+}
+
+void balance_health_result(const cfg_route *rt, const cfg_target *t, int ok, uint64_t now) {
+  tstate *s = t->st;
+  s->hc_inflight = 0;
+  pthread_mutex_lock(&s->mu);
+  if (ok) {
+    s->hc_fails = 0;
+    if (s->bstate != 0) {
+      publish_state(rt, t, s, 0);
+      memset(s->ok, 0, sizeof s->ok);
+      memset(s->fail, 0, sizeof s->fail);
+      s->probes_out = 0;
+      log_msg(AIGW_LOG_INFO, "route %s: target %s closed again (active health check passed)", rt->name, t->name);
+    }
+  } else {
+    s->hc_fails++;
+    if (s->hc_fails >= rt->hc_unhealthy) {
+      if (s->bstate != 1)
+        log_msg(AIGW_LOG_WARN, "route %s: target %s open: %u active health checks failed in a row", rt->name, t->name,
+                s->hc_fails);
+      publish_state(rt, t, s, 1);
+      s->opened_ms = now; /* stays open while the checks fail; a passing check closes it */
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
 }

@@ -1633,6 +1633,27 @@ static void load_hedge(ld *L, cfg_route *r, const cJSON *e, const char *p)
         ERR(L, q, "max_delay_ms must not be below min_delay_ms");
 }
 
+static void load_health(ld *L, cfg_route *r, const cJSON *e, const char *p)
+{
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(e, "health_check");
+    char q[PMAX];
+    if (!h)
+        return;
+    static const char *const hk[] = {"interval_ms", "timeout_ms", "unhealthy_after"};
+    pkey(q, p, "health_check");
+    if (!check_obj(L, h, q, "health_check", hk, NKEYS(hk)))
+        return;
+    r->hc = 1;
+    r->hc_interval_ms = 10000;
+    r->hc_timeout_ms = 3000;
+    r->hc_unhealthy = 2;
+    get_u32(L, h, "interval_ms", q, 100, &r->hc_interval_ms);
+    get_u32(L, h, "timeout_ms", q, 10, &r->hc_timeout_ms);
+    get_u32(L, h, "unhealthy_after", q, 1, &r->hc_unhealthy);
+    if (!r->breaker.enabled) /* the checks act through the targets' breakers */
+        r->breaker.enabled = 1;
+}
+
 /* After the catalog: each leaf's context window (unless given) and price. */
 static void route_catalog(cfg_gen *g)
 {
@@ -1743,7 +1764,7 @@ static void load_routes(ld *L, const cJSON *root)
 {
     static const char *const rkeys[] = {"name",    "match",   "api",   "targets",  "timeouts", "plugins",
                                         "strategy", "hash_key", "aliases", "rules", "retry",    "fallback",
-                                        "breaker", "hedge"};
+                                        "breaker", "hedge", "health_check"};
     cfg_gen *g = L->g;
     char p[PMAX], q[PMAX];
 
@@ -1821,6 +1842,7 @@ static void load_routes(ld *L, const cJSON *root)
         load_timeouts(L, r, cJSON_GetObjectItemCaseSensitive(e, "timeouts"), p);
         load_routing(L, r, e, p);
         load_hedge(L, r, e, p);
+        load_health(L, r, e, p);
 
         const cJSON *rp = cJSON_GetObjectItemCaseSensitive(e, "plugins");
         pentry *own = NULL;

@@ -150,6 +150,8 @@ typedef struct cfg_route {
   int need_estimate;                       /* rules or context checks use the prompt estimate */
   cfg_retry retry;
   cfg_breaker breaker;
+  int hc;                                  /* "health_check" configured (active probes) */
+  uint32_t hc_interval_ms, hc_timeout_ms, hc_unhealthy; /* 10000, 3000, 2 */
   int hedge;                               /* "hedge" configured */
   uint32_t hedge_delay_ms;                 /* fixed delay; 0 = the primary target's p95 */
   uint32_t hedge_min_ms, hedge_max_ms;     /* bounds of the p95 delay (and its value without samples) */

@@ -258,6 +258,9 @@ struct aigw_req {
   int deadline_capped;      /* tmo was cut by the deadline */
   int64_t est_tokens;       /* pre-flight prompt estimate; -1 = not computed */
   int overflowed;           /* a plugin's 429 was turned into the route's overflow target */
+  int is_probe;             /* an active health check (health.c): no client, no hooks */
+  int probe_failed;
+  struct aigw_req *probe_next, *probe_prev; /* worker's in-flight probes */
   /* stream continuation (fallback.stream_continue): what reached the client so far */
   char *cont_text;          /* malloc'd, freed at the end; cont_len bytes of delta text */
   size_t cont_len, cont_cap;
@@ -339,6 +342,9 @@ struct worker {
   struct aigw_req *live;
   atomic_long active_requests;
   uint64_t rng;             /* xorshift state for routing choices (this thread only) */
+  struct event health_ev;   /* worker 0: the active health checks' tick (health.c) */
+  int health_on;
+  struct aigw_req *probes;  /* in-flight health probes */
   atomic_long active_streams;
   int draining;
   CURL **easy_pool; size_t neasy;
@@ -455,6 +461,13 @@ int balance_failed(struct aigw_req *r, int outcome, int status, int64_t retry_af
 /* Whether balance_failed would retry this outcome now (no side effects). */
 int balance_can_retry(struct aigw_req *r, int outcome, int status);
 void balance_close(struct aigw_req *r, int outcome, int status); /* record the attempt, no retry */
+/* active health checks (health.c; the state lives in balance.c) */
+void health_init(worker *w);
+void health_shutdown(worker *w);
+size_t health_probe_body(struct aigw_req *r, const char *p, size_t n);
+void health_probe_done(struct aigw_req *r, CURLcode rc);
+int balance_health_due(const cfg_target *t, uint64_t now_ms, uint32_t interval_ms); /* 1: probe now (marked) */
+void balance_health_result(const cfg_route *rt, const cfg_target *t, int ok, uint64_t now_ms);
 /* hedged requests (route "hedge"): hedge_arm after the parent's transfer started; the hedge_child_*
  * functions take over upstream_on_body / the transfer's end for a child; hedge_first_byte when the
  * parent's own first byte arrived; hedge_free at the parent's end. */

@@ -117,6 +117,11 @@ static void finish_with_local_response(struct aigw_req *r);
 /* Errors the gateway itself answers (routing, limits, upstream failures) also pass through the
  * response hooks of the plugins that ran, so headers they add (CORS, tracing) reach every answer. */
 void req_respond_error(struct aigw_req *r, int status, const char *type, const char *code, const char *msg) {
+  if (r->is_probe) { /* a health check has no client */
+    r->probe_failed = 1;
+    if (!r->error) r->error = arena_strndup(&r->pool, msg ? msg : "", msg ? strlen(msg) : 0);
+    return;
+  }
   if (r->hedge_parent) { /* a hedge has no client: its failure is the parent's business */
     r->hedge_state = 2;
     if (!r->error) r->error = arena_strndup(&r->pool, msg ? msg : "", msg ? strlen(msg) : 0);

@@ -787,11 +787,13 @@ static int worker_init(server *s, worker *w, uint32_t id, cfg_gen *g, char *err,
     snprintf(err, errlen, "libcurl multi init failed");
     return -1;
   }
+  health_init(w);
   return 0;
 }
 
 static void worker_destroy(worker *w) {
   while (w->conns) conn_close(w->conns);
+  health_shutdown(w);
   upc_shutdown(w);
   upstream_shutdown(w);
   if (w->alog) {

@@ -518,6 +518,7 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud) {
 }
 
 size_t upstream_on_body(struct aigw_req *r, const char *buf, size_t n) {
+  if (r->is_probe) return health_probe_body(r, buf, n);
   if (r->hedge_parent) return hedge_child_body(r, buf, n);
   if (r->client_gone || r->ended) return 0; /* abort the transfer */
   if (!r->up_got_first_byte) {
@@ -654,6 +655,10 @@ void upstream_abort(struct aigw_req *r) {
 void upstream_transfer_done(struct aigw_req *r, CURLcode rc, const char *msg) { finish_transfer(r, rc, msg); }
 
 static void finish_transfer(struct aigw_req *r, CURLcode rc, const char *msg) {
+  if (r->is_probe) {
+    health_probe_done(r, rc); /* frees the probe */
+    return;
+  }
   if (r->hedge_parent) {
     hedge_child_done(r, rc, msg);
     return;

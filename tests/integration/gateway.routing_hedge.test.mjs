@@ -1,11 +1,11 @@
 // Hedged requests and stream continuation (docs/routing.md): the two behaviours where aigw runs a
 // second upstream exchange for one client request. Mock providers on loopback (one per target),
 // the official openai and @anthropic-ai/sdk clients with their own retries off.
-import { describe, test } from 'node:test';
+import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { useRouting, skipUnlessGateway, readStream, accessLogFor, CLIENT_KEY } from './lib/harness.mjs';
+import { useRouting, skipUnlessGateway, readStream, accessLogFor, CLIENT_KEY, closedPort, startMock, until, metricValue } from './lib/harness.mjs';
 import { replyText } from '../mock/openai_mock.mjs';
 
 const skip = skipUnlessGateway();
@@ -179,4 +179,49 @@ describe('routing: stream continuation (fallback.stream_continue)', { skip }, ()
     assert.equal(msg.stop_reason, 'end_turn');
     assert.deepEqual((await ctx.seq()).map((s) => s.mock), ['A', 'B']);
   });
+});
+
+describe('routing: active health checks', { skip }, () => {
+  let later = null; // the mock started on the "down" port mid-test
+  let downPort = 0;
+  before(async () => { downPort = await closedPort(); }); // registered first: runs before the gateway starts
+  const ctx = useRouting({
+    mocks: ['A'],
+    routes: () => [
+      R('hc', [T('down', 'D', 'gpt-4o-mini'), T('A', 'A', 'gpt-4o-mini')],
+        { health_check: { interval_ms: 150, timeout_ms: 500, unhealthy_after: 2 } }),
+    ],
+    edit: (cfg) => {
+      cfg.providers.up_D = { plugin: 'openai', config: { base_url: `http://127.0.0.1:${downPort}/v1`, api_key: 'sk-mock' } };
+      return cfg;
+    },
+  });
+
+  test('a dead target is found by the checks before any request, skipped, and taken back once it answers', async () => {
+    // the gateway started with "down" on a port nobody listens on (set in before() below)
+    const state = async () => {
+      const r = await ctx.gw.admin('/targets');
+      const j = await r.json();
+      return j.find((x) => x.route === 'hc').targets.find((t) => t.name === 'down').state;
+    };
+    await until(async () => (await state()) === 'open', 5000, 50);
+    // requests go straight to A: no refused connect first
+    await ctx.clear();
+    const { response } = await client(ctx, 'hc').chat.completions.create(body()).withResponse();
+    assert.equal(response.headers.get('x-aigw-target'), 'A');
+    assert.equal(response.headers.get('x-aigw-attempts'), '1');
+    const mt = await (await ctx.gw.admin('/metrics')).text();
+    assert.ok(metricValue(mt, 'aigw_health_checks_total', { route: 'hc', target: 'down', result: 'fail' }) >= 2);
+    // the target comes up: the next check closes its breaker, requests go to it again
+    later = await startMock({ args: ['--port', String(downPort)] });
+    await until(async () => (await state()) === 'closed', 5000, 50);
+    const again = await client(ctx, 'hc').chat.completions.create(body()).withResponse();
+    assert.equal(again.response.headers.get('x-aigw-target'), 'down');
+    // the checks are the adapter's own model-list request, with the provider's credentials
+    const probes = (await later.requests()).filter((q) => q.path === '/v1/models' || q.path === '/models');
+    assert.ok(probes.length >= 1);
+    assert.equal(probes[0].headers.authorization, 'Bearer sk-mock');
+  });
+
+  after(async () => { await later?.stop(); });
 });
