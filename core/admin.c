@@ -82,6 +82,7 @@ static void on_admin(struct evhttp_request *req, void *arg) {
   }
   if (!strcmp(path, "/metrics")) {
     jw_free(&w);
+    balance_metrics_refresh(g); /* gauges read from the targets' state at scrape time */
     size_t n = 0;
     char *txt = met_render(core_metrics(), &n);
     if (!txt) {

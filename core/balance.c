@@ -578,10 +578,25 @@ void balance_build_plan(struct aigw_req *r) {
 
 /* ---- attempts ---- */
 
+/* The hot path only touches the atomic; the gauge is set from it when metrics are scraped. */
 static void inflight_delta(struct aigw_req *r, const cfg_target *t, int d) {
+  (void)r;
   atomic_fetch_add(&t->st->inflight, d);
-  const char *lv[] = {r->route->name, t->name};
-  met_add(core_metrics(), m_inflight, lv, d);
+}
+
+static void refresh_list(const cfg_route *rt, const cfg_target *ts, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (!ts[i].provider) {
+      refresh_list(rt, ts[i].kids, ts[i].nkids);
+      continue;
+    }
+    const char *lv[] = {rt->name, ts[i].name};
+    met_set(core_metrics(), m_inflight, lv, (double)atomic_load(&ts[i].st->inflight));
+  }
+}
+
+void balance_metrics_refresh(const cfg_gen *g) {
+  for (size_t i = 0; g && i < g->nroutes; i++) refresh_list(&g->routes[i], g->routes[i].targets, g->routes[i].ntargets);
 }
 
 static int counts_for_breaker(const cfg_route *rt, int outcome, int status) {
@@ -882,10 +897,10 @@ void balance_finish(struct aigw_req *r) {
 void balance_add_headers(struct aigw_req *r) {
   if (!r->nattempts) return;
   const cfg_target *t = r->att[r->cur_att >= 0 ? r->cur_att : r->nattempts - 1].t;
-  hdrs_set(&r->pool, &r->cresp.hdrs, "x-aigw-target", 13, t->name, strlen(t->name));
+  hdrs_add(&r->pool, &r->cresp.hdrs, "x-aigw-target", 13, t->name, strlen(t->name)); /* once per answer */
   char n[24];
   size_t k = fmt_u64(n, r->nattempts);
-  hdrs_set(&r->pool, &r->cresp.hdrs, "x-aigw-attempts", 15, n, k);
+  hdrs_add(&r->pool, &r->cresp.hdrs, "x-aigw-attempts", 15, n, k);
 }
 
 /* Everything one attempt left behind, so that the next one starts from the client's request. */

@@ -1165,6 +1165,13 @@ static void load_target_list(ld *L, cfg_route *r, const cJSON *ts, const char *p
         t->strategy = (int)given; /* kept here until the route's timeouts are known (see finish_targets) */
         const char *nm = get_str(L, e, "name", q, 0, 0);
         if (nm) {
+            for (const char *c = nm; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == '"' || *c == '\\' || *c == 0x7f) {
+                    pkey(tp, q, "name");
+                    ERR(L, tp, "target names must not contain quotes, backslashes or control characters (they "
+                               "appear in headers, logs and metrics)");
+                    break;
+                }
             if (name_taken(ns, nm)) {
                 pkey(tp, q, "name");
                 ERR(L, tp, "two targets are named '%s'; give each a unique \"name\" (names appear in headers, "
@@ -1182,6 +1189,10 @@ static void load_target_list(ld *L, cfg_route *r, const cJSON *ts, const char *p
         }
         if (t->name && ns->n < NKEYS(ns->v))
             ns->v[ns->n++] = t->name;
+        t->name_plain = 1;
+        for (const char *c = t->name ? t->name : ""; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f || *c == '"' || *c == '\\')
+                t->name_plain = 0;
         t->st = balance_state_new();
         if (!t->st)
             ERR(L, "", "out of memory");

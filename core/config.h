@@ -65,6 +65,7 @@ typedef struct cfg_target {
   cfg_provider *provider; /* borrowed from the generation; NULL for a group */
   char *model;            /* override, NULL = the client's model */
   char *name;             /* unique in the route */
+  int name_plain;         /* name needs no JSON escaping (the access log copies it raw) */
   uint32_t weight;        /* default 1 */
   int32_t priority;       /* lower first; default 0 */
   struct cJSON *params;   /* object of members set on the upstream request, or NULL (owned) */

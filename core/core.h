@@ -499,6 +499,7 @@ int balance_classify(struct aigw_req *r, int64_t *retry_after_ms);
 struct jsonw;
 void balance_admin_json(struct jsonw *w, const cfg_gen *g); /* GET /admin/targets */
 int balance_metrics_init(void);
+void balance_metrics_refresh(const cfg_gen *g); /* admin /metrics: set the in-flight gauges */
 size_t req_prompt_bytes(struct aigw_req *r); /* host.c: bytes of message text (text view) */
 
 /* calls.c */

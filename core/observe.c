@@ -266,20 +266,62 @@ void observe_request(struct aigw_req *r) {
     jw_kbool(&w, "cost_unknown", 1);
   }
   if (r->nattempts) {
-    jw_kcstr(&w, "target", r->att[r->cur_att >= 0 ? r->cur_att : r->nattempts - 1].t->name);
+    const cfg_target *tt = r->att[r->cur_att >= 0 ? r->cur_att : r->nattempts - 1].t;
+    if (tt->name_plain) { /* names checked at load: copied as they are */
+      jw_key(&w, "target");
+      char q[300];
+      size_t nl = strlen(tt->name);
+      if (nl > sizeof q - 2) nl = sizeof q - 2;
+      q[0] = '"';
+      memcpy(q + 1, tt->name, nl);
+      q[nl + 1] = '"';
+      jw_raw(&w, q, nl + 2);
+    } else {
+      jw_kcstr(&w, "target", tt->name);
+    }
     jw_key(&w, "attempts");
-    jw_arr_begin(&w);
+    /* one array, built on the stack: it is on every line of a routed request */
+    char ab[1024];
+    size_t n = 0;
+    int fast = 1;
+    ab[n++] = '[';
     for (uint16_t i = 0; i < r->nattempts; i++) {
       const attempt_rec *a = &r->att[i];
-      jw_obj_begin(&w);
-      jw_kcstr(&w, "target", a->t->name);
-      if (a->status) jw_kint(&w, "status", a->status);
-      else jw_kcstr(&w, "status", NULL);
-      jw_kcstr(&w, "outcome", a->outcome >= 0 ? balance_outcome_name(a->outcome) : "ok");
-      jw_kint(&w, "ms", a->ms);
-      jw_obj_end(&w);
+      const char *on = a->outcome >= 0 ? balance_outcome_name(a->outcome) : "ok";
+      size_t tl = strlen(a->t->name), ol = strlen(on);
+      if (!a->t->name_plain || n + tl + ol + 80 > sizeof ab) {
+        fast = 0;
+        break;
+      }
+      if (i) ab[n++] = ',';
+      memcpy(ab + n, "{\"target\":\"", 11), n += 11;
+      memcpy(ab + n, a->t->name, tl), n += tl;
+      memcpy(ab + n, "\",\"status\":", 11), n += 11;
+      if (a->status > 0) n += fmt_u64(ab + n, (uint64_t)a->status);
+      else memcpy(ab + n, "null", 4), n += 4;
+      memcpy(ab + n, ",\"outcome\":\"", 12), n += 12;
+      memcpy(ab + n, on, ol), n += ol;
+      memcpy(ab + n, "\",\"ms\":", 7), n += 7;
+      n += fmt_u64(ab + n, a->ms);
+      ab[n++] = '}';
     }
-    jw_arr_end(&w);
+    if (fast) {
+      ab[n++] = ']';
+      jw_raw(&w, ab, n);
+    } else {
+      jw_arr_begin(&w);
+      for (uint16_t i = 0; i < r->nattempts; i++) {
+        const attempt_rec *a = &r->att[i];
+        jw_obj_begin(&w);
+        jw_kcstr(&w, "target", a->t->name);
+        if (a->status) jw_kint(&w, "status", a->status);
+        else jw_kcstr(&w, "status", NULL);
+        jw_kcstr(&w, "outcome", a->outcome >= 0 ? balance_outcome_name(a->outcome) : "ok");
+        jw_kint(&w, "ms", a->ms);
+        jw_obj_end(&w);
+      }
+      jw_arr_end(&w);
+    }
   }
   jw_kcstr(&w, "error", r->error);
   for (meta_kv *m = r->meta; m; m = m->next)
