@@ -906,12 +906,7 @@ void balance_add_headers(struct aigw_req *r) {
 /* Everything one attempt left behind, so that the next one starts from the client's request. */
 static void attempt_reset(struct aigw_req *r) {
   upstream_abort(r);
-  if (r->provider && r->provider->plugin.desc->on_done) {
-    r->cur_plugin = &r->provider->plugin;
-    r->provider->plugin.desc->on_done(r->provider->plugin.inst, r, r->provider_rctx);
-    r->cur_plugin = NULL;
-  }
-  r->provider_rctx = NULL;
+  req_provider_done(r);
   /* the upstream request: the provider may have edited the client's tree in place (shared on the
    * first attempt); keep that tree alive (handles may point into it) and re-read the body */
   if (r->ureq.json && r->ureq.json != r->creq.json) cJSON_Delete(r->ureq.json);
@@ -1260,12 +1255,7 @@ static void hedge_event(struct aigw_req *r, void (*fn)(evutil_socket_t, short, v
 static void hedge_child_release(struct aigw_req *c) {
   upstream_abort(c);
   calls_cancel_all(c);
-  if (c->provider && c->provider_rctx && c->provider->plugin.desc->on_done) {
-    c->cur_plugin = &c->provider->plugin;
-    c->provider->plugin.desc->on_done(c->provider->plugin.inst, c, c->provider_rctx);
-    c->cur_plugin = NULL;
-  }
-  c->provider_rctx = NULL;
+  if (c->provider_rctx) req_provider_done(c); /* not when the parent adopted the adapter's state */
 }
 
 void hedge_stop(struct aigw_req *r) {
@@ -1282,17 +1272,7 @@ void hedge_free(struct aigw_req *r) {
   if (!c) return;
   r->hedge = NULL;
   hedge_child_release(c);
-  if (c->sse_init) sse_free(&c->sse);
-  if (c->hedge_buf) evbuffer_free(c->hedge_buf);
-  if (c->ureq.json) cJSON_Delete(c->ureq.json);
-  if (c->ureq.body_owned) free(c->ureq.body);
-  if (c->uresp.json) cJSON_Delete(c->uresp.json);
-  if (c->uresp.body_owned) free(c->uresp.body);
-  for (meta_kv *t = c->member_trees; t; t = t->next) cJSON_Delete((cJSON *)t->v.p);
-  stream_pemit_free(c);
-  arena_free(&c->pool);
-  c->magic = 0;
-  free(c);
+  req_free_internal(c);
 }
 
 static void hedge_fail_child(struct aigw_req *r, int outcome, int status);
@@ -1317,15 +1297,9 @@ static void on_hedge_timer(evutil_socket_t fd, short what, void *arg) {
     }
   }
   if (!t) return;
-  struct aigw_req *c = calloc(1, sizeof *c);
+  struct aigw_req *c = req_new_internal(r->w);
   if (!c) return;
-  c->magic = REQ_MAGIC;
-  c->w = r->w;
-  arena_init(&c->pool);
   c->serial = r->serial;
-  c->t_start = now_us();
-  c->usage = (aigw_usage){sizeof(aigw_usage), -1, -1, -1, -1, -1};
-  c->cur_att = c->hedge_att = -1;
   snprintf(c->id, sizeof c->id, "%.60s~h", r->id);
   c->gen = r->gen;
   c->route = rt;
@@ -1346,8 +1320,7 @@ static void on_hedge_timer(evutil_socket_t fd, short what, void *arg) {
   int idx = add_attempt(r, t, allow == 2, 1);
   if (idx < 0) {
     r->hedge = NULL;
-    arena_free(&c->pool);
-    free(c);
+    req_free_internal(c);
     return;
   }
   r->hedge_att = idx;
@@ -1362,13 +1335,7 @@ static void on_hedge_timer(evutil_socket_t fd, short what, void *arg) {
     hedge_fail_child(r, OUT_CONNECT, 0);
     return;
   }
-  const aigw_provider *pv = c->provider->plugin.desc->provider;
-  c->up_step = 1; /* the adapter's prepare phase */
-  c->in_hook = 1;
-  c->cur_plugin = &c->provider->plugin;
-  aigw_status st = pv->prepare(c->provider->plugin.inst, c, &c->provider_rctx);
-  c->cur_plugin = NULL;
-  c->in_hook = 0;
+  aigw_status st = req_run_prepare(c);
   if (st != AIGW_CONTINUE || c->responded || c->local_reply || c->hedge_state == 2) {
     log_msg(AIGW_LOG_INFO, "request %s: no hedge: the adapter of %s %s (%s)", r->id, t->name,
             st == AIGW_PAUSE ? "must wait (async prepare)" : c->local_reply ? "answers itself" : "refused the request",

@@ -397,6 +397,10 @@ void req_out_drained(struct aigw_req *r);  /* client output fell below the water
 void req_upstream_response(struct aigw_req *r); /* non-stream answer complete */
 const char *status_reason(int status);
 int req_build_upstream(struct aigw_req *r);  /* the upstream request starts as the client's */
+aigw_status req_run_prepare(struct aigw_req *r); /* the adapter's prepare (up_step 1, hook flags) */
+void req_provider_done(struct aigw_req *r);     /* the adapter's on_done for its exchange */
+struct aigw_req *req_new_internal(worker *w);   /* hedges and probes: no client, not counted */
+void req_free_internal(struct aigw_req *r);     /* ... and their end (transfer already over) */
 int req_apply_params(struct aigw_req *r, const struct cJSON *params); /* a target's "params" */
 
 /* upstream.c */

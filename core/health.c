@@ -37,24 +37,10 @@ static void probe_free(struct aigw_req *r) {
   probe_unlink(w, r);
   upstream_abort(r);
   calls_cancel_all(r);
-  if (r->provider && r->provider->plugin.desc->on_done) {
-    r->cur_plugin = &r->provider->plugin;
-    r->provider->plugin.desc->on_done(r->provider->plugin.inst, r, r->provider_rctx);
-    r->cur_plugin = NULL;
-  }
-  if (r->sse_init) sse_free(&r->sse);
-  if (r->chunk) evbuffer_free(r->chunk);
-  stream_pemit_free(r);
-  if (r->ureq.json && r->ureq.json != r->creq.json) cJSON_Delete(r->ureq.json);
-  if (r->creq.json) cJSON_Delete(r->creq.json);
-  if (r->ureq.body_owned) free(r->ureq.body);
-  if (r->uresp.json) cJSON_Delete(r->uresp.json);
-  if (r->uresp.body_owned) free(r->uresp.body);
-  for (meta_kv *t = r->member_trees; t; t = t->next) cJSON_Delete((cJSON *)t->v.p);
-  if (r->gen) server_gen_release(w->srv, r->gen);
-  arena_free(&r->pool);
-  r->magic = 0;
-  free(r);
+  req_provider_done(r);
+  cfg_gen *g = r->gen;
+  req_free_internal(r);
+  if (g) server_gen_release(w->srv, g);
 }
 
 static void probe_result(struct aigw_req *r, int ok, const char *why) {
@@ -82,14 +68,8 @@ void health_probe_done(struct aigw_req *r, CURLcode rc) {
 }
 
 static void probe_start(worker *w, cfg_gen *g, const cfg_route *rt, const cfg_target *t) {
-  struct aigw_req *r = calloc(1, sizeof *r);
+  struct aigw_req *r = req_new_internal(w);
   if (!r) return;
-  r->magic = REQ_MAGIC;
-  r->w = w;
-  arena_init(&r->pool);
-  r->t_start = now_us();
-  r->usage = (aigw_usage){sizeof(aigw_usage), -1, -1, -1, -1, -1};
-  r->cur_att = r->hedge_att = -1;
   r->is_probe = 1;
   gen_ref(g); /* the generation t belongs to */
   r->gen = g;
@@ -120,13 +100,7 @@ static void probe_start(worker *w, cfg_gen *g, const cfg_route *rt, const cfg_ta
     probe_result(r, 0, "out of memory");
     return;
   }
-  r->up_step = 1;
-  const aigw_provider *pv = r->provider->plugin.desc->provider;
-  r->in_hook = 1;
-  r->cur_plugin = &r->provider->plugin;
-  aigw_status st = pv->prepare(r->provider->plugin.inst, r, &r->provider_rctx);
-  r->cur_plugin = NULL;
-  r->in_hook = 0;
+  aigw_status st = req_run_prepare(r);
   if (r->local_reply) { /* an adapter that answers itself (the mock) is as healthy as the gateway */
     probe_result(r, r->uresp.status >= 200 && r->uresp.status < 300, "its own answer was not 2xx");
     return;

@@ -215,6 +215,59 @@ int req_build_upstream(struct aigw_req *r) {
   return 0;
 }
 
+/* The provider adapter's prepare for r's target (every exchange: attempts, hedges, probes). */
+aigw_status req_run_prepare(struct aigw_req *r) {
+  const aigw_provider *pv = r->provider->plugin.desc->provider;
+  r->up_step = 1;
+  r->in_hook = 1;
+  r->cur_plugin = &r->provider->plugin;
+  aigw_status st = pv->prepare(r->provider->plugin.inst, r, &r->provider_rctx);
+  r->cur_plugin = NULL;
+  r->in_hook = 0;
+  return st;
+}
+
+/* The adapter's on_done for the exchange it prepared; its state is gone afterwards. */
+void req_provider_done(struct aigw_req *r) {
+  if (r->provider && r->provider->plugin.desc->on_done) {
+    r->cur_plugin = &r->provider->plugin;
+    r->provider->plugin.desc->on_done(r->provider->plugin.inst, r, r->provider_rctx);
+    r->cur_plugin = NULL;
+  }
+  r->provider_rctx = NULL;
+}
+
+/* A request with no client (a hedge, a health probe): the fields req_new sets, nothing else. */
+struct aigw_req *req_new_internal(worker *w) {
+  struct aigw_req *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->magic = REQ_MAGIC;
+  r->w = w;
+  arena_init(&r->pool);
+  r->t_start = now_us();
+  r->usage = (aigw_usage){sizeof(aigw_usage), -1, -1, -1, -1, -1};
+  r->cur_att = r->hedge_att = -1;
+  return r;
+}
+
+/* Frees what an internal request's exchange left (the transfer must be over) and r itself. */
+void req_free_internal(struct aigw_req *r) {
+  if (r->sse_init) sse_free(&r->sse);
+  if (r->chunk) evbuffer_free(r->chunk);
+  if (r->hedge_buf) evbuffer_free(r->hedge_buf);
+  stream_pemit_free(r);
+  /* the client side's bytes are borrowed (a hedge's are its parent's), its tree is its own */
+  if (r->ureq.json && r->ureq.json != r->creq.json) cJSON_Delete(r->ureq.json);
+  if (r->creq.json) cJSON_Delete(r->creq.json);
+  if (r->ureq.body_owned) free(r->ureq.body);
+  if (r->uresp.json) cJSON_Delete(r->uresp.json);
+  if (r->uresp.body_owned) free(r->uresp.body);
+  for (meta_kv *t = r->member_trees; t; t = t->next) cJSON_Delete((cJSON *)t->v.p);
+  arena_free(&r->pool);
+  r->magic = 0;
+  free(r);
+}
+
 /* The target's "params": top-level members set on the upstream request (null removes one). */
 int req_apply_params(struct aigw_req *r, const cJSON *params) {
   cJSON *j = msg_json(r, &r->ureq);
@@ -244,13 +297,7 @@ static void upstream_phase(struct aigw_req *r) {
       req_respond_error(r, 500, "server_error", NULL, "out of memory");
       return;
     }
-    r->up_step = 1;
-    const aigw_provider *pv = r->provider->plugin.desc->provider;
-    r->in_hook = 1;
-    r->cur_plugin = &r->provider->plugin;
-    aigw_status st = pv->prepare(r->provider->plugin.inst, r, &r->provider_rctx);
-    r->cur_plugin = NULL;
-    r->in_hook = 0;
+    aigw_status st = req_run_prepare(r);
     if (st == AIGW_PAUSE) {
       if (!r->resume_pending) {
         r->paused = 1;
@@ -576,10 +623,7 @@ void req_finish(struct aigw_req *r) {
       p->desc->on_done(p->inst, r, r->rctx[p->index]);
     }
   }
-  if (r->provider && r->provider->plugin.desc->on_done) {
-    r->cur_plugin = &r->provider->plugin;
-    r->provider->plugin.desc->on_done(r->provider->plugin.inst, r, r->provider_rctx);
-  }
+  if (r->provider) req_provider_done(r);
   r->cur_plugin = NULL;
   if (r->head_sent) atomic_fetch_sub(&w->active_streams, 1), observe_stream_delta(-1);
   observe_request(r);
