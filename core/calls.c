@@ -63,6 +63,7 @@ void calls_move(aigw_req *from, aigw_req *to) {
 }
 
 static void call_free(aigw_call *c) {
+  if (c->rpend) rstore_detach(c);
   if (c->kind == CALL_HTTP) {
     http_call *hc = (http_call *)c;
     upc_close(&hc->upc);
@@ -110,6 +111,8 @@ static void call_complete(aigw_call *c, aigw_call_status st) {
   event_assign(&c->ev, c->r->w->base, -1, 0, on_call_deferred, c);
   event_active(&c->ev, EV_TIMEOUT, 1);
 }
+
+void call_store_complete(aigw_call *c, aigw_call_status st) { call_complete(c, st); }
 
 static aigw_call *call_new(aigw_req *r, call_kind kind, aigw_done_fn done, void *ud) {
   if (!r || r->magic != REQ_MAGIC || r->ended || !done) return NULL;
@@ -439,8 +442,35 @@ int64_t host_call_int(aigw_call *c) { return c && c->magic == CALL_MAGIC ? c->in
 
 /* ---- store (in-process backend: completes on the next loop turn) ---- */
 
+/* ---- the store on redis: the command's deadline is the call's timer ---- */
+static void on_store_deadline(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  aigw_call *c = arg;
+  rstore_detach(c);
+  snprintf(c->errbuf, sizeof c->errbuf, "redis did not answer within timeout_ms=%u", c->r->gen->redis_timeout_ms);
+  call_complete(c, AIGW_CALL_ERROR);
+}
+
+static aigw_call *redis_call(aigw_req *r, aigw_done_fn done, void *ud, int op, aigw_str key, int64_t by,
+                             uint64_t window_ms, aigw_str val, uint64_t ttl_ms) {
+  aigw_call *c = call_new(r, CALL_STORE, done, ud);
+  if (!c) return NULL;
+  if (rstore_send(c, op, key.p, key.n, by, window_ms, val.p ? val.p : "", val.n, ttl_ms) < 0) {
+    call_complete(c, AIGW_CALL_ERROR);
+    return c;
+  }
+  uint32_t ms = r->gen->redis_timeout_ms;
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+  event_assign(&c->ev, r->w->base, -1, 0, on_store_deadline, c);
+  evtimer_add(&c->ev, &tv);
+  return c;
+}
+
 aigw_call *host_store_incr(aigw_req *r, aigw_str key, int64_t by, uint64_t window_ms, aigw_done_fn done, void *ud) {
   if (!key.p || !key.n || !window_ms) return NULL;
+  if (r && r->magic == REQ_MAGIC && r->gen && r->gen->store_redis)
+    return redis_call(r, done, ud, 0, key, by, window_ms, (aigw_str){NULL, 0}, 0);
   aigw_call *c = call_new(r, CALL_STORE, done, ud);
   if (!c) return NULL;
   c->int_result = store_incr(core_store(), key.p, key.n, by, window_ms, now_ms());
@@ -450,6 +480,8 @@ aigw_call *host_store_incr(aigw_req *r, aigw_str key, int64_t by, uint64_t windo
 
 aigw_call *host_store_get(aigw_req *r, aigw_str key, aigw_done_fn done, void *ud) {
   if (!key.p || !key.n) return NULL;
+  if (r && r->magic == REQ_MAGIC && r->gen && r->gen->store_redis)
+    return redis_call(r, done, ud, 1, key, 0, 0, (aigw_str){NULL, 0}, 0);
   aigw_call *c = call_new(r, CALL_STORE, done, ud);
   if (!c) return NULL;
   void *v = NULL;
@@ -469,6 +501,8 @@ aigw_call *host_store_get(aigw_req *r, aigw_str key, aigw_done_fn done, void *ud
 
 aigw_call *host_store_set(aigw_req *r, aigw_str key, aigw_str value, uint64_t ttl_ms, aigw_done_fn done, void *ud) {
   if (!key.p || !key.n) return NULL;
+  if (r && r->magic == REQ_MAGIC && r->gen && r->gen->store_redis)
+    return redis_call(r, done, ud, 2, key, 0, 0, value, ttl_ms);
   aigw_call *c = call_new(r, CALL_STORE, done, ud);
   if (!c) return NULL;
   int rc = store_set(core_store(), key.p, key.n, value.p ? value.p : "", value.n, ttl_ms, now_ms());

@@ -685,6 +685,45 @@ static void load_misc(ld *L, const cJSON *root)
 
     g->drain_timeout_ms = 30000;
     get_u32(L, root, "drain_timeout_ms", "", 0, &g->drain_timeout_ms);
+
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "store");
+    if (st) {
+        static const char *const sk[] = {"backend", "redis"};
+        static const char *const rk[] = {"host", "port", "password", "timeout_ms", "prefix"};
+        if (check_obj(L, st, "/store", "store", sk, NKEYS(sk))) {
+            const char *b = get_str(L, st, "backend", "/store", 0, 0);
+            if (b && strcmp(b, "memory") && strcmp(b, "redis"))
+                ERR(L, "/store/backend", "unknown backend '%s' (use \"memory\" or \"redis\")", b);
+            g->store_redis = b && !strcmp(b, "redis");
+            const cJSON *rj = cJSON_GetObjectItemCaseSensitive(st, "redis");
+            if (g->store_redis && !rj)
+                ERR(L, "/store", "\"backend\": \"redis\" needs a \"redis\" object (e.g. {\"host\": \"127.0.0.1\", \"port\": 6379})");
+            if (rj && check_obj(L, rj, "/store/redis", "redis", rk, NKEYS(rk))) {
+                g->redis_host = xstrdup(L, get_str(L, rj, "host", "/store/redis", 0, 0));
+                uint32_t port = 6379;
+                get_u32(L, rj, "port", "/store/redis", 1, &port);
+                if (port > 65535)
+                    ERR(L, "/store/redis/port", "must be a TCP port (1-65535), got %u", port);
+                g->redis_port = (uint16_t)port;
+                g->redis_password = xstrdup(L, get_str(L, rj, "password", "/store/redis", 0, 1));
+                if (g->redis_password && !*g->redis_password) {
+                    free(g->redis_password);
+                    g->redis_password = NULL;
+                }
+                g->redis_timeout_ms = 100;
+                get_u32(L, rj, "timeout_ms", "/store/redis", 1, &g->redis_timeout_ms);
+                g->redis_prefix = xstrdup(L, get_str(L, rj, "prefix", "/store/redis", 0, 1));
+            }
+        }
+    }
+    if (!g->redis_host)
+        g->redis_host = xstrdup(L, "127.0.0.1");
+    if (!g->redis_port)
+        g->redis_port = 6379;
+    if (!g->redis_prefix)
+        g->redis_prefix = xstrdup(L, "aigw:");
+    if (!g->redis_timeout_ms)
+        g->redis_timeout_ms = 100;
 }
 
 /* ---- plugin instances ---------------------------------------------------------------------- */
@@ -2356,7 +2395,7 @@ cfg_gen *cfg_load_text(const char *text, size_t len, const char *base_dir, cfg_e
     static const char *const topkeys[] = {"listen",     "workers", "admin",     "plugin_paths",
                                           "access_log", "limits",  "drain_timeout_ms",
                                           "providers",  "routes",  "plugins",
-                                          "model_catalog", "models"};
+                                          "model_catalog", "models", "store"};
     /* Relative paths are relative to the working directory (TLS files, plugin_paths), except the
      * model catalog's: relative to base_dir, the config file's folder. */
     cfg_errors local = {0};
@@ -2532,6 +2571,9 @@ void cfg_free(cfg_gen *g)
         free(g->plugin_paths[i]);
     free(g->plugin_paths);
     free(g->access_log_path);
+    free(g->redis_host);
+    free(g->redis_password);
+    free(g->redis_prefix);
     catalog_free(g->catalog);
     cJSON_Delete(g->root);
     free(g);

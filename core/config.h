@@ -190,6 +190,13 @@ typedef struct cfg_gen {
   char *access_log_path;  /* "-" = stdout, NULL = off */
   cfg_limits limits;
   uint32_t drain_timeout_ms; /* SIGTERM: wait this long for in-flight requests; default 30000 */
+  /* the host store: in-process (default) or Redis ("store": {"backend": "redis", ...}) */
+  int store_redis;
+  char *redis_host;        /* "127.0.0.1" */
+  uint16_t redis_port;     /* 6379 */
+  char *redis_password;    /* NULL = no AUTH */
+  uint32_t redis_timeout_ms; /* per command, and for connecting; 100 */
+  char *redis_prefix;      /* key prefix, "aigw:" */
   cfg_provider *providers; size_t nproviders;
   cfg_route *routes; size_t nroutes;
   cfg_plugin *plugins; size_t nplugins; /* every instance (global and per route), owned here */

@@ -103,6 +103,8 @@ struct aigw_call {
   char errbuf[CURL_ERROR_SIZE];
   int64_t int_result;
   char *str_result; size_t str_len;
+  struct rpend *rpend;       /* CALL_STORE on redis: the pending command (rstore.c) */
+  int rop;
   struct aigw_call *next, *prev; /* r->calls */
 };
 
@@ -345,6 +347,7 @@ struct worker {
   struct event health_ev;   /* worker 0: the active health checks' tick (health.c) */
   int health_on;
   struct aigw_req *probes;  /* in-flight health probes */
+  struct rconn *rstore;     /* the store's redis connection (rstore.c), NULL until used */
   atomic_long active_streams;
   int draining;
   CURL **easy_pool; size_t neasy;
@@ -508,6 +511,12 @@ size_t req_prompt_bytes(struct aigw_req *r); /* host.c: bytes of message text (t
 
 /* calls.c */
 void calls_cancel_all(struct aigw_req *r);
+void call_store_complete(aigw_call *c, aigw_call_status st); /* a store call's answer (rstore.c) */
+/* rstore.c: the store on redis */
+int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, uint64_t window_ms, const char *val,
+                size_t vlen, uint64_t ttl_ms);
+void rstore_detach(aigw_call *c);
+void rstore_shutdown(worker *w);
 void calls_move(struct aigw_req *from, struct aigw_req *to); /* a hedge's calls go to its parent */
 void req_registry_add(struct aigw_req *r);    /* req_new: h->post may find it from any thread */
 void req_registry_remove(struct aigw_req *r); /* req_finish, before it is freed */

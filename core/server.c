@@ -794,6 +794,7 @@ static int worker_init(server *s, worker *w, uint32_t id, cfg_gen *g, char *err,
 static void worker_destroy(worker *w) {
   while (w->conns) conn_close(w->conns);
   health_shutdown(w);
+  rstore_shutdown(w);
   upc_shutdown(w);
   upstream_shutdown(w);
   if (w->alog) {

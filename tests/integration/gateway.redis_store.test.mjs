@@ -1,0 +1,93 @@
+// The host store on Redis ("store": {"backend": "redis"}): a real redis-server started here on
+// loopback, two aigw instances sharing one per-user quota (examples/lua/quota.lua) through it,
+// and Redis killed mid-run: store calls fail fast and the script's fail-open/closed policy decides,
+// never a hang. Requests go through the official openai SDK.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import OpenAI from 'openai';
+import { startGateway, startMock, skipUnlessGateway, freePort, MOCK_KEY, REPO_ROOT, sleep, until } from './lib/harness.mjs';
+
+function redisBinary() {
+  try { return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || null; } catch { return null; }
+}
+const REDIS = redisBinary();
+const skip = skipUnlessGateway() || (REDIS ? false : 'redis-server not installed (Debian: redis-server)');
+const QUOTA = fs.readFileSync(path.join(REPO_ROOT, 'examples', 'lua', 'quota.lua'), 'utf8');
+
+async function startRedis(port) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-redis-'));
+  const child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  await until(() => new Promise((res) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.end(); res(true); });
+    s.on('error', () => res(false));
+  }), 5000, 50);
+  return { child, dir, async stop() {
+    if (child.exitCode === null) { child.kill('SIGTERM'); await new Promise((r) => child.once('exit', r)); }
+    fs.rmSync(dir, { recursive: true, force: true });
+  } };
+}
+
+describe('store on redis: shared by gateways, failing fast without it', { skip }, () => {
+  let redis, mock, gwA, gwB, redisPort;
+  const config = (failOpen) => (cfg) => {
+    cfg.store = { backend: 'redis', redis: { host: '127.0.0.1', port: redisPort, timeout_ms: 200, prefix: `t${process.pid}:` } };
+    cfg.routes[0].plugins = [
+      { name: 'lua', config: { inline: QUOTA, name: 'quota.lua', config: { header: 'x-user-id', limit: 4, fail_open: failOpen } } },
+    ];
+    return cfg;
+  };
+  before(async () => {
+    redisPort = await freePort();
+    redis = await startRedis(redisPort);
+    mock = await startMock();
+    gwA = await startGateway({ mockPort: mock.port, config: config(false) });
+    gwB = await startGateway({ mockPort: mock.port, config: config(true) });
+  });
+  after(async () => { await gwA?.stop(); await gwB?.stop(); await mock?.stop(); await redis?.stop(); });
+
+  const client = (gw, user) => new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-client', maxRetries: 0, defaultHeaders: { 'x-user-id': user } });
+  const ask = (gw, user) => client(gw, user).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+
+  test('two gateways count one quota: the 5th request is refused whichever node gets it', async () => {
+    const user = `u-${Date.now()}`;
+    const seen = [];
+    for (const gw of [gwA, gwB, gwA, gwB]) {
+      const { response } = await ask(gw, user);
+      seen.push(response.headers.get('x-quota-remaining'));
+    }
+    assert.deepEqual(seen, ['3', '2', '1', '0'], 'each node saw the other node\'s requests');
+    await assert.rejects(ask(gwA, user), (e) => e instanceof OpenAI.RateLimitError);
+    await assert.rejects(ask(gwB, user), (e) => e instanceof OpenAI.RateLimitError);
+    // another user has its own count
+    const { response } = await ask(gwB, `${user}-other`);
+    assert.equal(response.headers.get('x-quota-remaining'), '3');
+  });
+
+  test('concurrent requests on both nodes never overshoot the count', async () => {
+    const user = `c-${Date.now()}`;
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => ask(i % 2 ? gwA : gwB, user)));
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    assert.equal(ok, 4, 'exactly the limit got through');
+    assert.ok(results.filter((r) => r.status === 'rejected').every((r) => r.reason instanceof OpenAI.RateLimitError));
+  });
+
+  test('redis killed: store calls fail within timeout_ms; fail closed answers 503, fail open lets it through', async () => {
+    await redis.stop();
+    const t0 = Date.now();
+    await assert.rejects(ask(gwA, 'after-kill'), (e) => e instanceof OpenAI.APIError && e.status === 503);
+    const { response } = await ask(gwB, 'after-kill');
+    assert.equal(response.status, 200, 'fail open');
+    assert.ok(Date.now() - t0 < 5000, 'no hang while redis is gone');
+    // redis back on the same port: the gateways reconnect by themselves
+    redis = await startRedis(redisPort);
+    const user = `back-${Date.now()}`;
+    await until(async () => {
+      try { const r = await ask(gwA, user); return r.response.headers.get('x-quota-remaining') !== null; } catch { return false; }
+    }, 8000, 100);
+  });
+});
