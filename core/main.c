@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "core.h"
 
@@ -14,6 +16,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: aigw [-c FILE] [-v]     run the gateway (default FILE: conf/aigw.json)\n"
           "       aigw --check FILE        validate FILE, list every error, print the effective routes\n"
+          "       aigw --hash-key          read an API key on stdin, print its hash for the keyauth plugin's config\n"
           "       aigw --version\n");
 }
 
@@ -32,7 +35,25 @@ int main(int argc, char **argv) {
       config = argv[++i];
     } else if (!strcmp(argv[i], "--check") || !strcmp(argv[i], "-t")) check = 1;
     else if (!strcmp(argv[i], "-v")) log_set_level(AIGW_LOG_DEBUG);
-    else if (!strcmp(argv[i], "--version")) {
+    else if (!strcmp(argv[i], "--hash-key")) {
+      /* the key comes on stdin (not in the shell's history or the process list); a trailing
+       * newline is not part of it */
+      char key[4097];
+      size_t n = fread(key, 1, sizeof key - 1, stdin);
+      while (n && (key[n - 1] == '\n' || key[n - 1] == '\r')) n--;
+      if (!n || n > 4096) {
+        fprintf(stderr, "aigw --hash-key: give the key (1-4096 bytes) on stdin, e.g. printf %%s \"$KEY\" | aigw --hash-key\n");
+        return 2;
+      }
+      unsigned char h[32];
+      unsigned int hl = 0;
+      EVP_Digest(key, n, h, &hl, EVP_sha256(), NULL);
+      OPENSSL_cleanse(key, sizeof key);
+      printf("sha256:");
+      for (unsigned k = 0; k < hl; k++) printf("%02x", h[k]);
+      printf("\n");
+      return 0;
+    } else if (!strcmp(argv[i], "--version")) {
       printf("aigw %s (plugin ABI %d.%d)\n", AIGW_VERSION, AIGW_ABI_MAJOR, AIGW_ABI_MINOR);
       return 0;
     } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {

@@ -1,0 +1,406 @@
+/* keyauth.c - consumers and their API keys ("virtual keys").
+ *
+ * Every request must carry a key: `Authorization: Bearer <key>` (OpenAI clients, recent Anthropic
+ * SDKs), `x-api-key: <key>` (Anthropic clients) or a header named in "headers". The key is hashed
+ * (SHA-256) and looked up among the consumers' key hashes; the config holds only hashes
+ * ("sha256:<64 hex>", made with `aigw --hash-key`), never keys. Hashes are compared in constant
+ * time. The consumer found is the request's identity for the plugins after this one and for
+ * routing: metadata "consumer", "team", "tier" and "consumer.<name>" for its own metadata, and the
+ * access-log field "consumer". A consumer may be limited to some routes and models (a trailing '*'
+ * matches a prefix); anything else is refused with 403. No key, a malformed header or an unknown
+ * key: 401. Answers are in the client's format (the host's respond_error).
+ *
+ * The key never leaves this plugin: the core drops Authorization and x-api-key before the
+ * upstream request, and a custom key header is removed here; no key, hash or part of one reaches a
+ * log, a metric or an error body.
+ *
+ * Instance (immutable after create): the consumers and a sorted array of (hash, consumer index)
+ * for binary search. Threads: any worker; nothing is written after create. */
+#include <aigw/plugin.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const aigw_host *H;
+
+#define MAX_HEADERS 4
+
+typedef struct ka_consumer {
+  char *name, *team, *tier;
+  char **routes; size_t nroutes;  /* NULL: every route */
+  char **models; size_t nmodels;  /* NULL: every model */
+  char **meta; size_t nmeta;      /* key, value pairs */
+} ka_consumer;
+
+typedef struct ka_key {
+  unsigned char h[32];
+  size_t consumer;
+} ka_key;
+
+typedef struct ka_inst {
+  ka_consumer *c; size_t nc;
+  ka_key *keys; size_t nkeys;     /* sorted by h */
+  char *headers[MAX_HEADERS]; size_t nheaders; /* lower-case names; "authorization" means Bearer */
+} ka_inst;
+
+static int str_is(aigw_str s, const char *lit) {
+  size_t n = strlen(lit);
+  return s.n == n && !memcmp(s.p, lit, n);
+}
+
+static char *dup_s(aigw_str s) {
+  char *p = malloc(s.n + 1);
+  if (p) {
+    memcpy(p, s.p, s.n);
+    p[s.n] = 0;
+  }
+  return p;
+}
+
+static void free_list(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+static void ka_destroy(void *vi) {
+  ka_inst *in = vi;
+  if (!in) return;
+  for (size_t i = 0; i < in->nc; i++) {
+    ka_consumer *c = &in->c[i];
+    free(c->name);
+    free(c->team);
+    free(c->tier);
+    free_list(c->routes, c->nroutes);
+    free_list(c->models, c->nmodels);
+    free_list(c->meta, c->nmeta);
+  }
+  free(in->c);
+  free(in->keys);
+  for (size_t i = 0; i < in->nheaders; i++) free(in->headers[i]);
+  free(in);
+}
+
+static int key_cmp(const void *a, const void *b) { return memcmp(((const ka_key *)a)->h, ((const ka_key *)b)->h, 32); }
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* "sha256:<64 hex>" -> 32 bytes. 0 or -1. */
+static int parse_hash(aigw_str s, unsigned char out[32]) {
+  if (s.n != 7 + 64 || memcmp(s.p, "sha256:", 7)) return -1;
+  for (size_t i = 0; i < 32; i++) {
+    int a = hexval(s.p[7 + 2 * i]), b = hexval(s.p[8 + 2 * i]);
+    if (a < 0 || b < 0) return -1;
+    out[i] = (unsigned char)(a * 16 + b);
+  }
+  return 0;
+}
+
+/* A JSON array of strings at cfg[key] into a malloc'd list; absent: *out NULL. -1 on a bad value. */
+static int str_list(const aigw_json *obj, const char *key, char ***out, size_t *n, aigw_diag *d, const char *ptr) {
+  *out = NULL;
+  *n = 0;
+  const aigw_json *a = H->json_get(obj, key);
+  if (!a) return 0;
+  if (H->json_type(a) != AIGW_JSON_ARRAY) {
+    H->diag_error(d, ptr, "must be an array of strings");
+    return -1;
+  }
+  size_t len = H->json_len(a);
+  *out = calloc(len ? len : 1, sizeof **out);
+  if (!*out) return -1;
+  for (size_t i = 0; i < len; i++) {
+    aigw_str s;
+    if (H->json_str(H->json_at(a, i), &s) != AIGW_OK || !s.n) {
+      char p[160];
+      snprintf(p, sizeof p, "%s/%zu", ptr, i);
+      H->diag_error(d, p, "must be a non-empty string");
+      return -1;
+    }
+    if (!((*out)[(*n)++] = dup_s(s))) return -1;
+  }
+  return 0;
+}
+
+static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
+  (void)h;
+  ka_inst *in = calloc(1, sizeof *in);
+  if (!in) return NULL;
+  int bad = 0;
+  for (size_t i = 0; cfg && i < H->json_len(cfg); i++) {
+    aigw_str k;
+    if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
+    if (!str_is(k, "consumers") && !str_is(k, "headers")) {
+      char p[128];
+      snprintf(p, sizeof p, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
+      H->diag_error(d, p, "unknown option (known: consumers, headers)");
+      bad = 1;
+    }
+  }
+  /* where keys come from */
+  const aigw_json *hs = cfg ? H->json_get(cfg, "headers") : NULL;
+  if (hs) {
+    if (H->json_type(hs) != AIGW_JSON_ARRAY || !H->json_len(hs) || H->json_len(hs) > MAX_HEADERS) {
+      H->diag_error(d, "/headers", "must be an array of 1 to %d header names", MAX_HEADERS);
+      bad = 1;
+    } else {
+      for (size_t i = 0; i < H->json_len(hs); i++) {
+        aigw_str s;
+        if (H->json_str(H->json_at(hs, i), &s) != AIGW_OK || !s.n || s.n > 100) {
+          H->diag_error(d, "/headers", "must be an array of header names");
+          bad = 1;
+          break;
+        }
+        char *n = dup_s(s);
+        if (!n) goto nomem;
+        for (char *c = n; *c; c++)
+          if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+        in->headers[in->nheaders++] = n;
+      }
+    }
+  } else {
+    if (!(in->headers[0] = strdup("authorization")) || !(in->headers[1] = strdup("x-api-key"))) goto nomem;
+    in->nheaders = 2;
+  }
+  const aigw_json *cs = cfg ? H->json_get(cfg, "consumers") : NULL;
+  if (!cs || H->json_type(cs) != AIGW_JSON_ARRAY) {
+    H->diag_error(d, "/consumers", "required: an array of consumers ({\"name\", \"keys\": [\"sha256:...\"], ...}; "
+                                   "hash a key with `aigw --hash-key`)");
+    ka_destroy(in);
+    return NULL;
+  }
+  size_t ncs = H->json_len(cs), nk = 0;
+  in->c = calloc(ncs ? ncs : 1, sizeof *in->c);
+  for (size_t i = 0; i < ncs; i++) {
+    const aigw_json *ks = H->json_get(H->json_at(cs, i), "keys");
+    nk += ks && H->json_type(ks) == AIGW_JSON_ARRAY ? H->json_len(ks) : 0;
+  }
+  in->keys = calloc(nk ? nk : 1, sizeof *in->keys);
+  if (!in->c || !in->keys) goto nomem;
+  for (size_t i = 0; i < ncs; i++) {
+    const aigw_json *c = H->json_at(cs, i);
+    char p[160];
+    snprintf(p, sizeof p, "/consumers/%zu", i);
+    if (H->json_type(c) != AIGW_JSON_OBJECT) {
+      H->diag_error(d, p, "must be an object");
+      bad = 1;
+      continue;
+    }
+    for (size_t k = 0; k < H->json_len(c); k++) {
+      aigw_str key;
+      H->json_key_at(c, k, &key);
+      if (!str_is(key, "name") && !str_is(key, "keys") && !str_is(key, "team") && !str_is(key, "tier") &&
+          !str_is(key, "routes") && !str_is(key, "models") && !str_is(key, "metadata")) {
+        char q[300];
+        snprintf(q, sizeof q, "%s/%.*s", p, (int)(key.n > 100 ? 100 : key.n), key.p);
+        H->diag_error(d, q, "unknown key (known: name, keys, team, tier, routes, models, metadata)");
+        bad = 1;
+      }
+    }
+    ka_consumer *con = &in->c[in->nc++];
+    aigw_str s;
+    char q[300];
+    if (H->json_str(H->json_get(c, "name"), &s) != AIGW_OK || !s.n || s.n > 200) {
+      snprintf(q, sizeof q, "%s/name", p);
+      H->diag_error(d, q, "required: the consumer's name (1-200 bytes)");
+      bad = 1;
+    } else if (!(con->name = dup_s(s))) {
+      goto nomem;
+    }
+    for (size_t j = 0; con->name && j + 1 < in->nc; j++)
+      if (in->c[j].name && !strcmp(in->c[j].name, con->name)) {
+        snprintf(q, sizeof q, "%s/name", p);
+        H->diag_error(d, q, "consumer '%s' is defined twice", con->name);
+        bad = 1;
+      }
+    if (H->json_str(H->json_get(c, "team"), &s) == AIGW_OK && !(con->team = dup_s(s))) goto nomem;
+    if (H->json_str(H->json_get(c, "tier"), &s) == AIGW_OK && !(con->tier = dup_s(s))) goto nomem;
+    snprintf(q, sizeof q, "%s/routes", p);
+    if (str_list(c, "routes", &con->routes, &con->nroutes, d, q) < 0) bad = 1;
+    snprintf(q, sizeof q, "%s/models", p);
+    if (str_list(c, "models", &con->models, &con->nmodels, d, q) < 0) bad = 1;
+    const aigw_json *md = H->json_get(c, "metadata");
+    if (md) {
+      snprintf(q, sizeof q, "%s/metadata", p);
+      if (H->json_type(md) != AIGW_JSON_OBJECT) {
+        H->diag_error(d, q, "must be an object of strings");
+        bad = 1;
+      } else {
+        con->meta = calloc(2 * H->json_len(md) + 1, sizeof *con->meta);
+        if (!con->meta) goto nomem;
+        for (size_t k = 0; k < H->json_len(md); k++) {
+          aigw_str mk, mv;
+          H->json_key_at(md, k, &mk);
+          char *kz = dup_s(mk);
+          if (!kz) goto nomem;
+          if (H->json_str(H->json_get(md, kz), &mv) != AIGW_OK) {
+            free(kz);
+            H->diag_error(d, q, "metadata values must be strings");
+            bad = 1;
+            continue;
+          }
+          con->meta[con->nmeta++] = kz;
+          if (!(con->meta[con->nmeta++] = dup_s(mv))) goto nomem;
+        }
+      }
+    }
+    const aigw_json *ks = H->json_get(c, "keys");
+    snprintf(q, sizeof q, "%s/keys", p);
+    if (!ks || H->json_type(ks) != AIGW_JSON_ARRAY || !H->json_len(ks)) {
+      H->diag_error(d, q, "required: an array of key hashes (\"sha256:<64 hex>\", from `aigw --hash-key`)");
+      bad = 1;
+      continue;
+    }
+    for (size_t k = 0; k < H->json_len(ks); k++) {
+      ka_key *e = &in->keys[in->nkeys];
+      char r[400];
+      snprintf(r, sizeof r, "%s/%zu", q, k);
+      if (H->json_str(H->json_at(ks, k), &s) != AIGW_OK || parse_hash(s, e->h) < 0) {
+        H->diag_error(d, r, "must be \"sha256:\" and 64 hex digits (store the hash of a key, never the key: `aigw --hash-key`)");
+        bad = 1;
+        continue;
+      }
+      e->consumer = in->nc - 1;
+      in->nkeys++;
+    }
+  }
+  if (!bad) {
+    qsort(in->keys, in->nkeys, sizeof *in->keys, key_cmp);
+    for (size_t i = 1; i < in->nkeys; i++)
+      if (!memcmp(in->keys[i].h, in->keys[i - 1].h, 32)) {
+        H->diag_error(d, "/consumers", "the same key hash is given twice (consumers '%s' and '%s')",
+                      in->c[in->keys[i - 1].consumer].name, in->c[in->keys[i].consumer].name);
+        bad = 1;
+        break;
+      }
+  }
+  if (bad) {
+    ka_destroy(in);
+    return NULL;
+  }
+  return in;
+nomem:
+  H->diag_error(d, "", "out of memory");
+  ka_destroy(in);
+  return NULL;
+}
+
+/* The consumer index for a key, or -1. Binary search over hashes; the final comparison is
+ * constant-time (CRYPTO_memcmp). */
+static long find(const ka_inst *in, const unsigned char h[32]) {
+  size_t lo = 0, hi = in->nkeys;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = memcmp(in->keys[mid].h, h, 32);
+    if (c == 0) lo = hi = mid;
+    else if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < in->nkeys && CRYPTO_memcmp(in->keys[lo].h, h, 32) == 0) return (long)in->keys[lo].consumer;
+  return -1;
+}
+
+static int glob_ok(char **pats, size_t n, aigw_str v) {
+  if (!pats) return 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t pl = strlen(pats[i]);
+    if (pl && pats[i][pl - 1] == '*' ? v.n >= pl - 1 && !memcmp(v.p, pats[i], pl - 1) : str_is(v, pats[i])) return 1;
+  }
+  return 0;
+}
+
+static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
+  (void)rctx;
+  ka_inst *in = vi;
+  aigw_str key = {0};
+  const char *from = NULL;
+  for (size_t i = 0; i < in->nheaders && !key.n; i++) {
+    aigw_str v;
+    if (H->header(r, AIGW_CLIENT_REQUEST, (aigw_str){in->headers[i], strlen(in->headers[i])}, &v) != AIGW_OK || !v.n)
+      continue;
+    from = in->headers[i];
+    if (!strcmp(from, "authorization")) {
+      if (v.n < 8 || strncasecmp(v.p, "Bearer ", 7)) continue; /* another scheme: not ours */
+      v.p += 7, v.n -= 7;
+      while (v.n && *v.p == ' ') v.p++, v.n--;
+    }
+    key = v;
+  }
+  if (from && strcmp(from, "authorization") && strcmp(from, "x-api-key")) /* the core drops those two itself */
+    H->set_header(r, AIGW_CLIENT_REQUEST, (aigw_str){from, strlen(from)}, (aigw_str){NULL, 0});
+  if (!key.n) {
+    H->respond_error(r, 401, "authentication_error",
+                     "an API key is required (Authorization: Bearer <key>, or x-api-key: <key>)");
+    return AIGW_STOP;
+  }
+  unsigned char h[32];
+  unsigned int hl = 0;
+  if (key.n > 4096 || !EVP_Digest(key.p, key.n, h, &hl, EVP_sha256(), NULL) || hl != 32) {
+    H->respond_error(r, 401, "authentication_error", "invalid API key");
+    return AIGW_STOP;
+  }
+  long ci = find(in, h);
+  OPENSSL_cleanse(h, sizeof h);
+  if (ci < 0) {
+    H->log(r, AIGW_LOG_INFO, "keyauth: unknown API key (from %s)", from);
+    H->respond_error(r, 401, "authentication_error", "invalid API key");
+    return AIGW_STOP;
+  }
+  const ka_consumer *c = &in->c[ci];
+  aigw_str route = {0}, model = {0};
+  H->meta_get(r, "aigw.route", &route);
+  if (!glob_ok(c->routes, c->nroutes, route)) {
+    H->log(r, AIGW_LOG_INFO, "keyauth: consumer %s may not use route %.*s", c->name, (int)route.n, route.p);
+    H->respond_error(r, 403, "permission_error", "this API key may not use this endpoint");
+    return AIGW_STOP;
+  }
+  if (c->models) {
+    const aigw_json *m = H->body_member(r, AIGW_CLIENT_REQUEST, "model", NULL);
+    if (!m || H->json_str(m, &model) != AIGW_OK || !glob_ok(c->models, c->nmodels, model)) {
+      char msg[300];
+      snprintf(msg, sizeof msg, "this API key may not use model '%.*s'", (int)(model.n > 200 ? 200 : model.n), model.p ? model.p : "");
+      H->respond_error(r, 403, "permission_error", msg);
+      return AIGW_STOP;
+    }
+  }
+  H->meta_set(r, "consumer", (aigw_str){c->name, strlen(c->name)});
+  if (c->team) H->meta_set(r, "team", (aigw_str){c->team, strlen(c->team)});
+  if (c->tier) H->meta_set(r, "tier", (aigw_str){c->tier, strlen(c->tier)});
+  for (size_t i = 0; i + 1 < c->nmeta; i += 2) {
+    char k[256];
+    snprintf(k, sizeof k, "consumer.%s", c->meta[i]);
+    H->meta_set(r, k, (aigw_str){c->meta[i + 1], strlen(c->meta[i + 1])});
+  }
+  char lv[420];
+  size_t n = 0;
+  lv[n++] = '"';
+  for (const char *p = c->name; *p && n < sizeof lv - 3; p++)
+    if ((unsigned char)*p >= 0x20 && *p != '"' && *p != '\\') lv[n++] = *p;
+  lv[n++] = '"';
+  H->log_field(r, "consumer", (aigw_str){lv, n});
+  return AIGW_CONTINUE;
+}
+
+static const aigw_plugin ka_plugin = {
+    AIGW_PLUGIN_HEADER,
+    .name = "keyauth",
+    .version = "0.1.0",
+    .priority = 1000, /* first: everything after it knows the consumer */
+    .create = ka_create,
+    .destroy = ka_destroy,
+    .on_request = ka_on_request,
+};
+
+AIGW_EXPORT const aigw_plugin *aigw_plugin_entry(const aigw_host *h, char *err, size_t errlen) {
+  if (!h || h->abi_major != AIGW_ABI_MAJOR) {
+    snprintf(err, errlen, "keyauth: host ABI major %u, plugin built for %d", h ? (unsigned)h->abi_major : 0u, AIGW_ABI_MAJOR);
+    return NULL;
+  }
+  H = h;
+  return &ka_plugin;
+}
