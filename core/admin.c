@@ -32,16 +32,27 @@ static void reply_json(struct evhttp_request *req, int code, jsonw *w) {
   jw_free(w);
 }
 
-static int authorized(server *s, struct evhttp_request *req) {
+static int tok_eq(const char *a, size_t n, const char *t) {
+  return t && *t && strlen(t) == n && CRYPTO_memcmp(a, t, n) == 0;
+}
+
+/* The role of the request's bearer token (ADMIN_*), 0 when none matches. Every configured token
+ * is compared (constant time each), so the answer's timing does not tell which one was close. */
+static int role_of(server *s, struct evhttp_request *req) {
   cfg_gen *g = (cfg_gen *)atomic_load(&s->current);
-  if (!g->admin_token || !*g->admin_token) return 0;
   const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
   if (!a || strncmp(a, "Bearer ", 7)) return 0;
   a += 7;
-  size_t n = strlen(a), m = strlen(g->admin_token);
-  if (n != m) return 0;
-  return CRYPTO_memcmp(a, g->admin_token, n) == 0;
+  size_t n = strlen(a);
+  int role = 0;
+  if (tok_eq(a, n, g->admin_token)) role = ADMIN_ADMIN;
+  for (size_t i = 0; i < g->nadmin_tokens; i++)
+    if (tok_eq(a, n, g->admin_tokens[i].token) && g->admin_tokens[i].role > role) role = g->admin_tokens[i].role;
+  return role;
 }
+
+/* What an endpoint needs: reload changes the gateway (operator); everything else reads. */
+static int role_needed(const char *path) { return !strcmp(path, "/reload") ? ADMIN_OPERATOR : ADMIN_VIEWER; }
 
 static void on_admin(struct evhttp_request *req, void *arg) {
   server *s = arg;
@@ -61,11 +72,19 @@ static void on_admin(struct evhttp_request *req, void *arg) {
     reply_json(req, 200, &w);
     return;
   }
-  if (!authorized(s, req)) {
+  int role = role_of(s, req);
+  if (!role) {
     jw_free(&w);
     reply(req, 401, "application/json",
           "{\"error\":{\"message\":\"admin endpoints need Authorization: Bearer <admin token>\",\"type\":\"authentication_error\"}}",
           110);
+    return;
+  }
+  if (role < role_needed(path)) {
+    jw_free(&w);
+    static const char forbid[] =
+        "{\"error\":{\"message\":\"this admin token's role may not use this endpoint (reload needs operator or admin)\",\"type\":\"permission_error\"}}";
+    reply(req, 403, "application/json", forbid, sizeof forbid - 1);
     return;
   }
   cfg_gen *g = (cfg_gen *)atomic_load(&s->current);

@@ -569,7 +569,7 @@ static int is_loopback(const char *a)
 
 static void load_admin(ld *L, const cJSON *root)
 {
-    static const char *const akeys[] = {"address", "port", "token"};
+    static const char *const akeys[] = {"address", "port", "token", "tokens"};
     cfg_gen *g = L->g;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "admin");
     g->admin.address = xstrdup(L, "127.0.0.1");
@@ -586,7 +586,41 @@ static void load_admin(ld *L, const cJSON *root)
     const char *tok = get_str(L, a, "token", "/admin", 0, 1);
     if (tok && *tok)
         g->admin_token = xstrdup(L, tok);
-    if (g->admin.port && !g->admin_token && addr && !is_loopback(addr))
+    /* tokens with roles: viewer (read: metrics, routes, targets, plugins, ready), operator (+ reload),
+     * admin (everything); "token" alone is an admin token */
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(a, "tokens");
+    if (ts) {
+        if (!cJSON_IsArray(ts)) {
+            ERR(L, "/admin/tokens", "must be an array of {\"token\", \"role\"} (role: admin, operator or viewer)");
+        } else {
+            size_t n = (size_t)cJSON_GetArraySize(ts), i = 0;
+            g->admin_tokens = calloc(n ? n : 1, sizeof *g->admin_tokens);
+            static const char *const tk[] = {"token", "role"};
+            for (const cJSON *e = ts->child; e && g->admin_tokens; e = e->next, i++) {
+                char q[PMAX], r[PMAX];
+                pidx(q, "/admin/tokens", i);
+                if (!check_obj(L, e, q, "admin token", tk, NKEYS(tk)))
+                    continue;
+                const char *t = get_str(L, e, "token", q, 1, 0);
+                const char *role = get_str(L, e, "role", q, 1, 0);
+                int rv = !role ? 0 : !strcmp(role, "admin") ? ADMIN_ADMIN : !strcmp(role, "operator") ? ADMIN_OPERATOR
+                       : !strcmp(role, "viewer") ? ADMIN_VIEWER : -1;
+                if (rv < 0) {
+                    pkey(r, q, "role");
+                    ERR(L, r, "unknown role '%s' (use admin, operator or viewer)", role);
+                }
+                if (t && strlen(t) < 16) {
+                    pkey(r, q, "token");
+                    ERR(L, r, "admin tokens must be at least 16 characters");
+                }
+                if (t && rv > 0) {
+                    g->admin_tokens[g->nadmin_tokens].token = xstrdup(L, t);
+                    g->admin_tokens[g->nadmin_tokens++].role = rv;
+                }
+            }
+        }
+    }
+    if (g->admin.port && !g->admin_token && !g->nadmin_tokens && addr && !is_loopback(addr))
         ERR(L, "/admin/address",
             "the admin API on non-loopback address '%s' needs a token: set /admin/token (e.g. "
             "\"${AIGW_ADMIN_TOKEN}\") or bind it to 127.0.0.1",
@@ -2567,6 +2601,9 @@ void cfg_free(cfg_gen *g)
     free(g->listen);
     free(g->admin.address);
     free(g->admin_token);
+    for (size_t i = 0; i < g->nadmin_tokens; i++)
+        free(g->admin_tokens[i].token);
+    free(g->admin_tokens);
     for (size_t i = 0; i < g->nplugin_paths; i++)
         free(g->plugin_paths[i]);
     free(g->plugin_paths);

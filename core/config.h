@@ -84,6 +84,8 @@ typedef struct cfg_header_match {
   char *name, *value; /* exact, case-insensitive name; exact value */
 } cfg_header_match;
 
+enum { ADMIN_VIEWER = 1, ADMIN_OPERATOR = 2, ADMIN_ADMIN = 3 }; /* admin API roles, each includes the ones before */
+
 enum { CFG_M_GET = 1, CFG_M_POST = 2, CFG_M_PUT = 4, CFG_M_DELETE = 8, CFG_M_PATCH = 16,
        CFG_M_HEAD = 32, CFG_M_OPTIONS = 64, CFG_M_ANY = 127 };
 
@@ -184,7 +186,8 @@ typedef struct cfg_gen {
   struct cJSON *root;     /* the parsed file, ${ENV} expanded; owned */
   cfg_listen *listen; size_t nlisten;
   cfg_listen admin;       /* port 0 = no admin listener */
-  char *admin_token;      /* NULL = admin endpoints other than /health refused */
+  char *admin_token;      /* NULL = admin endpoints other than /health refused (role admin) */
+  struct cfg_admin_tok { char *token; int role; } *admin_tokens; size_t nadmin_tokens; /* "tokens" */
   uint32_t workers;       /* 0 in the file = one per core, resolved here */
   char **plugin_paths; size_t nplugin_paths;
   char *access_log_path;  /* "-" = stdout, NULL = off */
