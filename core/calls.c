@@ -478,6 +478,26 @@ aigw_call *host_store_incr(aigw_req *r, aigw_str key, int64_t by, uint64_t windo
   return c;
 }
 
+aigw_call *host_store_reserve(aigw_req *r, aigw_str key, int64_t by, int64_t limit, uint64_t window_ms, aigw_done_fn done,
+                              void *ud) {
+  if (!key.p || !key.n || !window_ms || limit < 0) return NULL;
+  if (r && r->magic == REQ_MAGIC && r->gen && r->gen->store_redis)
+    return redis_call(r, done, ud, 3, key, by, window_ms, (aigw_str){NULL, 0}, (uint64_t)limit);
+  aigw_call *c = call_new(r, CALL_STORE, done, ud);
+  if (!c) return NULL;
+  int64_t total = 0;
+  int rc = store_incr_if_below(core_store(), key.p, key.n, by, limit, window_ms, now_ms(), &total);
+  if (rc < 0) {
+    snprintf(c->errbuf, sizeof c->errbuf, "the store cannot count under this key (it holds a value, or out of memory)");
+    call_complete(c, AIGW_CALL_ERROR);
+    return c;
+  }
+  c->http_status = rc == 1 ? 200 : 429;
+  c->int_result = total;
+  call_complete(c, AIGW_CALL_OK);
+  return c;
+}
+
 aigw_call *host_store_get(aigw_req *r, aigw_str key, aigw_done_fn done, void *ud) {
   if (!key.p || !key.n) return NULL;
   if (r && r->magic == REQ_MAGIC && r->gen && r->gen->store_redis)

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
+#include "catalog.h"
 #include "core.h"
 #include "jscan.h"
 #include "metrics.h"
@@ -812,6 +813,25 @@ aigw_call *host_store_incr(aigw_req *r, aigw_str key, int64_t by, uint64_t windo
 aigw_call *host_store_get(aigw_req *r, aigw_str key, aigw_done_fn done, void *ud);
 aigw_call *host_store_set(aigw_req *r, aigw_str key, aigw_str value, uint64_t ttl_ms, aigw_done_fn done, void *ud);
 
+aigw_call *host_store_reserve(aigw_req *r, aigw_str key, int64_t by, int64_t limit, uint64_t window_ms, aigw_done_fn done,
+                              void *ud);
+
+static int h_usage(aigw_req *r, aigw_usage *out) {
+  if (!req_rd(r) || !out || out->struct_size < offsetof(aigw_usage, input_tokens) + sizeof out->input_tokens)
+    return AIGW_E_INVAL;
+  uint32_t n = out->struct_size < sizeof r->usage ? out->struct_size : (uint32_t)sizeof r->usage;
+  uint32_t keep = out->struct_size;
+  memcpy(out, &r->usage, n);
+  out->struct_size = keep;
+  return AIGW_OK;
+}
+
+static int h_price(aigw_req *r, aigw_str model, const aigw_usage *u, double *usd) {
+  if (!req_rd(r) || !model.p || !u || !usd || !r->gen) return AIGW_E_INVAL;
+  const cat_model *m = catalog_find(r->gen->catalog, model.p, model.n);
+  return m && catalog_cost(m, u, usd) == 0 ? AIGW_OK : AIGW_E_NOTFOUND;
+}
+
 static const aigw_host g_host = {
     .abi_major = AIGW_ABI_MAJOR,
     .abi_minor = AIGW_ABI_MINOR,
@@ -893,6 +913,9 @@ static const aigw_host g_host = {
     .diag_error = h_diag_error,
     .body_member = h_body_member,
     .body_member_raw = h_body_member_raw,
+    .usage = h_usage,
+    .price = h_price,
+    .store_reserve = host_store_reserve,
 };
 
 const aigw_host *host_table(void) { return &g_host; }

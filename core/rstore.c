@@ -52,6 +52,19 @@ static const char INCR_LUA[] =
     "local p = tonumber(redis.call('GET', prev) or '0') "
     "return c + math.ceil(p * (W - e) / W)";
 
+static const char RESERVE_LUA[] =
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local by = tonumber(ARGV[1]) local limit = tonumber(ARGV[2]) local W = tonumber(ARGV[3]) "
+    "local k = math.floor(now / W) local e = now - k * W "
+    "local cur = KEYS[1] .. ':' .. k local prev = KEYS[1] .. ':' .. (k - 1) "
+    "local c = tonumber(redis.call('GET', cur) or '0') "
+    "local p = tonumber(redis.call('GET', prev) or '0') "
+    "local total = c + math.ceil(p * (W - e) / W) "
+    "if by > 0 and total + by > limit then return {0, total} end "
+    "if by ~= 0 then redis.call('INCRBY', cur, by) redis.call('PEXPIRE', cur, 2 * W) total = total + by end "
+    "return {1, total}";
+
 static void on_connect(const redisAsyncContext *ac, int status) {
   worker *w = ac->data;
   rconn *rc = w->rstore;
@@ -157,6 +170,16 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
   if (c->rop == 0) {
     c->int_result = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
     call_store_complete(c, AIGW_CALL_OK);
+  } else if (c->rop == 3) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER) {
+      snprintf(c->errbuf, sizeof c->errbuf, "redis: unexpected answer to the reserve script");
+      call_store_complete(c, AIGW_CALL_ERROR);
+      return;
+    }
+    c->http_status = rep->element[0]->integer ? 200 : 429;
+    c->int_result = rep->element[1]->integer;
+    call_store_complete(c, AIGW_CALL_OK);
   } else if (c->rop == 1) {
     if (rep->type == REDIS_REPLY_STRING) {
       c->str_result = malloc(rep->len + 1);
@@ -180,8 +203,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
   }
 }
 
-/* Sends one command for call c (op 0 incr, 1 get, 2 set). 0 sent (the call completes from the
- * reply or its deadline), -1 not sent (errbuf set; the caller completes it with ERROR). */
+/* Sends one command for call c (op 0 incr, 1 get, 2 set, 3 reserve: ttl_ms is the limit). 0 sent
+ * (the call completes from the reply or its deadline), -1 not sent (errbuf set; the caller
+ * completes it with ERROR). */
 int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, uint64_t window_ms, const char *val,
                 size_t vlen, uint64_t ttl_ms) {
   aigw_req *r = c->r;
@@ -201,7 +225,7 @@ int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, 
   c->rop = op;
   char k[1100];
   int kn;
-  if (op == 0) kn = snprintf(k, sizeof k, "%s{%.*s}", g->redis_prefix, (int)(klen > 1000 ? 1000 : klen), key);
+  if (op == 0 || op == 3) kn = snprintf(k, sizeof k, "%s{%.*s}", g->redis_prefix, (int)(klen > 1000 ? 1000 : klen), key);
   else kn = snprintf(k, sizeof k, "%skv:{%.*s}", g->redis_prefix, (int)(klen > 1000 ? 1000 : klen), key);
   if (kn < 0 || (size_t)kn >= sizeof k || klen > 1000) {
     free(p);
@@ -215,6 +239,12 @@ int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, 
     snprintf(nb, sizeof nb, "%lld", (long long)by);
     snprintf(wb, sizeof wb, "%llu", (unsigned long long)window_ms);
     rc = redisAsyncCommand(ac, on_reply, p, "EVAL %s 1 %b %s %s", INCR_LUA, k, (size_t)kn, nb, wb);
+  } else if (op == 3) {
+    char lb[24];
+    snprintf(nb, sizeof nb, "%lld", (long long)by);
+    snprintf(lb, sizeof lb, "%lld", (long long)ttl_ms);
+    snprintf(wb, sizeof wb, "%llu", (unsigned long long)window_ms);
+    rc = redisAsyncCommand(ac, on_reply, p, "EVAL %s 1 %b %s %s %s", RESERVE_LUA, k, (size_t)kn, nb, lb, wb);
   } else if (op == 1) {
     rc = redisAsyncCommand(ac, on_reply, p, "GET %b", k, (size_t)kn);
   } else if (ttl_ms) {

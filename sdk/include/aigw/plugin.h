@@ -63,8 +63,9 @@ extern "C" {
 
 #define AIGW_ABI_MAJOR 1
 /* 1.1 appended: host body_member, provider_emit, body_member_raw; provider on_stream_data,
- * on_stream_end. A plugin that uses them on a 1.0 host must check h->abi_minor (or struct_size). */
-#define AIGW_ABI_MINOR 1
+ * on_stream_end. 1.2: host usage, price, store_reserve. A plugin that uses them on an older host
+ * must check h->abi_minor (or struct_size). */
+#define AIGW_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define AIGW_EXPORT __attribute__((visibility("default")))
@@ -459,6 +460,22 @@ struct aigw_host {
    * or the request ends. AIGW_OK, AIGW_E_NOTFOUND (an object without that member), AIGW_E_INVAL
    * (not a JSON object), AIGW_E_STATE (the body was parsed or edited: use body_member). */
   int (*body_member_raw)(aigw_req *r, aigw_which which, const char *key, aigw_str *out);
+
+  /* --- 1.2: accounting (worker thread) ---
+   * usage: the request's token usage as the provider reported it so far (all fields -1 until it
+   *   did; final in on_done). out->struct_size must be set by the caller.
+   * price: the cost in USD of usage u on the model catalog's model `model` (prices per million
+   *   tokens, cached tokens at their own rate). AIGW_OK, or AIGW_E_NOTFOUND when the model has no
+   *   price or u lacks what pricing needs: never a made-up 0.
+   * store_reserve: atomic check-and-add for "reserve, then settle": adds `by` to the windowed
+   *   counter key (as store_incr) only if its total stays <= limit. done runs with AIGW_CALL_OK;
+   *   call_status_code is 200 when added, 429 when refused; call_int is the total (after the add,
+   *   or the current one). Settle later with store_incr(key, real - reserved) (negative refunds).
+   *   Many requests at once, on any number of workers or nodes (Redis), never take the total
+   *   past limit. */
+  int (*usage)(aigw_req *r, aigw_usage *out);
+  int (*price)(aigw_req *r, aigw_str model, const aigw_usage *u, double *usd);
+  aigw_call *(*store_reserve)(aigw_req *r, aigw_str key, int64_t by, int64_t limit, uint64_t window_ms, aigw_done_fn done, void *ud);
 };
 
 #ifdef __cplusplus
