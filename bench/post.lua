@@ -10,10 +10,12 @@
 --  same number as "Non-2xx or 3xx responses".)
 
 local stream = false
+local auth = "x"
 
 function init(args)
    for _, a in ipairs(args) do
       if a == "stream" then stream = true end
+      if a:sub(1, 5) == "auth=" then auth = a:sub(6) end -- the bearer token (-- auth=<key>)
    end
    local body
    if stream then
@@ -24,7 +26,7 @@ function init(args)
    wrk.method = "POST"
    wrk.body = body
    wrk.headers["Content-Type"] = "application/json"
-   wrk.headers["Authorization"] = "Bearer x"
+   wrk.headers["Authorization"] = "Bearer " .. auth
    if stream then wrk.headers["Accept"] = "text/event-stream" end
 end
 
