@@ -105,9 +105,10 @@ static redisAsyncContext *rconn_get(worker *w, const cfg_gen *g) {
   }
   uint64_t now = now_ms();
   if (rc->ac && (rc->port != g->redis_port || strcmp(rc->host, g->redis_host))) {
-    redisAsyncFree(rc->ac); /* a reload moved the store: pending replies fail, callbacks run */
-    rc->ac = NULL;
+    redisAsyncContext *old = rc->ac; /* a reload moved the store: pending replies fail, callbacks run */
+    rc->ac = NULL;                   /* first: the disconnect callback must not start a back-off */
     rc->connected = 0;
+    redisAsyncFree(old);
   }
   if (rc->ac && !rc->connected && now - rc->started_ms > 2u * g->redis_timeout_ms + 100) {
     redisAsyncContext *ac = rc->ac; /* connect hangs: give up on it */
