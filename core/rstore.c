@@ -7,7 +7,7 @@
  * (timeout_ms, the call's own timer): a slow or dead Redis gives the plugin AIGW_CALL_ERROR
  * quickly, never a hang; what to do then (fail open or closed) is the plugin's policy.
  *
- * Windowed counters run as one Lua script (EVAL, cached by Redis) with the same sliding-window
+ * Windowed counters run as one Lua script (loaded once per connection, then EVALSHA) with the same sliding-window
  * estimate as the in-process store (store.h): fixed windows k = now / W on Redis' own clock
  * (TIME), so nodes with skewed clocks agree; the current and previous window keys share a hash
  * tag ({key}) and so a Redis Cluster slot. Values live under "<prefix>kv:{key}".
@@ -15,6 +15,7 @@
  * Ownership: a pending command's privdata is an rpend (malloc'd) that outlives its call: the call
  * points at it while it waits, and a timed-out or cancelled call sets rpend->call to NULL, so a
  * late reply frees the rpend and touches nothing else. Threads: worker only. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libevent.h>
+
+#include <openssl/sha.h>
 
 #include "core.h"
 
@@ -64,6 +67,22 @@ static const char RESERVE_LUA[] =
     "if by > 0 and total + by > limit then return {0, total} end "
     "if by ~= 0 then redis.call('INCRBY', cur, by) redis.call('PEXPIRE', cur, 2 * W) total = total + by end "
     "return {1, total}";
+
+/* The scripts' SHA-1 (hex), for EVALSHA: each connection loads both first (SCRIPT LOAD is the
+ * first thing queued on it, and Redis runs one connection's commands in order), so the script
+ * bodies cross the wire once per connection, not once per call. */
+static char incr_sha[41], reserve_sha[41];
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void sha_hex(const char *s, char out[41]) {
+  unsigned char h[SHA_DIGEST_LENGTH];
+  SHA1((const unsigned char *)s, strlen(s), h);
+  for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+static void sha_init(void) {
+  sha_hex(INCR_LUA, incr_sha);
+  sha_hex(RESERVE_LUA, reserve_sha);
+}
 
 static void on_connect(const redisAsyncContext *ac, int status) {
   worker *w = ac->data;
@@ -135,6 +154,9 @@ static redisAsyncContext *rconn_get(worker *w, const cfg_gen *g) {
   rc->ac = ac;
   rc->started_ms = now;
   if (g->redis_password) redisAsyncCommand(ac, NULL, NULL, "AUTH %s", g->redis_password);
+  pthread_once(&sha_once, sha_init);
+  redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", INCR_LUA);
+  redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", RESERVE_LUA);
   return ac;
 }
 
@@ -151,7 +173,6 @@ void rstore_shutdown(worker *w) {
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
-  (void)ac;
   struct rpend *p = privdata;
   aigw_call *c = p->call;
   redisReply *rep = r;
@@ -164,6 +185,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
     return;
   }
   if (rep->type == REDIS_REPLY_ERROR) {
+    if (!strncmp(rep->str, "NOSCRIPT", 8)) redisAsyncDisconnect(ac); /* scripts flushed: reconnect, reload */
     snprintf(c->errbuf, sizeof c->errbuf, "redis: %.200s", rep->str);
     call_store_complete(c, AIGW_CALL_ERROR);
     return;
@@ -239,13 +261,13 @@ int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, 
   if (op == 0) {
     snprintf(nb, sizeof nb, "%lld", (long long)by);
     snprintf(wb, sizeof wb, "%llu", (unsigned long long)window_ms);
-    rc = redisAsyncCommand(ac, on_reply, p, "EVAL %s 1 %b %s %s", INCR_LUA, k, (size_t)kn, nb, wb);
+    rc = redisAsyncCommand(ac, on_reply, p, "EVALSHA %s 1 %b %s %s", incr_sha, k, (size_t)kn, nb, wb);
   } else if (op == 3) {
     char lb[24];
     snprintf(nb, sizeof nb, "%lld", (long long)by);
     snprintf(lb, sizeof lb, "%lld", (long long)ttl_ms);
     snprintf(wb, sizeof wb, "%llu", (unsigned long long)window_ms);
-    rc = redisAsyncCommand(ac, on_reply, p, "EVAL %s 1 %b %s %s %s", RESERVE_LUA, k, (size_t)kn, nb, lb, wb);
+    rc = redisAsyncCommand(ac, on_reply, p, "EVALSHA %s 1 %b %s %s %s", reserve_sha, k, (size_t)kn, nb, lb, wb);
   } else if (op == 1) {
     rc = redisAsyncCommand(ac, on_reply, p, "GET %b", k, (size_t)kn);
   } else if (ttl_ms) {

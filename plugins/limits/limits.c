@@ -13,7 +13,7 @@
  * request does not apply to it.
  *
  * Before the call each applicable limit RESERVES the request's estimate atomically
- * (h->store_reserve): 1 request; input tokens = prompt text bytes / 4 (the text view); output =
+ * (h->store_reserve): 1 request; input tokens = the prompt's raw JSON bytes / 4; output =
  * the request's max_tokens (max_completion_tokens, max_output_tokens), else default_output_tokens;
  * cost = the model catalog's price of that estimate (micro-USD counters). Concurrent requests can
  * never push a counter past its limit, on any number of workers or nodes. When the real usage is
@@ -61,7 +61,7 @@ struct lim_ctx;
 typedef struct lim_one {
   struct lim_ctx *x;   /* back to the request's context (the reserve callback's ud is the slot) */
   int on;              /* applies to this request */
-  char key[512];
+  char key[240];
   int64_t reserved;
   int admitted;        /* the reservation went in */
   int64_t total;       /* the counter after it */
@@ -69,13 +69,13 @@ typedef struct lim_one {
 
 typedef struct lim_ctx {
   lim_inst *in;
-  lim_one one[MAX_LIMITS];
   int pending;
   int refused;         /* index of a refusing limit, -1 */
   int failed;          /* a store error on a fail-closed limit */
   int64_t est_in, est_out;
   char model[200];
   int settled;
+  lim_one one[];       /* in->n slots */
 } lim_ctx;
 
 static void lim_destroy(void *vi) {
@@ -376,7 +376,17 @@ static void reserve_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *u
   H->resume(r, AIGW_CONTINUE);
 }
 
+/* A positive integer member of the client's body (max_tokens...), or -1. Read raw when it can be. */
 static int64_t num_member(aigw_req *r, const char *k) {
+  aigw_str raw;
+  int rc = H->body_member_raw(r, AIGW_CLIENT_REQUEST, k, &raw);
+  if (rc == AIGW_OK) {
+    int64_t v = 0;
+    size_t i = 0;
+    for (; i < raw.n && raw.p[i] >= '0' && raw.p[i] <= '9' && v < 1000000000; i++) v = v * 10 + (raw.p[i] - '0');
+    return i && i == raw.n && v > 0 && v < 1000000000 ? v : -1;
+  }
+  if (rc != AIGW_E_STATE) return -1;
   const aigw_json *j = H->body_member(r, AIGW_CLIENT_REQUEST, k, NULL);
   double v;
   return j && H->json_num(j, &v) == AIGW_OK && v > 0 && v < 1e9 ? (int64_t)v : -1;
@@ -384,22 +394,39 @@ static int64_t num_member(aigw_req *r, const char *k) {
 
 static aigw_status lim_on_request(void *vi, aigw_req *r, void **rctx) {
   lim_inst *in = vi;
-  lim_ctx *x = H->req_alloc(r, sizeof *x);
+  lim_ctx *x = H->req_alloc(r, sizeof *x + in->n * sizeof(lim_one));
   if (!x) return AIGW_ERROR;
   x->in = in;
   x->refused = -1;
   *rctx = x;
   aigw_str m = {0};
-  const aigw_json *mj = H->body_member(r, AIGW_CLIENT_REQUEST, "model", NULL);
   if (H->meta_get(r, "aigw.target_model", &m) != AIGW_OK || !m.n) {
-    if (!mj || H->json_str(mj, &m) != AIGW_OK) m = (aigw_str){0};
+    aigw_str raw;
+    int rc = H->body_member_raw(r, AIGW_CLIENT_REQUEST, "model", &raw);
+    if (rc == AIGW_OK && raw.n >= 2 && raw.p[0] == '"' && !memchr(raw.p, '\\', raw.n)) {
+      m = (aigw_str){raw.p + 1, raw.n - 2};
+    } else {
+      const aigw_json *mj = rc == AIGW_E_NOTFOUND ? NULL : H->body_member(r, AIGW_CLIENT_REQUEST, "model", NULL);
+      if (!mj || H->json_str(mj, &m) != AIGW_OK) m = (aigw_str){0};
+    }
   }
   snprintf(x->model, sizeof x->model, "%.*s", (int)(m.n < sizeof x->model ? m.n : sizeof x->model - 1), m.p ? m.p : "");
-  /* the estimate: prompt text bytes / 4, and the output the request allows */
-  size_t bytes = 0, nt = H->text_count(r, AIGW_CLIENT_REQUEST);
-  for (size_t i = 0; i < nt; i++) {
-    aigw_str t;
-    if (H->text_get(r, AIGW_CLIENT_REQUEST, i, NULL, &t) == AIGW_OK) bytes += t.n;
+  /* the estimate: the prompt's raw JSON bytes / 4 (messages, input, prompt, system; read without
+   * parsing the body, so a little over the text's own size), and the output the request allows */
+  size_t bytes = 0;
+  static const char *const members[] = {"messages", "input", "prompt", "system", "instructions"};
+  for (size_t i = 0; i < sizeof members / sizeof *members; i++) {
+    aigw_str raw;
+    int rc = H->body_member_raw(r, AIGW_CLIENT_REQUEST, members[i], &raw);
+    if (rc == AIGW_OK) bytes += raw.n;
+    else if (rc == AIGW_E_STATE) {
+      aigw_str t; /* the body was parsed or edited already: its text */
+      size_t nt = H->text_count(r, AIGW_CLIENT_REQUEST);
+      bytes = 0;
+      for (size_t k = 0; k < nt; k++)
+        if (H->text_get(r, AIGW_CLIENT_REQUEST, k, NULL, &t) == AIGW_OK) bytes += t.n;
+      break;
+    }
   }
   x->est_in = (int64_t)((bytes + 3) / 4);
   int64_t mo = num_member(r, "max_tokens");
@@ -410,14 +437,28 @@ static aigw_status lim_on_request(void *vi, aigw_req *r, void **rctx) {
     const lim *l = &in->l[i];
     lim_one *o = &x->one[i];
     o->x = x;
-    size_t n = (size_t)snprintf(o->key, sizeof o->key, "limits:%s", l->name);
+    /* the counter's key: "limits:" name, then each dimension's value after a 0x1f separator */
+    size_t n = 0, nl = strlen(l->name);
+    memcpy(o->key, "limits:", 7), n = 7;
+    memcpy(o->key + n, l->name, nl), n += nl; /* names are at most 60 bytes */
     int ok = 1;
     for (size_t k = 0; k < l->ndims && ok; k++) {
       aigw_str v;
       ok = dim_value(r, l->dims[k], x, &v);
-      if (ok) n += (size_t)snprintf(o->key + n, n < sizeof o->key ? sizeof o->key - n : 0, "\x1f%.*s", (int)(v.n > 200 ? 200 : v.n), v.p);
+      if (!ok) break;
+      o->key[n++] = '\x1f';
+      if (v.n <= 40) {
+        memcpy(o->key + n, v.p, v.n), n += v.n;
+      } else { /* a long value (a header the client chose) counts under its 64-bit hash: never skipped */
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (size_t j = 0; j < v.n; j++) h = (h ^ (unsigned char)v.p[j]) * 0x100000001b3ull;
+        static const char hx[] = "0123456789abcdef";
+        o->key[n++] = '#';
+        for (int j = 15; j >= 0; j--) o->key[n++] = hx[(h >> (4 * j)) & 15];
+      }
     }
-    if (!ok || n >= sizeof o->key) continue;
+    if (!ok) continue;
+    o->key[n] = 0;
     int64_t a = amount(l, r, x, x->est_in, x->est_out);
     if (a < 0) {
       H->log(r, AIGW_LOG_INFO, "limits: %s: model '%s' has no price in the catalog; not counted", l->name, x->model);

@@ -66,8 +66,8 @@ function suite(label, opts) {
 
     test('tokens: reserved before, settled to the real usage after (streamed and not)', async () => {
       const tok = { 'x-tok': `t${Date.now()}` };
-      // the reservation is prompt bytes / 4 + max_tokens; the usage the mock reports is smaller
-      const est = Math.ceil('hi'.length / 4) + 5;
+      // the reservation is the prompt's raw JSON bytes / 4 + max_tokens; the real usage is smaller
+      const est = Math.ceil(JSON.stringify([{ role: 'user', content: 'hi' }]).length / 4) + 5;
       const first = await ask(tok, { max_tokens: 5 });
       const real = first.data.usage.total_tokens;
       assert.ok(real < est, `the test needs real (${real}) < estimate (${est})`);
