@@ -51,8 +51,15 @@ static int role_of(server *s, struct evhttp_request *req) {
   return role;
 }
 
-/* What an endpoint needs: reload changes the gateway (operator); everything else reads. */
-static int role_needed(const char *path) { return !strcmp(path, "/reload") ? ADMIN_OPERATOR : ADMIN_VIEWER; }
+/* What an endpoint needs: keys are credentials (admin); reload changes the gateway (operator);
+ * everything else reads. */
+static int role_needed(const char *path) {
+  if (!strncmp(path, "/keys", 5)) return ADMIN_ADMIN;
+  return !strcmp(path, "/reload") ? ADMIN_OPERATOR : ADMIN_VIEWER;
+}
+
+int keyadmin_handle(const cfg_gen *g, const char *method, const char *path, const char *body, size_t blen, int *status,
+                    char **out);
 
 static void on_admin(struct evhttp_request *req, void *arg) {
   server *s = arg;
@@ -88,6 +95,21 @@ static void on_admin(struct evhttp_request *req, void *arg) {
     return;
   }
   cfg_gen *g = (cfg_gen *)atomic_load(&s->current);
+  if (!strncmp(path, "/keys", 5)) {
+    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
+    size_t bl = evbuffer_get_length(ib);
+    const char *bp = bl ? (const char *)evbuffer_pullup(ib, -1) : "";
+    const char *m = cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_DELETE ? "DELETE" : "GET";
+    int st = 500;
+    char *txt = NULL;
+    if (keyadmin_handle(g, m, path, bp, bl, &st, &txt)) {
+      jw_free(&w);
+      if (txt) reply(req, st, "application/json", txt, strlen(txt));
+      else reply(req, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+      free(txt);
+      return;
+    }
+  }
   if (!strcmp(path, "/ready")) {
     int draining = atomic_load(&s->draining);
     jw_obj_begin(&w);
@@ -192,7 +214,7 @@ int admin_start(server *s, cfg_gen *g) {
   s->admin = evhttp_new(s->main_base);
   if (!s->admin) return -1;
   evhttp_set_gencb(s->admin, on_admin, s);
-  evhttp_set_allowed_methods(s->admin, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+  evhttp_set_allowed_methods(s->admin, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE);
   evhttp_set_max_body_size(s->admin, 65536);
   evhttp_set_timeout(s->admin, 30);
   if (!evhttp_bind_socket_with_handle(s->admin, g->admin.address, g->admin.port)) {

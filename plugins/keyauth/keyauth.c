@@ -321,6 +321,9 @@ static int glob_ok(char **pats, size_t n, aigw_str v) {
   return 0;
 }
 
+static aigw_status admit(aigw_req *r, ka_inst *in, const ka_consumer *c);
+static void lookup_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud);
+
 static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
   (void)rctx;
   ka_inst *in = vi;
@@ -352,13 +355,27 @@ static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
     return AIGW_STOP;
   }
   long ci = find(in, h);
-  OPENSSL_cleanse(h, sizeof h);
   if (ci < 0) {
-    H->log(r, AIGW_LOG_INFO, "keyauth: unknown API key (from %s)", from);
-    H->respond_error(r, 401, "authentication_error", "invalid API key");
-    return AIGW_STOP;
+    /* not in the config: a key made through the admin API (the host store, shared by every
+     * worker and node: a revocation counts at once) */
+    char kk[12 + 65];
+    static const char hx[] = "0123456789abcdef";
+    memcpy(kk, "keyauth:key:", 12);
+    for (int i = 0; i < 32; i++) kk[12 + 2 * i] = hx[h[i] >> 4], kk[13 + 2 * i] = hx[h[i] & 15];
+    kk[76] = 0;
+    OPENSSL_cleanse(h, sizeof h);
+    if (!H->store_get(r, (aigw_str){kk, 76}, lookup_done, in)) {
+      H->respond_error(r, 503, "server_error", "the key store is unavailable");
+      return AIGW_STOP;
+    }
+    return AIGW_PAUSE;
   }
-  const ka_consumer *c = &in->c[ci];
+  OPENSSL_cleanse(h, sizeof h);
+  return admit(r, in, &in->c[ci]);
+}
+
+static aigw_status admit(aigw_req *r, ka_inst *in, const ka_consumer *c) {
+  (void)in;
   aigw_str route = {0}, model = {0};
   H->meta_get(r, "aigw.route", &route);
   if (!glob_ok(c->routes, c->nroutes, route)) {
@@ -391,6 +408,29 @@ static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
   lv[n++] = '"';
   H->log_field(r, "consumer", (aigw_str){lv, n});
   return AIGW_CONTINUE;
+}
+
+/* The store's answer for a key the config does not know: its consumer's name, or nothing. */
+static void lookup_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud) {
+  ka_inst *in = ud;
+  if (st == AIGW_CALL_CANCELLED) return;
+  aigw_str b = {0};
+  if (st == AIGW_CALL_OK && H->call_body(call, &b) == AIGW_OK && b.n) {
+    for (size_t i = 0; i < in->nc; i++)
+      if (in->c[i].name && strlen(in->c[i].name) == b.n && !memcmp(in->c[i].name, b.p, b.n)) {
+        H->resume(r, admit(r, in, &in->c[i]));
+        return;
+      }
+    H->log(r, AIGW_LOG_WARN, "keyauth: a stored key names consumer '%.*s', which this route's keyauth does not define",
+           (int)(b.n > 100 ? 100 : b.n), b.p);
+  } else if (H->call_status_code(call) != 404) {
+    H->respond_error(r, 503, "server_error", "the key store is unavailable");
+    H->resume(r, AIGW_STOP);
+    return;
+  }
+  H->log(r, AIGW_LOG_INFO, "keyauth: unknown API key");
+  H->respond_error(r, 401, "authentication_error", "invalid API key");
+  H->resume(r, AIGW_STOP);
 }
 
 static const aigw_plugin ka_plugin = {

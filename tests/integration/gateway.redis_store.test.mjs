@@ -90,3 +90,34 @@ describe('store on redis: shared by gateways, failing fast without it', { skip }
     }, 8000, 100);
   });
 });
+
+describe('keys made through one node\'s admin API work, and stop, on every node (store on redis)', { skip }, () => {
+  let redis, mock, gwA, gwB, redisPort;
+  const config = (cfg) => {
+    cfg.store = { backend: 'redis', redis: { host: '127.0.0.1', port: redisPort, timeout_ms: 300, prefix: `k${process.pid}:` } };
+    cfg.routes[0].plugins = [{ name: 'keyauth', config: { consumers: [{ name: 'bob', keys: [`sha256:${'0'.repeat(64)}`] }] } }];
+    return cfg;
+  };
+  before(async () => {
+    redisPort = await freePort();
+    redis = await startRedis(redisPort);
+    mock = await startMock();
+    gwA = await startGateway({ mockPort: mock.port, config });
+    gwB = await startGateway({ mockPort: mock.port, config });
+  });
+  after(async () => { await gwA?.stop(); await gwB?.stop(); await mock?.stop(); await redis?.stop(); });
+
+  const ask = (gw, key) => new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 })
+    .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+
+  test('created on A, used on B; revoked on B, refused on A', async () => {
+    const r = await gwA.admin('/keys', { method: 'POST', body: JSON.stringify({ consumer: 'bob' }) });
+    assert.equal(r.status, 201);
+    const { key, id } = await r.json();
+    await ask(gwB, key);
+    await ask(gwA, key);
+    assert.equal((await gwB.admin(`/keys/${id}`, { method: 'DELETE' })).status, 200);
+    await assert.rejects(ask(gwA, key), (e) => e instanceof OpenAI.AuthenticationError);
+    await assert.rejects(ask(gwB, key), (e) => e instanceof OpenAI.AuthenticationError);
+  });
+});

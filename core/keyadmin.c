@@ -1,0 +1,271 @@
+/* keyadmin.c - API keys managed through the admin API (role admin), for the keyauth plugin:
+ *
+ *   POST   /keys               {"consumer": "bob"}  -> 201 {"id", "key", "consumer"}  (the key is
+ *                              shown this once; only its SHA-256 is stored)
+ *   POST   /keys/<id>/rotate   -> 201 a new key for the same consumer; the old one stops at once
+ *   DELETE /keys/<id>          -> 200; the key stops at once
+ *
+ * The keys live in the host store (store.h in-process, or Redis when configured): key
+ * "keyauth:key:<sha256 hex>" holds the consumer's name, "keyauth:id:<id>" the hash (id = the
+ * hash's first 12 hex digits). Every worker (and, on Redis, every node) reads the same entries, so
+ * a revocation takes effect on the next request everywhere. keyauth looks a key up there when its
+ * config does not know it; the consumer must be one its config defines.
+ *
+ * Main thread (the admin listener). With Redis the calls are blocking with the store's
+ * timeout_ms: admin traffic is rare and never on a worker. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "core.h"
+#include "store.h"
+
+#define ID_LEN 12
+
+/* ---- the store, from the main thread ---- */
+
+typedef struct kstore {
+  const cfg_gen *g;
+  redisContext *rc; /* Redis: one blocking connection for this admin call */
+} kstore;
+
+static int ks_open(kstore *k, const cfg_gen *g, char *err, size_t errlen) {
+  k->g = g;
+  k->rc = NULL;
+  if (!g->store_redis) return 0;
+  struct timeval tv = {(time_t)(g->redis_timeout_ms / 1000), (suseconds_t)((g->redis_timeout_ms % 1000) * 1000)};
+  k->rc = redisConnectWithTimeout(g->redis_host, g->redis_port, tv);
+  if (!k->rc || k->rc->err) {
+    snprintf(err, errlen, "the store (redis at %s:%u) is unavailable", g->redis_host, (unsigned)g->redis_port);
+    if (k->rc) redisFree(k->rc);
+    k->rc = NULL;
+    return -1;
+  }
+  redisSetTimeout(k->rc, tv);
+  if (g->redis_password) {
+    redisReply *r = redisCommand(k->rc, "AUTH %s", g->redis_password);
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    if (!ok) {
+      snprintf(err, errlen, "the store (redis) refused the password");
+      redisFree(k->rc);
+      k->rc = NULL;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void ks_close(kstore *k) {
+  if (k->rc) redisFree(k->rc);
+  k->rc = NULL;
+}
+
+/* keys as rstore.c names values: <prefix>kv:{key} */
+static int ks_name(const kstore *k, const char *key, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%skv:{%s}", k->g->redis_prefix, key);
+  return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+static int ks_set(kstore *k, const char *key, const char *val) {
+  if (!k->rc) return store_set(core_store(), key, strlen(key), val, strlen(val), 0, now_ms());
+  char name[300];
+  if (ks_name(k, key, name, sizeof name) < 0) return -1;
+  redisReply *r = redisCommand(k->rc, "SET %s %s", name, val);
+  int ok = r && r->type == REDIS_REPLY_STATUS;
+  freeReplyObject(r);
+  return ok ? 0 : -1;
+}
+
+/* malloc'd value, or NULL (missing or error: *err set on error) */
+static char *ks_get(kstore *k, const char *key, int *err) {
+  *err = 0;
+  if (!k->rc) {
+    void *v = NULL;
+    return store_get(core_store(), key, strlen(key), &v, NULL, now_ms()) == 0 ? v : NULL;
+  }
+  char name[300];
+  if (ks_name(k, key, name, sizeof name) < 0) return NULL;
+  redisReply *r = redisCommand(k->rc, "GET %s", name);
+  char *out = NULL;
+  if (!r || r->type == REDIS_REPLY_ERROR) *err = 1;
+  else if (r->type == REDIS_REPLY_STRING) out = strndup(r->str, r->len);
+  freeReplyObject(r);
+  return out;
+}
+
+static int ks_del(kstore *k, const char *key) {
+  if (!k->rc) return store_del(core_store(), key, strlen(key)) == 0 ? 0 : -1;
+  char name[300];
+  if (ks_name(k, key, name, sizeof name) < 0) return -1;
+  redisReply *r = redisCommand(k->rc, "DEL %s", name);
+  int ok = r && r->type == REDIS_REPLY_INTEGER;
+  freeReplyObject(r);
+  return ok ? 0 : -1;
+}
+
+/* ---- keys ---- */
+
+static void hex(const unsigned char *p, size_t n, char *out) {
+  static const char hx[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) out[2 * i] = hx[p[i] >> 4], out[2 * i + 1] = hx[p[i] & 15];
+  out[2 * n] = 0;
+}
+
+static int name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (!n || n > 200) return 0;
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == '"' || *s == '\\' || (unsigned char)*s == 0x7f) return 0;
+  return 1;
+}
+
+/* A new key for consumer: stored hashed; the key itself into key_out (shown once). */
+static int make_key(kstore *k, const char *consumer, char key_out[64], char id_out[ID_LEN + 1], char *err, size_t errlen) {
+  unsigned char rnd[24], h[32];
+  unsigned int hl = 0;
+  if (RAND_bytes(rnd, sizeof rnd) != 1) {
+    snprintf(err, errlen, "no randomness for a key");
+    return -1;
+  }
+  memcpy(key_out, "sk-aigw-", 8);
+  hex(rnd, sizeof rnd, key_out + 8);
+  OPENSSL_cleanse(rnd, sizeof rnd);
+  EVP_Digest(key_out, strlen(key_out), h, &hl, EVP_sha256(), NULL);
+  char hh[65], kk[100], ik[40];
+  hex(h, 32, hh);
+  memcpy(id_out, hh, ID_LEN);
+  id_out[ID_LEN] = 0;
+  snprintf(kk, sizeof kk, "keyauth:key:%s", hh);
+  snprintf(ik, sizeof ik, "keyauth:id:%s", id_out);
+  if (ks_set(k, kk, consumer) < 0 || ks_set(k, ik, hh) < 0) {
+    snprintf(err, errlen, "the store could not keep the key");
+    return -1;
+  }
+  return 0;
+}
+
+/* Revokes key id; its consumer into consumer_out (may be NULL). 0, 1 unknown id, -1 store error. */
+static int revoke(kstore *k, const char *id, char *consumer_out, size_t cap) {
+  char ik[40], kk[100];
+  snprintf(ik, sizeof ik, "keyauth:id:%s", id);
+  int err = 0;
+  char *hh = ks_get(k, ik, &err);
+  if (!hh) return err ? -1 : 1;
+  snprintf(kk, sizeof kk, "keyauth:key:%s", hh);
+  free(hh);
+  char *c = ks_get(k, kk, &err);
+  if (consumer_out && cap) snprintf(consumer_out, cap, "%s", c ? c : "");
+  free(c);
+  int rc = ks_del(k, kk) < 0 || ks_del(k, ik) < 0 ? -1 : 0;
+  return rc;
+}
+
+static int id_ok(const char *s) {
+  if (strlen(s) != ID_LEN) return 0;
+  for (; *s; s++)
+    if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return 0;
+  return 1;
+}
+
+/* Handles /keys...; fills status and a malloc'd JSON body. Returns 1 when the path was ours. */
+int keyadmin_handle(const cfg_gen *g, const char *method, const char *path, const char *body, size_t blen, int *status,
+                    char **out) {
+  if (strncmp(path, "/keys", 5) || (path[5] && path[5] != '/')) return 0;
+  char err[200] = "";
+  cJSON *res = cJSON_CreateObject();
+  kstore k;
+  *status = 500;
+  if (!res) return 1;
+  if (ks_open(&k, g, err, sizeof err) < 0) {
+    *status = 503;
+    goto fail;
+  }
+  const char *rest = path[5] ? path + 6 : "";
+  char id[64] = "";
+  const char *slash = strchr(rest, '/');
+  size_t idn = slash ? (size_t)(slash - rest) : strlen(rest);
+  if (idn >= sizeof id) idn = sizeof id - 1;
+  memcpy(id, rest, idn);
+  id[idn] = 0;
+  if (!strcmp(method, "POST") && !*rest) {
+    cJSON *j = blen ? cJSON_ParseWithLength(body, blen) : NULL;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "consumer");
+    if (!cJSON_IsString(c) || !name_ok(c->valuestring)) {
+      cJSON_Delete(j);
+      *status = 400;
+      snprintf(err, sizeof err, "the body must be {\"consumer\": \"<name of a consumer in keyauth's config>\"}");
+      goto fail;
+    }
+    char key[64], kid[ID_LEN + 1];
+    if (make_key(&k, c->valuestring, key, kid, err, sizeof err) < 0) {
+      cJSON_Delete(j);
+      *status = 503;
+      goto fail;
+    }
+    cJSON_AddStringToObject(res, "id", kid);
+    cJSON_AddStringToObject(res, "key", key);
+    cJSON_AddStringToObject(res, "consumer", c->valuestring);
+    cJSON_AddStringToObject(res, "note", "the key is shown this once; only its hash is kept");
+    OPENSSL_cleanse(key, sizeof key);
+    log_msg(AIGW_LOG_INFO, "admin: key %s created for consumer %s", kid, c->valuestring);
+    cJSON_Delete(j); /* c points into it */
+    *status = 201;
+  } else if (!strcmp(method, "DELETE") && id_ok(id) && !slash) {
+    int rc = revoke(&k, id, NULL, 0);
+    if (rc) {
+      *status = rc > 0 ? 404 : 503;
+      snprintf(err, sizeof err, rc > 0 ? "no key with id %s" : "the store could not revoke key %s", id);
+      goto fail;
+    }
+    cJSON_AddStringToObject(res, "revoked", id);
+    log_msg(AIGW_LOG_INFO, "admin: key %s revoked", id);
+    *status = 200;
+  } else if (!strcmp(method, "POST") && id_ok(id) && slash && !strcmp(slash, "/rotate")) {
+    char consumer[256] = "";
+    int rc = revoke(&k, id, consumer, sizeof consumer);
+    if (rc || !consumer[0]) {
+      *status = rc < 0 ? 503 : 404;
+      snprintf(err, sizeof err, rc < 0 ? "the store could not rotate key %s" : "no key with id %s", id);
+      goto fail;
+    }
+    char key[64], kid[ID_LEN + 1];
+    if (make_key(&k, consumer, key, kid, err, sizeof err) < 0) {
+      *status = 503;
+      goto fail;
+    }
+    cJSON_AddStringToObject(res, "id", kid);
+    cJSON_AddStringToObject(res, "key", key);
+    cJSON_AddStringToObject(res, "consumer", consumer);
+    cJSON_AddStringToObject(res, "replaced", id);
+    OPENSSL_cleanse(key, sizeof key);
+    log_msg(AIGW_LOG_INFO, "admin: key %s rotated to %s (consumer %s)", id, kid, consumer);
+    *status = 201;
+  } else {
+    *status = 404;
+    snprintf(err, sizeof err, "use POST /keys, POST /keys/<id>/rotate or DELETE /keys/<id>");
+    goto fail;
+  }
+  ks_close(&k);
+  *out = cJSON_PrintUnformatted(res);
+  cJSON_Delete(res);
+  return 1;
+fail:
+  ks_close(&k);
+  cJSON_Delete(res);
+  res = cJSON_CreateObject();
+  cJSON *e = res ? cJSON_AddObjectToObject(res, "error") : NULL;
+  if (e) {
+    cJSON_AddStringToObject(e, "message", err[0] ? err : "internal error");
+    cJSON_AddStringToObject(e, "type", *status == 400 ? "invalid_request_error" : *status == 404 ? "not_found_error" : "server_error");
+  }
+  *out = res ? cJSON_PrintUnformatted(res) : NULL;
+  cJSON_Delete(res);
+  return 1;
+}
