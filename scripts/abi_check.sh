@@ -58,7 +58,9 @@ if ! $CC $CFLAGS -g -O0 -shared -fPIC "$ROOT/sdk/abi/abi_dump.c" -o "$TMP/abi.so
   exit 1
 fi
 abidw --no-corpus-path --no-comp-dir-path --no-show-locs --type-id-style hash "$TMP/abi.so" \
-  >"$TMP/cur.xml" 2>"$TMP/abidw.log" || { cat "$TMP/abidw.log" >&2; exit 2; }
+  >"$TMP/cur.raw.xml" 2>"$TMP/abidw.log" || { cat "$TMP/abidw.log" >&2; exit 2; }
+# the translation unit's path is the checkout's: keep the recorded baseline free of it
+sed "s|path='$ROOT/|path='|" "$TMP/cur.raw.xml" >"$TMP/cur.xml"
 "$TMP/consts" >"$TMP/cur.consts" || exit 2
 MAJOR=$(awk '$1 == "AIGW_ABI_MAJOR" {print $2}' "$TMP/cur.consts")
 BASE=$ROOT/sdk/abi/aigw-abi-$MAJOR
