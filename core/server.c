@@ -425,10 +425,21 @@ void conn_request_done(conn *c) {
   c->body = NULL;
   c->body_len = c->body_cap = 0;
   if (!c->keep_alive || c->w->draining) {
+    int body_unread = c->state == CS_BODY; /* answered (413, 408) before the client finished sending */
     c->keep_alive = 0;
     c->close_after_write = 1;
     c->state = CS_CLOSING;
-    if (evbuffer_get_length(c->out) == 0) conn_close(c);
+    if (evbuffer_get_length(c->out) == 0) {
+      if (body_unread && !c->ssl && !c->peer_closed && !c->lingering) {
+        /* the answer already left: close lingering, as conn_flush does when it leaves later, so
+         * the client's unread bytes do not turn our close into a reset that destroys it */
+        c->lingering = 1;
+        shutdown(c->fd, SHUT_WR);
+        set_read_timeout(c, 2000);
+        return;
+      }
+      conn_close(c);
+    }
     return;
   }
   c->state = CS_HEAD;
