@@ -22,27 +22,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-build}
 [[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
 ROUNDS=${2:-5} DUR=${3:-3}
-CORE_SUT=${BENCH_CORE_SUT:-0} CORE_LOAD=${BENCH_CORE_LOAD:-1}
 [[ -x $BUILD/aigw && -f $BUILD/plugins/lua.so ]] || { echo "lua.sh: $BUILD/aigw or $BUILD/plugins/lua.so missing" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/aigw-luabench.XXXXXX); chmod 755 "$TMP"
-PIDS=()
-cleanup() { local p; for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK=$(port)
-CHAT_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}'
-mkdir -p "$TMP/mock"
-cat >"$TMP/mock/nginx.conf" <<NG
-worker_processes 1; daemon off; pid $TMP/mock/nginx.pid; error_log $TMP/mock/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $TMP/mock/cb; proxy_temp_path $TMP/mock/p; fastcgi_temp_path $TMP/mock/f;
-  uwsgi_temp_path $TMP/mock/u; scgi_temp_path $TMP/mock/s; keepalive_requests 1000000; keepalive_timeout 120s;
-  server { listen 127.0.0.1:$MOCK reuseport backlog=4096;
-    location = /v1/chat/completions { default_type application/json; return 200 '$CHAT_JSON'; } } }
-NG
-taskset -c "$CORE_LOAD" nginx -p "$TMP/mock" -c "$TMP/mock/nginx.conf" -e "$TMP/mock/error.log" >/dev/null 2>&1 &
-PIDS+=($!)
+. "$ROOT/bench/lib.sh"
+bench_need lua.sh nginx wrk taskset curl
+bench_tmp luabench
+bench_mock_nginx
 
 cat >"$TMP/noop.lua" <<'L'
 function on_request(ctx) end
@@ -88,32 +72,22 @@ wait_up() {
   echo "lua.sh: aigw on port $1 did not start" >&2; exit 1
 }
 for v in "${VARIANTS[@]}"; do
-  p=$(port); ad=$(port)
+  pick_port p; pick_port ad
   config "$v" "$p" "$ad" "$TMP/$v.log" >"$TMP/$v.json"
   taskset -c "$CORE_SUT" "$BUILD/aigw" -c "$TMP/$v.json" >"$TMP/$v.out" 2>&1 &
   PID[$v]=$! PORT[$v]=$p; PIDS+=($!)
 done
 for v in "${VARIANTS[@]}"; do wait_up "${PORT[$v]}"; done
 
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
 declare -A RPS US
 echo "load before: $(cat /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in "${VARIANTS[@]}"; do
-    url="http://127.0.0.1:${PORT[$v]}/v1/chat/completions"
-    taskset -c "$CORE_LOAD" wrk -t1 -c64 -d1s -s "$ROOT/bench/post.lua" "$url" >/dev/null 2>&1 || true
-    t0=$(ticks "${PID[$v]}")
-    out=$(taskset -c "$CORE_LOAD" wrk -t1 -c64 -d"${DUR}s" -s "$ROOT/bench/post.lua" "$url" 2>&1 || true)
-    t1=$(ticks "${PID[$v]}")
-    n=$(awk '/requests in/ { print $1 }' <<<"$out"); non=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
-    RPS[$v|$r]=$(awk -v n="${n:-0}" -v d="$DUR" 'BEGIN { printf "%.0f", n / d }')
-    US[$v|$r]=$(awk -v n="${n:-0}" -v a="$t0" -v b="$t1" -v h="$HZ" 'BEGIN { printf "%.2f", (n > 0 ? (b - a) / h * 1e6 / n : 0) }')
-    printf 'round %d %-6s %7s rps %7s us/req%s\n' "$r" "$v" "${RPS[$v|$r]}" "${US[$v|$r]}" "${non:+  NON-2XX: $non}"
+    bench_wrk "$v" "$r" "${PID[$v]}" "http://127.0.0.1:${PORT[$v]}/v1/chat/completions"
+    printf 'round %d %-6s %7s rps %7s us/req%s\n' "$r" "$v" "${RPS[$v|$r]}" "${US[$v|$r]}" "${BENCH_NON2XX:+  NON-2XX: $BENCH_NON2XX}"
   done
 done
 echo "load after: $(cat /proc/loadavg)"
-med() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 declare -A MR MU
 for v in "${VARIANTS[@]}"; do
   rr="" uu=""
@@ -142,7 +116,7 @@ if [[ ${BENCH_CALLGRIND:-0} == 1 ]]; then
   echo
   echo "callgrind: instructions per request (aigw process, $N requests after 200 warm-up, 8 connections)"
   for v in "${VARIANTS[@]}"; do
-    p=$(port); ad=$(port)
+    pick_port p; pick_port ad
     config "$v" "$p" "$ad" "$TMP/cg-$v.access" >"$TMP/cg-$v.json"
     valgrind --tool=callgrind --callgrind-out-file="$TMP/cg-$v.out" --instr-atstart=no \
       "$BUILD/aigw" -c "$TMP/cg-$v.json" >"$TMP/cg-$v.log" 2>&1 &

@@ -15,23 +15,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${AIGW_BUILD:-build}
 [[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
 DUR=${BENCH_DURATION:-10}
-for t in wrk node curl python3; do command -v "$t" >/dev/null || { echo "routing.sh: '$t' not found" >&2; exit 1; }; done
+. "$ROOT/bench/lib.sh"
+bench_need routing.sh wrk node curl python3
 [ -x "$BUILD/aigw" ] && [ -x "$BUILD/bench_balance" ] || { echo "routing.sh: build $BUILD first (aigw, bench_balance)" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/aigw-routing.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+bench_tmp routing
 
 echo "== 1. balancer decision cost (plan + breaker check, 10 targets)"
 "$BUILD/bench_balance" 200000
 
-MPORT=$(freeport); GPORT=$(freeport); APORT=$(freeport); DEAD=$(freeport)
+pick_port MPORT; pick_port GPORT; pick_port APORT; pick_port DEAD
 node "$ROOT/tests/mock/openai_mock.mjs" --port "$MPORT" --max-log 10 >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$MPORT/v1/models" -H 'authorization: Bearer sk-mock' >/dev/null && break; sleep 0.1; done

@@ -36,54 +36,17 @@ CORE_LOAD=${BENCH_CORE_LOAD:-1}
 die() { echo "run.sh: error: $*" >&2; exit 1; }
 note() { echo "run.sh: $*" >&2; }
 
-for t in nginx wrk taskset curl awk; do
-  command -v "$t" >/dev/null || die "'$t' not found (Debian: apt-get install nginx-light wrk util-linux curl)"
-done
+. "$ROOT/bench/lib.sh"
+bench_need run.sh nginx wrk taskset curl awk
 
 # ---------------------------------------------------------------- temp dir, results, cleanup
 TS=$(date +%Y%m%d-%H%M%S)
 OUT=$ROOT/bench/results/$TS
 mkdir -p "$OUT/raw"
-TMP=$(mktemp -d /tmp/aigw-bench.XXXXXX)
-chmod 755 "$TMP"            # nginx workers may run as "nobody" when started by root
+bench_tmp bench
 cd "$TMP"                   # nothing below writes relative paths; be safe anyway
 
-PIDS=()
-cleanup() {
-  local p i
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for ((i = 0; i < 50; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  if ((KEEP_TMP)); then note "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # ---------------------------------------------------------------- helpers
-USED_PORTS=" "
-# ports below the kernel's ephemeral range (wrk, curl and the proxies' upstream connections take
-# ephemeral ports), not used by any socket in /proc/net/tcp*, nothing listening
-read -r EPH_LO _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPH_LO=32768
-((EPH_LO > 12000)) || EPH_LO=60000
-port_free() {
-  local hex
-  hex=$(printf ':%04X ' "$1")
-  ! grep -qs -- "$hex" /proc/net/tcp /proc/net/tcp6 || return 1
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-pick_port() {              # pick_port VAR
-  local p i
-  for ((i = 0; i < 500; i++)); do
-    p=$((10000 + RANDOM % (EPH_LO - 10000)))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if port_free "$p"; then USED_PORTS+="$p "; printf -v "$1" %d "$p"; return 0; fi
-  done
-  die "no free loopback port found"
-}
-
 # wait_http NAME PID URL [curl args...]: until URL answers 2xx (10 s)
 wait_http() {
   local name=$1 pid=$2 url=$3 code i

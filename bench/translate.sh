@@ -24,22 +24,12 @@ if ((QUICK)); then DUR=${BENCH_DURATION:-3}; else DUR=${BENCH_DURATION:-8}; fi
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-16}
 die() { echo "translate.sh: error: $*" >&2; exit 1; }
-for t in nginx wrk taskset curl awk; do command -v "$t" >/dev/null || die "'$t' not found"; done
+. "$ROOT/bench/lib.sh"
+bench_need translate.sh nginx wrk taskset curl awk
 [[ -x $BUILD/aigw ]] || die "no $BUILD/aigw (build first: cmake -S . -B $BUILD && cmake --build $BUILD)"
 
-TMP=$(mktemp -d /tmp/aigw-xbench.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(port); GW_PORT=$(port)
+bench_tmp xbench
+pick_port MOCK_PORT; pick_port GW_PORT
 
 # ---- fixed upstream answers
 OA_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}'
@@ -149,21 +139,18 @@ CASES=("chat -> openai (same format):/c_oa:chat.lua" "chat -> anthropic (transla
   "messages -> anthropic (same format):/m_an:msg.lua" "messages -> openai (translated):/m_oa:msg.lua"
   "stream chat -> openai (same format):/sc_oa:schat.lua" "stream chat -> anthropic (translated):/sc_an:schat.lua"
   "stream messages -> anthropic (same format):/sm_an:smsg.lua" "stream messages -> openai (translated):/sm_oa:smsg.lua")
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$GW_PID/stat"; }
-CLK=$(getconf CLK_TCK)
 declare -A US
 for ((round = 1; round <= ROUNDS; round++)); do
   for c in "${CASES[@]}"; do
     IFS=: read -r name path script <<<"$c"
-    t0=$(ticks)
+    t0=$(ticks "$GW_PID")
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" -s "$TMP/$script" "http://127.0.0.1:$GW_PORT$path" 2>&1)
-    t1=$(ticks)
+    t1=$(ticks "$GW_PID")
     n=$(awk '/requests in/ { print $1 }' <<<"$out")
     grep -q "Non-2xx" <<<"$out" && die "$name: non-2xx answers: $out"
-    US[$name]+="$(awk -v t=$((t1 - t0)) -v n="$n" -v k="$CLK" 'BEGIN { printf "%.2f", t / k * 1e6 / n }') "
+    US[$name]+="$(awk -v t=$((t1 - t0)) -v n="$n" -v k="$BENCH_HZ" 'BEGIN { printf "%.2f", t / k * 1e6 / n }') "
   done
 done
-med() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 echo
 echo "aigw CPU per request (µs, median of $ROUNDS interleaved ${DUR}s runs at c$CONNS; one worker pinned to core 0)"
 echo
