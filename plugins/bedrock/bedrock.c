@@ -365,6 +365,38 @@ static int sign_post(br_inst *in, aigw_req *r, const char *path, aigw_str body, 
   return 0;
 }
 
+/* A signed POST call-out to this instance's endpoint (CountTokens, the per-input InvokeModel of a
+ * Titan embeddings fan-out): path is the wire path, prefix included; body is JSON (the host copies
+ * it, and the URL and headers, before http_call returns). Signed now over exactly body, with the
+ * JSON content-type and accept. The call, or NULL (a signing failure is logged; an allocation or
+ * host refusal is the caller's to report). */
+static aigw_call *signed_post(br_inst *in, aigw_req *r, const char *path, aigw_str body, uint32_t timeout_ms,
+                              aigw_done_fn done, void *ud) {
+  pc_buf url = {0};
+  aws_sigv4_result res;
+  memset(&res, 0, sizeof res);
+  aigw_call *call = NULL;
+  if (pc_buf_add(&url, in->base, in->base_len) == 0 && pc_buf_adds(&url, path) == 0 &&
+      sign_post(in, r, path, body, &res) == 0) {
+    aigw_str hv[2 * (2 + sizeof res.headers / sizeof *res.headers)];
+    size_t nh = 0;
+    hv[nh++] = AIGW_STR("content-type");
+    hv[nh++] = AIGW_STR("application/json");
+    hv[nh++] = AIGW_STR("accept");
+    hv[nh++] = AIGW_STR("application/json");
+    for (size_t k = 0; k < res.nheaders && k < sizeof res.headers / sizeof *res.headers; k++) {
+      hv[nh++] = (aigw_str){res.headers[k].name, strlen(res.headers[k].name)};
+      hv[nh++] = (aigw_str){res.headers[k].value, strlen(res.headers[k].value)};
+    }
+    aigw_http_spec sp = {.struct_size = sizeof sp, .method = "POST", .url = url.p, .headers = hv,
+                         .nheaders = nh / 2, .body = body, .timeout_ms = timeout_ms};
+    call = H->http_call(r, &sp, done, ud);
+  }
+  aws_sigv4_result_free(&res);
+  pc_buf_free(&url);
+  return call;
+}
+
 /* Sets the upstream URL (base + path), the JSON headers and the signature over the body the
  * core holds now (set_body copied it; nothing changes it afterwards). 0 or -1. */
 static int sign_upstream(br_inst *in, aigw_req *r, const pc_buf *path, int stream) {
@@ -409,32 +441,12 @@ static int br_start_count(br_inst *in, aigw_req *r, br_rctx *ctx, const cJSON *c
   char *txt = cJSON_PrintUnformatted(body);
   cJSON_Delete(body);
   if (!txt) return -1;
-  pc_buf path = {0}, url = {0};
-  aws_sigv4_result res;
-  memset(&res, 0, sizeof res);
+  pc_buf path = {0};
   aigw_call *call = NULL;
-  aigw_str b = {txt, strlen(txt)};
   if (pc_buf_adds(&path, in->prefix) == 0 && pc_buf_adds(&path, "/model/") == 0 &&
-      aws_uri_encode(&path, ctx->model, strlen(ctx->model), 0) == 0 && pc_buf_adds(&path, "/count-tokens") == 0 &&
-      pc_buf_add(&path, "", 1) == 0 && pc_buf_add(&url, in->base, in->base_len) == 0 &&
-      pc_buf_add(&url, path.p, path.n) == 0 && sign_post(in, r, path.p, b, &res) == 0) {
-    aigw_str hv[2 * (2 + 4)];
-    size_t nh = 0;
-    hv[nh++] = AIGW_STR("content-type");
-    hv[nh++] = AIGW_STR("application/json");
-    hv[nh++] = AIGW_STR("accept");
-    hv[nh++] = AIGW_STR("application/json");
-    for (size_t k = 0; k < res.nheaders && k < 4; k++) {
-      hv[nh++] = (aigw_str){res.headers[k].name, strlen(res.headers[k].name)};
-      hv[nh++] = (aigw_str){res.headers[k].value, strlen(res.headers[k].value)};
-    }
-    aigw_http_spec sp = {.struct_size = sizeof sp, .method = "POST", .url = url.p, .headers = hv,
-                         .nheaders = nh / 2, .body = b, .timeout_ms = 5000};
-    call = H->http_call(r, &sp, br_count_done, ctx);
-  }
-  aws_sigv4_result_free(&res);
+      aws_uri_encode(&path, ctx->model, strlen(ctx->model), 0) == 0 && pc_buf_adds(&path, "/count-tokens") == 0)
+    call = signed_post(in, r, path.p, (aigw_str){txt, strlen(txt)}, 5000, br_count_done, ctx);
   pc_buf_free(&path);
-  pc_buf_free(&url);
   free(txt);
   if (!call) return -1;
   ctx->cnt = call;
@@ -741,41 +753,19 @@ static int emb_start_more(aigw_req *r, br_rctx *ctx) {
   br_inst *in = ctx->in;
   while (ctx->emb_inflight < EMB_INFLIGHT && ctx->emb_next < ctx->emb_n) {
     size_t i = ctx->emb_next;
-    pc_buf path = {0}, url = {0};
-    aws_sigv4_result res;
-    memset(&res, 0, sizeof res);
-    int ok = 0;
-    if (pc_buf_adds(&path, in->prefix) == 0 && xb_invoke_path(&path, ctx->model) == 0 &&
-        pc_buf_add(&url, in->base, in->base_len) == 0 && pc_buf_add(&url, path.p, path.n) == 0 &&
-        pc_buf_add(&url, "", 1) == 0 && sign_post(in, r, path.p, ctx->emb_bodies[i], &res) == 0) {
-      aigw_str hv[2 * (2 + 4)];
-      size_t nh = 0;
-      hv[nh++] = AIGW_STR("content-type");
-      hv[nh++] = AIGW_STR("application/json");
-      hv[nh++] = AIGW_STR("accept");
-      hv[nh++] = AIGW_STR("application/json");
-      for (size_t k = 0; k < res.nheaders && k < 4; k++) {
-        hv[nh++] = (aigw_str){res.headers[k].name, strlen(res.headers[k].name)};
-        hv[nh++] = (aigw_str){res.headers[k].value, strlen(res.headers[k].value)};
-      }
-      aigw_http_spec sp = {.struct_size = sizeof sp, .method = "POST", .url = url.p, .headers = hv,
-                           .nheaders = nh / 2, .body = ctx->emb_bodies[i], .timeout_ms = EMB_CALL_TIMEOUT_MS};
-      ctx->emb_slots[i] = (emb_slot){ctx, i};
-      aigw_call *call = H->http_call(r, &sp, emb_done, &ctx->emb_slots[i]);
-      if (call) {
-        ctx->emb_calls[i] = call;
-        ctx->emb_inflight++;
-        ctx->emb_next++;
-        ok = 1;
-      }
-    }
-    aws_sigv4_result_free(&res);
+    pc_buf path = {0};
+    aigw_call *call = NULL;
+    ctx->emb_slots[i] = (emb_slot){ctx, i};
+    if (pc_buf_adds(&path, in->prefix) == 0 && xb_invoke_path(&path, ctx->model) == 0)
+      call = signed_post(in, r, path.p, ctx->emb_bodies[i], EMB_CALL_TIMEOUT_MS, emb_done, &ctx->emb_slots[i]);
     pc_buf_free(&path);
-    pc_buf_free(&url);
-    if (!ok) {
+    if (!call) {
       H->log(r, AIGW_LOG_ERROR, "bedrock: could not start InvokeModel call-out %zu of %zu", i + 1, ctx->emb_n);
       return -1;
     }
+    ctx->emb_calls[i] = call;
+    ctx->emb_inflight++;
+    ctx->emb_next++;
   }
   return 0;
 }
