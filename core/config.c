@@ -723,7 +723,7 @@ static void load_misc(ld *L, const cJSON *root)
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "store");
     if (st) {
         static const char *const sk[] = {"backend", "redis"};
-        static const char *const rk[] = {"host", "port", "password", "timeout_ms", "prefix"};
+        static const char *const rk[] = {"host", "port", "password", "timeout_ms", "prefix", "cluster", "nodes"};
         if (check_obj(L, st, "/store", "store", sk, NKEYS(sk))) {
             const char *b = get_str(L, st, "backend", "/store", 0, 0);
             if (b && strcmp(b, "memory") && strcmp(b, "redis"))
@@ -747,6 +747,43 @@ static void load_misc(ld *L, const cJSON *root)
                 g->redis_timeout_ms = 100;
                 get_u32(L, rj, "timeout_ms", "/store/redis", 1, &g->redis_timeout_ms);
                 g->redis_prefix = xstrdup(L, get_str(L, rj, "prefix", "/store/redis", 0, 1));
+                const cJSON *cl = cJSON_GetObjectItemCaseSensitive(rj, "cluster");
+                if (cl && !cJSON_IsBool(cl))
+                    ERR(L, "/store/redis/cluster", "must be true or false");
+                g->redis_cluster = cJSON_IsTrue(cl);
+                const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(rj, "nodes");
+                if (nodes) {
+                    if (!g->redis_cluster)
+                        ERR(L, "/store/redis/nodes", "is for a Redis Cluster: set \"cluster\": true (one server takes \"host\" and \"port\")");
+                    else if (!cJSON_IsArray(nodes) || !cJSON_GetArraySize(nodes) || cJSON_GetArraySize(nodes) > 16)
+                        ERR(L, "/store/redis/nodes", "must be a list of 1 to 16 \"host:port\" strings (the cluster's seed nodes)");
+                    else {
+                        int i = 0;
+                        const cJSON *n;
+                        cJSON_ArrayForEach(n, nodes) {
+                            const char *hp = cJSON_IsString(n) ? n->valuestring : NULL;
+                            const char *colon = hp ? strrchr(hp, ':') : NULL;
+                            char *end = NULL;
+                            unsigned long np = colon ? strtoul(colon + 1, &end, 10) : 0;
+                            if (!colon || colon == hp || colon - hp > 255 || !end || *end || !np || np > 65535)
+                                ERR(L, "/store/redis/nodes", "entry %d must be \"host:port\" (e.g. \"127.0.0.1:7000\")", i);
+                            else if (g->redis_nnodes < 16) {
+                                g->redis_nodes[g->redis_nnodes] = xstrdup(L, hp);
+                                g->redis_nnodes++;
+                            }
+                            i++;
+                        }
+                        if (g->redis_nnodes && !cJSON_GetObjectItemCaseSensitive(rj, "host")) {
+                            /* the first seed node is the one "host" and "port" name */
+                            const char *colon = strrchr(g->redis_nodes[0], ':');
+                            free(g->redis_host);
+                            g->redis_host = xstrdup(L, g->redis_nodes[0]);
+                            if (g->redis_host)
+                                g->redis_host[colon - g->redis_nodes[0]] = 0;
+                            g->redis_port = (uint16_t)strtoul(colon + 1, NULL, 10);
+                        }
+                    }
+                }
             }
         }
     }
@@ -2611,6 +2648,8 @@ void cfg_free(cfg_gen *g)
     free(g->redis_host);
     free(g->redis_password);
     free(g->redis_prefix);
+    for (size_t i = 0; i < g->redis_nnodes; i++)
+        free(g->redis_nodes[i]);
     catalog_free(g->catalog);
     cJSON_Delete(g->root);
     free(g);

@@ -200,6 +200,9 @@ typedef struct cfg_gen {
   char *redis_password;    /* NULL = no AUTH */
   uint32_t redis_timeout_ms; /* per command, and for connecting; 100 */
   char *redis_prefix;      /* key prefix, "aigw:" */
+  int redis_cluster;       /* a Redis Cluster: keys go to the node owning their slot (rstore.c) */
+  char *redis_nodes[16];   /* cluster seed nodes "host:port" (besides host:port); owned */
+  size_t redis_nnodes;
   cfg_provider *providers; size_t nproviders;
   cfg_route *routes; size_t nroutes;
   cfg_plugin *plugins; size_t nplugins; /* every instance (global and per route), owned here */

@@ -105,6 +105,7 @@ struct aigw_call {
   char *str_result; size_t str_len;
   struct rpend *rpend;       /* CALL_STORE on redis: the pending command (rstore.c) */
   int rop;
+  uint32_t rpend_idx;        /* its slot in rpend's batch */
   struct aigw_call *next, *prev; /* r->calls */
 };
 
@@ -347,7 +348,7 @@ struct worker {
   struct event health_ev;   /* worker 0: the active health checks' tick (health.c) */
   int health_on;
   struct aigw_req *probes;  /* in-flight health probes */
-  struct rconn *rstore;     /* the store's redis connection (rstore.c), NULL until used */
+  struct rclient *rstore;   /* the store's redis client (rstore.c), NULL until used */
   atomic_long active_streams;
   int draining;
   CURL **easy_pool; size_t neasy;

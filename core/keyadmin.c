@@ -19,6 +19,7 @@
 #include <sys/time.h>
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -35,31 +36,85 @@ typedef struct kstore {
   redisContext *rc; /* Redis: one blocking connection for this admin call */
 } kstore;
 
+static redisContext *ks_connect(const cfg_gen *g, const char *host, uint16_t port);
+
 static int ks_open(kstore *k, const cfg_gen *g, char *err, size_t errlen) {
   k->g = g;
   k->rc = NULL;
   if (!g->store_redis) return 0;
-  struct timeval tv = {(time_t)(g->redis_timeout_ms / 1000), (suseconds_t)((g->redis_timeout_ms % 1000) * 1000)};
-  k->rc = redisConnectWithTimeout(g->redis_host, g->redis_port, tv);
-  if (!k->rc || k->rc->err) {
-    snprintf(err, errlen, "the store (redis at %s:%u) is unavailable", g->redis_host, (unsigned)g->redis_port);
-    if (k->rc) redisFree(k->rc);
-    k->rc = NULL;
+  k->rc = ks_connect(g, g->redis_host, g->redis_port);
+  for (size_t i = 0; !k->rc && i < g->redis_nnodes; i++) { /* a cluster: any seed will do */
+    const char *colon = strrchr(g->redis_nodes[i], ':');
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - g->redis_nodes[i]), g->redis_nodes[i]);
+    k->rc = ks_connect(g, host, (uint16_t)strtoul(colon + 1, NULL, 10));
+  }
+  if (!k->rc) {
+    snprintf(err, errlen, "the store (redis at %s:%u) is unavailable, or refused the password", g->redis_host,
+             (unsigned)g->redis_port);
     return -1;
   }
-  redisSetTimeout(k->rc, tv);
+  return 0;
+}
+
+/* A blocking connection to host:port with the store's timeout and password; NULL on failure. */
+static redisContext *ks_connect(const cfg_gen *g, const char *host, uint16_t port) {
+  struct timeval tv = {(time_t)(g->redis_timeout_ms / 1000), (suseconds_t)((g->redis_timeout_ms % 1000) * 1000)};
+  redisContext *rc = redisConnectWithTimeout(host, port, tv);
+  if (!rc || rc->err) {
+    if (rc) redisFree(rc);
+    return NULL;
+  }
+  redisSetTimeout(rc, tv);
   if (g->redis_password) {
-    redisReply *r = redisCommand(k->rc, "AUTH %s", g->redis_password);
+    redisReply *r = redisCommand(rc, "AUTH %s", g->redis_password);
     int ok = r && r->type != REDIS_REPLY_ERROR;
     freeReplyObject(r);
     if (!ok) {
-      snprintf(err, errlen, "the store (redis) refused the password");
-      redisFree(k->rc);
-      k->rc = NULL;
-      return -1;
+      redisFree(rc);
+      return NULL;
     }
   }
-  return 0;
+  return rc;
+}
+
+/* Runs one command; on a Redis Cluster, follows MOVED and ASK to the node owning the key's slot
+ * (the connection moves there). The reply (caller frees), or NULL on a connection error. */
+static redisReply *ks_cmd(kstore *k, const char *fmt, ...) {
+  char *cmd;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = redisvFormatCommand(&cmd, fmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  redisReply *rep = NULL;
+  int ask = 0;
+  for (int hop = 0; hop < 6 && k->rc; hop++) {
+    void *out = NULL;
+    if (ask) redisAppendCommand(k->rc, "ASKING");
+    redisAppendFormattedCommand(k->rc, cmd, (size_t)n);
+    if (ask && (redisGetReply(k->rc, &out) != REDIS_OK || !out)) break;
+    freeReplyObject(out);
+    out = NULL;
+    if (redisGetReply(k->rc, &out) != REDIS_OK || !out) break;
+    rep = out;
+    ask = rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "ASK ", 4);
+    int moved = rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "MOVED ", 6);
+    if (!k->g->redis_cluster || (!ask && !moved)) break;
+    const char *sp = strchr(rep->str + (moved ? 6 : 4), ' ');
+    const char *colon = sp ? strrchr(sp + 1, ':') : NULL;
+    char host[256];
+    if (!colon || colon - sp - 1 <= 0 || colon - sp - 1 >= (long)sizeof host) break;
+    memcpy(host, sp + 1, (size_t)(colon - sp - 1));
+    host[colon - sp - 1] = 0;
+    unsigned long port = strtoul(colon + 1, NULL, 10);
+    freeReplyObject(rep);
+    rep = NULL;
+    redisFree(k->rc);
+    k->rc = port && port <= 65535 ? ks_connect(k->g, host, (uint16_t)port) : NULL;
+  }
+  redisFreeCommand(cmd);
+  return rep;
 }
 
 static void ks_close(kstore *k) {
@@ -77,7 +132,7 @@ static int ks_set(kstore *k, const char *key, const char *val) {
   if (!k->rc) return store_set(core_store(), key, strlen(key), val, strlen(val), 0, now_ms());
   char name[300];
   if (ks_name(k, key, name, sizeof name) < 0) return -1;
-  redisReply *r = redisCommand(k->rc, "SET %s %s", name, val);
+  redisReply *r = ks_cmd(k, "SET %s %s", name, val);
   int ok = r && r->type == REDIS_REPLY_STATUS;
   freeReplyObject(r);
   return ok ? 0 : -1;
@@ -92,7 +147,7 @@ static char *ks_get(kstore *k, const char *key, int *err) {
   }
   char name[300];
   if (ks_name(k, key, name, sizeof name) < 0) return NULL;
-  redisReply *r = redisCommand(k->rc, "GET %s", name);
+  redisReply *r = ks_cmd(k, "GET %s", name);
   char *out = NULL;
   if (!r || r->type == REDIS_REPLY_ERROR) *err = 1;
   else if (r->type == REDIS_REPLY_STRING) out = strndup(r->str, r->len);
@@ -104,7 +159,7 @@ static int ks_del(kstore *k, const char *key) {
   if (!k->rc) return store_del(core_store(), key, strlen(key)) == 0 ? 0 : -1;
   char name[300];
   if (ks_name(k, key, name, sizeof name) < 0) return -1;
-  redisReply *r = redisCommand(k->rc, "DEL %s", name);
+  redisReply *r = ks_cmd(k, "DEL %s", name);
   int ok = r && r->type == REDIS_REPLY_INTEGER;
   freeReplyObject(r);
   return ok ? 0 : -1;

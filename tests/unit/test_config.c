@@ -282,6 +282,7 @@ static void t_defaults(void)
     T_CHECK(g->admin_token == NULL);
     T_EQ_STR(g->access_log_path, "-");
     T_EQ_INT(g->drain_timeout_ms, 30000);
+    T_EQ_INT(g->store_redis, 0);
     T_EQ_INT(g->limits.keepalive_timeout_ms, 60000);
     T_EQ_INT(g->routes[0].timeouts.connect_ms, 10000);
     T_EQ_INT(g->routes[0].timeouts.total_ms, 0);
@@ -435,9 +436,37 @@ static const struct {
     {HEAD "'routes': [" ROUTE("") "], 'plugins': [{'name': 'test_bad_abi'}]}", "/plugins/0/name",
      "was built for plugin ABI 2.0", "this aigw provides ABI 1."},
     {HEAD "'routes': [" ROUTE("") "], 'plugins': {}}", "/plugins", "must be an array", NULL},
+    /* the store */
+    {HEAD "'routes': [" ROUTE("") "], 'store': {'backend': 'redis', 'redis': {'nodes': ['127.0.0.1:7000']}}}",
+     "/store/redis/nodes", "set \"cluster\": true", NULL},
+    {HEAD "'routes': [" ROUTE("") "], 'store': {'backend': 'redis', 'redis': {'cluster': true, 'nodes': ['127.0.0.1']}}}",
+     "/store/redis/nodes", "entry 0 must be \"host:port\"", NULL},
+    {HEAD "'routes': [" ROUTE("") "], 'store': {'backend': 'redis', 'redis': {'cluster': 1}}}",
+     "/store/redis/cluster", "true or false", NULL},
     {HEAD "'routes': [" ROUTE("") "], 'plugins': [{'name': 'test_cfg', 'cfg': {}}]}", "/plugins/0/cfg",
      "unknown key 'cfg'", "did you mean 'config'?"},
 };
+
+/* A Redis Cluster store: the first seed is host:port when "host" is not given. */
+static void t_store_cluster(void)
+{
+    cfg_errors e = {0};
+    cfg_gen *g = load(HEAD "'routes': [" ROUTE("") "], 'store': {'backend': 'redis', 'redis': {'cluster': true, "
+                      "'nodes': ['127.0.0.2:7001', 'localhost:7002']}}}", &e);
+    T_CHECK(g != NULL);
+    if (!g) {
+        dump_errs(&e);
+        cfg_errors_clear(&e);
+        return;
+    }
+    T_EQ_INT(g->store_redis, 1);
+    T_EQ_INT(g->redis_cluster, 1);
+    T_EQ_INT(g->redis_nnodes, 2);
+    T_EQ_STR(g->redis_host, "127.0.0.2");
+    T_EQ_INT(g->redis_port, 7001);
+    T_EQ_STR(g->redis_nodes[1], "localhost:7002");
+    cfg_free(g);
+}
 
 static void t_errors(void)
 {
@@ -907,6 +936,7 @@ int main(void)
     T_RUN(t_valid);
     T_RUN(t_defaults);
     T_RUN(t_errors);
+    T_RUN(t_store_cluster);
     T_RUN(t_many_errors);
     T_RUN(t_loader);
     T_RUN(t_expand);
