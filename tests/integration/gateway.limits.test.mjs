@@ -3,13 +3,9 @@
 // threshold warns; the same on the Redis-backed store (a real redis-server on loopback).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import OpenAI from 'openai';
-import { startGateway, startMock, skipUnlessGateway, freePort, REPO_ROOT, until, accessLogFor } from './lib/harness.mjs';
+import { startGateway, startMock, startRedis, skipUnlessGateway, REDIS_SKIP, REPO_ROOT, accessLogFor } from './lib/harness.mjs';
 
 const skip = skipUnlessGateway();
 const CATALOG = path.join(REPO_ROOT, 'conf', 'models.json');
@@ -123,23 +119,4 @@ function suite(label, opts) {
 
 suite('in-process store', {});
 
-function redisBinary() {
-  try { return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || null; } catch { return null; }
-}
-const REDIS = redisBinary();
-suite('redis store', {
-  skip: skip || (REDIS ? false : 'redis-server not installed'),
-  redis: async () => {
-    const port = await freePort();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-redis-'));
-    const child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-    await until(() => new Promise((res) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); res(true); });
-      s.on('error', () => res(false));
-    }), 5000, 50);
-    return { port, async stop() {
-      if (child.exitCode === null) { child.kill('SIGTERM'); await new Promise((r) => child.once('exit', r)); }
-      fs.rmSync(dir, { recursive: true, force: true });
-    } };
-  },
-});
+suite('redis store', { skip: skip || REDIS_SKIP, redis: startRedis });

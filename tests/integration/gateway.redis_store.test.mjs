@@ -4,33 +4,13 @@
 // never a hang. Requests go through the official openai SDK.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import OpenAI from 'openai';
-import { startGateway, startMock, skipUnlessGateway, freePort, MOCK_KEY, REPO_ROOT, sleep, until } from './lib/harness.mjs';
+import { startGateway, startMock, startRedis, skipUnlessGateway, REDIS_SKIP, REPO_ROOT, until } from './lib/harness.mjs';
 
-function redisBinary() {
-  try { return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || null; } catch { return null; }
-}
-const REDIS = redisBinary();
-const skip = skipUnlessGateway() || (REDIS ? false : 'redis-server not installed (Debian: redis-server)');
+const skip = skipUnlessGateway() || REDIS_SKIP;
 const QUOTA = fs.readFileSync(path.join(REPO_ROOT, 'examples', 'lua', 'quota.lua'), 'utf8');
-
-async function startRedis(port) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-redis-'));
-  const child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  await until(() => new Promise((res) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.end(); res(true); });
-    s.on('error', () => res(false));
-  }), 5000, 50);
-  return { child, dir, async stop() {
-    if (child.exitCode === null) { child.kill('SIGTERM'); await new Promise((r) => child.once('exit', r)); }
-    fs.rmSync(dir, { recursive: true, force: true });
-  } };
-}
 
 describe('store on redis: shared by gateways, failing fast without it', { skip }, () => {
   let redis, mock, gwA, gwB, redisPort;
@@ -42,8 +22,8 @@ describe('store on redis: shared by gateways, failing fast without it', { skip }
     return cfg;
   };
   before(async () => {
-    redisPort = await freePort();
-    redis = await startRedis(redisPort);
+    redis = await startRedis();
+    redisPort = redis.port;
     mock = await startMock();
     gwA = await startGateway({ mockPort: mock.port, config: config(false) });
     gwB = await startGateway({ mockPort: mock.port, config: config(true) });
@@ -83,7 +63,7 @@ describe('store on redis: shared by gateways, failing fast without it', { skip }
     const { response } = await ask(gwB, 'after-kill');
     assert.equal(response.status, 200, 'fail open');
     // redis back on the same port: the gateways reconnect by themselves
-    redis = await startRedis(redisPort);
+    redis = await startRedis({ port: redisPort });
     const user = `back-${Date.now()}`;
     await until(async () => {
       try { const r = await ask(gwA, user); return r.response.headers.get('x-quota-remaining') !== null; } catch { return false; }
@@ -99,8 +79,8 @@ describe('keys made through one node\'s admin API work, and stop, on every node 
     return cfg;
   };
   before(async () => {
-    redisPort = await freePort();
-    redis = await startRedis(redisPort);
+    redis = await startRedis();
+    redisPort = redis.port;
     mock = await startMock();
     gwA = await startGateway({ mockPort: mock.port, config });
     gwB = await startGateway({ mockPort: mock.port, config });

@@ -175,6 +175,48 @@ export async function startMock({ key = MOCK_KEY, args = [] } = {}) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// redis (the host store's Redis backend)
+// ---------------------------------------------------------------------------------------------
+function onPath(name) {
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    const f = path.join(dir || '.', name);
+    try { fs.accessSync(f, fs.constants.X_OK); return f; } catch { /* next */ }
+  }
+  return null;
+}
+
+/** The redis-server binary on PATH, or null (suites skip with REDIS_SKIP). */
+export const REDIS_SERVER = onPath('redis-server');
+export const REDIS_SKIP = REDIS_SERVER ? false : 'redis-server not installed (Debian: redis-server)';
+
+/**
+ * Start a redis-server on 127.0.0.1 (no persistence, its own temp dir) on `port`, or on a free
+ * port; resolves when it accepts connections (rejects after 5 s). Start it again on the same port
+ * to bring Redis "back" after stop(). Returns { port, child, dir, stop() }; stop() ends it by PID
+ * (SIGTERM, then SIGKILL) and removes the dir, and may be called more than once.
+ */
+export async function startRedis({ port } = {}) {
+  if (!REDIS_SERVER) throw new Error('redis-server not found on PATH');
+  port ??= await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-redis-'));
+  const child = track(spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' }));
+  const stop = async () => {
+    await stopProcess(child);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const up = await until(() => new Promise((res) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.end(); res(true); });
+    s.on('error', () => res(false));
+  }), 5000, 50);
+  if (!up) {
+    await stop();
+    throw new Error(`redis-server did not accept connections on 127.0.0.1:${port}`);
+  }
+  return { port, child, dir, stop };
+}
+
+// ---------------------------------------------------------------------------------------------
 // gateway
 // ---------------------------------------------------------------------------------------------
 /** { ok: true } when the gateway binary exists, else { ok: false, reason } for a clean skip. */
