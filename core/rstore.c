@@ -411,7 +411,7 @@ static void fail_pend(struct rpend *p, const char *msg) {
     aigw_call *c = p->call[i];
     if (!c) continue;
     c->rpend = NULL;
-    snprintf(c->errbuf, sizeof c->errbuf, "%s", msg);
+    snprintf(c->errbuf, sizeof c->errbuf, "%.250s", msg);
     call_store_complete(c, AIGW_CALL_ERROR);
   }
   pend_free(p);
