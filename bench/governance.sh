@@ -25,7 +25,7 @@ taskset -c "$CORE_LOAD" redis-server --port "$REDIS" --bind 127.0.0.1 --save '' 
 PIDS+=($!)
 KEY=sk-bench-0123456789abcdef
 HASH=$(printf %s "$KEY" | "$B/aigw" --hash-key)
-declare -A PORT PID
+declare -A PORT PID ADM
 start() {  # start NAME GOV(0|1) STORE(memory|redis) RPS_LIMIT
   local p ad plugins="" store=""; pick_port p; pick_port ad
   if ((${2})); then
@@ -44,13 +44,18 @@ start() {  # start NAME GOV(0|1) STORE(memory|redis) RPS_LIMIT
                "targets": [{ "provider": "up" }]$plugins }] }
 CF
   taskset -c "$CORE_SUT" "$B/aigw" -c "$TMP/$1.json" >"$TMP/$1.out" 2>&1 &
-  PID[$1]=$! PORT[$1]=$p; PIDS+=($!)
+  PID[$1]=$! PORT[$1]=$p ADM[$1]=$ad; PIDS+=($!)
   local i; for ((i = 0; i < 50; i++)); do
     curl -sf -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
       -d '{"model":"m","messages":[{"role":"user","content":"hi"}]}' "http://127.0.0.1:$p/v1/chat/completions" && return 0; sleep 0.1; done
   echo "governance.sh: $1 did not start: $(tail -3 "$TMP/$1.out")" >&2; exit 1
 }
 start plain 0 memory 0; start gov_mem 1 memory 1000000000000; start gov_redis 1 redis 1000000000000
+
+evalsha() { redis-cli -h 127.0.0.1 -p "$REDIS" INFO commandstats | awk -F'[=,:]' '/^cmdstat_evalsha:/ { print $3 }'; }
+served() { curl -sf -H 'Authorization: Bearer t' "http://127.0.0.1:${ADM[$1]}/metrics" |
+  awk '/^aigw_requests_total/ { s += $NF } END { printf "%d", s }'; }
+e0=$(evalsha); q0=$(served gov_redis)
 declare -A RPS US
 echo "load before: $(cat /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -60,6 +65,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 echo "load after: $(cat /proc/loadavg)"
+e1=$(evalsha); q1=$(served gov_redis)
+awk -v e=$((${e1:-0} - ${e0:-0})) -v q=$((${q1:-0} - ${q0:-0})) 'BEGIN {
+  printf "gov_redis: %d script runs on Redis for %d requests (%.2f per request; 3 without batching)\n", e, q, q ? e / q : 0 }'
 declare -A MR MU
 for v in plain gov_mem gov_redis; do
   rr="" uu=""; for ((r = 1; r <= ROUNDS; r++)); do rr+="${RPS[$v|$r]} "; uu+="${US[$v|$r]} "; done
