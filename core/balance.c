@@ -1311,6 +1311,7 @@ static void on_hedge_timer(evutil_socket_t fd, short what, void *arg) {
   c->creq.body = r->creq.body;     /* the client's body after the request hooks */
   c->creq.body_len = r->creq.body_len;
   c->meta = r->meta;               /* the parent's metadata, read-only (new entries go in front) */
+  c->creds = r->creds;             /* the parent's provider credentials, borrowed (wiped by the parent) */
   c->hedge_parent = r;
   c->target = t;
   c->provider = t->provider;

@@ -233,6 +233,8 @@ struct aigw_req {
   meta_kv *meta;
   meta_kv *log_fields;      /* plugin log fields: key -> JSON text */
   meta_kv *member_trees;    /* body_member results (v.p holds a cJSON *), deleted at the end */
+  meta_kv *creds;           /* set_credential: key = provider name, v = the secret; in
+                             * the arena, wiped when the request ends; a hedge borrows its parent's */
 
   /* routing and attempts (balance.c) */
   uint8_t plan[CFG_MAX_LEAVES]; /* leaf indices into route->leaves, in the order to try */
@@ -524,6 +526,7 @@ void req_registry_remove(struct aigw_req *r); /* req_finish, before it is freed 
 void call_http_done(aigw_call *c, CURLcode rc); /* from upstream.c multi loop */
 
 /* host.c */
+void req_wipe_credentials(struct aigw_req *r); /* before the request's arena is freed */
 struct cJSON *msg_json(struct aigw_req *r, msg_t *m); /* parse once */
 int msg_serialize(struct aigw_req *r, msg_t *m);     /* re-serialize a dirty JSON body */
 void event_init(aigw_event *ev, struct aigw_req *r, const char *name, size_t nl, const char *data, size_t dl);

@@ -12,6 +12,8 @@
 #include <event2/buffer.h>
 
 #include "catalog.h"
+#include <openssl/crypto.h>
+
 #include "core.h"
 #include "jscan.h"
 #include "metrics.h"
@@ -488,6 +490,50 @@ static int h_meta_set(aigw_req *r, const char *key, aigw_str v) {
   r->meta = m;
   return AIGW_OK;
 }
+/* ---- per-request provider credentials (bring your own key) ---- */
+static int h_set_credential(aigw_req *r, aigw_str provider, aigw_str secret) {
+  if (!req_ok(r) || !provider.p || !provider.n || provider.n > 200) return AIGW_E_INVAL;
+  if (r->phase >= PH_UPSTREAM) return AIGW_E_PHASE; /* the upstream request is made already */
+  if (secret.n > 8192) return AIGW_E_INVAL;
+  for (size_t i = 0; i < secret.n; i++)
+    if ((unsigned char)secret.p[i] < 0x20 || secret.p[i] == 0x7f) return AIGW_E_INVAL; /* header-safe */
+  meta_kv *m = NULL;
+  for (meta_kv *x = r->creds; x; x = x->next)
+    if (strlen(x->key) == provider.n && !memcmp(x->key, provider.p, provider.n)) m = x;
+  if (!m) {
+    m = arena_alloc(&r->pool, sizeof *m);
+    if (!m || !(m->key = arena_strndup(&r->pool, provider.p, provider.n))) return AIGW_E_NOMEM;
+    m->next = r->creds;
+    r->creds = m;
+  } else if (m->v.n) {
+    OPENSSL_cleanse((char *)m->v.p, m->v.n);
+  }
+  char *c = secret.n ? arena_strndup(&r->pool, secret.p, secret.n) : NULL;
+  if (secret.n && !c) return AIGW_E_NOMEM;
+  m->v = (aigw_str){c ? c : "", secret.n}; /* empty: this provider uses its own key again */
+  return AIGW_OK;
+}
+
+/* The secret set for the provider serving the current attempt. */
+static int h_credential(aigw_req *r, aigw_str *out) {
+  if (!req_rd(r) || !out) return AIGW_E_INVAL;
+  *out = (aigw_str){NULL, 0};
+  if (!r->provider || r->cur_plugin != &r->provider->plugin) return AIGW_E_PHASE; /* adapters only */
+  const meta_kv *m = NULL;
+  for (const meta_kv *x = r->creds; x && !m; x = x->next)
+    if (!strcmp(x->key, r->provider->name)) m = x;
+  if (!m || !m->v.n) return AIGW_E_NOTFOUND;
+  *out = m->v;
+  return AIGW_OK;
+}
+
+/* Wipes the request's provider secrets (before its arena goes back to the allocator). */
+void req_wipe_credentials(aigw_req *r) {
+  for (meta_kv *x = r->creds; x; x = x->next)
+    if (x->v.n) OPENSSL_cleanse((char *)x->v.p, x->v.n);
+  r->creds = NULL;
+}
+
 static int h_meta_get(aigw_req *r, const char *key, aigw_str *v) {
   if (!req_rd(r) || !key || !v) return AIGW_E_INVAL;
   if (!strncmp(key, "aigw.", 5)) {
@@ -916,6 +962,8 @@ static const aigw_host g_host = {
     .usage = h_usage,
     .price = h_price,
     .store_reserve = host_store_reserve,
+    .set_credential = h_set_credential,
+    .credential = h_credential,
 };
 
 const aigw_host *host_table(void) { return &g_host; }

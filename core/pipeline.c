@@ -653,6 +653,7 @@ void req_finish(struct aigw_req *r) {
   if (r->next_live) r->next_live->prev_live = r->prev_live;
   atomic_fetch_sub(&w->srv->total_active, 1);
   atomic_fetch_sub(&w->active_requests, 1);
+  req_wipe_credentials(r);
   arena_free(&r->pool);
   r->magic = 0;
   free(r);

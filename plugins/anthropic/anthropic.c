@@ -201,7 +201,9 @@ static aigw_status an_prepare(void *vi, aigw_req *r, void **rctx) {
   }
   if (rc < 0) return AIGW_ERROR;
   for (size_t i = 0; i < in->nhdrs; i++) H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
-  if (in->api_key) H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-api-key"), (aigw_str){in->api_key, strlen(in->api_key)});
+  aigw_str own = pc_credential(H, r); /* the request's own key (bring your own key), else ours */
+  if (own.n) H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-api-key"), own);
+  else if (in->api_key) H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-api-key"), (aigw_str){in->api_key, strlen(in->api_key)});
   aigw_str cv;
   if (H->header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("anthropic-version"), &cv) != AIGW_OK)
     H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("anthropic-version"), (aigw_str){in->version, strlen(in->version)});

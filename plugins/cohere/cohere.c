@@ -196,12 +196,14 @@ static void anth_error(const aigw_host *H, aigw_req *r, int status, const char *
 
 static int set_bearer(co_inst *in, aigw_req *r) {
   const aigw_host *H = in->H;
-  if (!in->api_key) return 0;
-  size_t kn = strlen(in->api_key);
+  aigw_str own = pc_credential(H, r); /* the request's own key (bring your own key), else ours */
+  if (!own.n && !in->api_key) return 0;
+  const char *key = own.n ? own.p : in->api_key;
+  size_t kn = own.n ? own.n : strlen(in->api_key);
   char *hv = H->req_alloc(r, kn + 8);
   if (!hv) return -1;
   memcpy(hv, "Bearer ", 7);
-  memcpy(hv + 7, in->api_key, kn + 1);
+  memcpy(hv + 7, key, kn);
   return H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("authorization"), (aigw_str){hv, kn + 7}) == AIGW_OK ? 0 : -1;
 }
 

@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include "pcommon.h"
 
 #include <stdarg.h>
@@ -84,4 +85,12 @@ const aigw_json *pc_member_at(const aigw_host *H, const aigw_json *obj, size_t i
   memcpy(key, k.p, k.n);
   key[k.n] = '\0';
   return H->json_get(obj, key);
+}
+
+aigw_str pc_credential(const aigw_host *H, aigw_req *r) {
+  aigw_str s = {NULL, 0};
+  if (H->abi_minor < 3 || H->struct_size < offsetof(aigw_host, credential) + sizeof H->credential || !H->credential ||
+      H->credential(r, &s) != AIGW_OK)
+    return (aigw_str){NULL, 0};
+  return s;
 }

@@ -44,6 +44,10 @@ void pc_buf_free(pc_buf *b);
  *     bytes or more. */
 int pc_str_eq(aigw_str s, const char *lit);
 int pc_has_ctl(aigw_str s);
+/* The request's own key for the provider adapter being called ("bring your own key": a request
+ * plugin set it with h->set_credential; ABI 1.3), or an empty string: use the configured key.
+ * Borrowed, valid until the request ends. */
+aigw_str pc_credential(const aigw_host *H, aigw_req *r);
 const aigw_json *pc_member_at(const aigw_host *H, const aigw_json *obj, size_t i, aigw_str *name);
 
 /* A translation failure the client should see: HTTP status (400 when the request cannot be

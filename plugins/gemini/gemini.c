@@ -1024,7 +1024,8 @@ static aigw_status gm_prepare(void *vi, aigw_req *r, void **rctx) {
   if (ctx->api != AIGW_API_MODELS && !ctx->pass) H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), AIGW_STR("application/json"));
   for (size_t i = 0; i < in->nhdrs; i++) H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
   if (in->flavor == XG_AISTUDIO) {
-    H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-goog-api-key"), (aigw_str){in->api_key, strlen(in->api_key)});
+    aigw_str own = pc_credential(H, r); /* the request's own key (bring your own key), else ours */
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-goog-api-key"), own.n ? own : (aigw_str){in->api_key, strlen(in->api_key)});
     return AIGW_CONTINUE;
   }
   H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("x-goog-api-key"), (aigw_str){NULL, 0}); /* a client's, not ours */

@@ -10,6 +10,10 @@
  * matches a prefix); anything else is refused with 403. No key, a malformed header or an unknown
  * key: 401. Answers are in the client's format (the host's respond_error).
  *
+ * Bring your own key: a consumer's "provider_keys" ({"<provider>": "<key>"}) and, when configured,
+ * a key the client sends in "client_provider_key".header (for the providers listed; it wins) are
+ * handed to the adapters with h->set_credential (ABI 1.3), never logged.
+ *
  * The key never leaves this plugin: the core drops Authorization and x-api-key before the
  * upstream request, and a custom key header is removed here; no key, hash or part of one reaches a
  * log, a metric or an error body.
@@ -34,6 +38,7 @@ typedef struct ka_consumer {
   char **routes; size_t nroutes;  /* NULL: every route */
   char **models; size_t nmodels;  /* NULL: every model */
   char **meta; size_t nmeta;      /* key, value pairs */
+  char **pkeys; size_t npkeys;    /* provider name, secret pairs: its own provider keys (BYOK) */
 } ka_consumer;
 
 typedef struct ka_key {
@@ -46,6 +51,8 @@ typedef struct ka_inst {
   ka_consumer *c; size_t nc;
   ka_key *keys; size_t nkeys;     /* sorted by h */
   char *headers[MAX_HEADERS]; size_t nheaders; /* lower-case names; "authorization" means Bearer */
+  char *byok_header;              /* lower-case; the client's own provider key, or NULL */
+  char **byok_providers; size_t nbyok_providers; /* the providers it is for */
 } ka_inst;
 
 static int str_is(aigw_str s, const char *lit) {
@@ -67,6 +74,13 @@ static void free_list(char **v, size_t n) {
   free(v);
 }
 
+/* provider name, secret pairs: the secrets are wiped before they are freed */
+static void free_secrets(char **v, size_t n) {
+  for (size_t i = 1; i < n; i += 2)
+    if (v[i]) OPENSSL_cleanse(v[i], strlen(v[i]));
+  free_list(v, n);
+}
+
 static void ka_destroy(void *vi) {
   ka_inst *in = vi;
   if (!in) return;
@@ -78,7 +92,10 @@ static void ka_destroy(void *vi) {
     free_list(c->routes, c->nroutes);
     free_list(c->models, c->nmodels);
     free_list(c->meta, c->nmeta);
+    free_secrets(c->pkeys, c->npkeys);
   }
+  free(in->byok_header);
+  free_list(in->byok_providers, in->nbyok_providers);
   free(in->c);
   free(in->keys);
   EVP_MD_free(in->sha256);
@@ -142,11 +159,36 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   for (size_t i = 0; cfg && i < H->json_len(cfg); i++) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
-    if (!str_is(k, "consumers") && !str_is(k, "headers")) {
+    if (!str_is(k, "consumers") && !str_is(k, "headers") && !str_is(k, "client_provider_key")) {
       char p[128];
       snprintf(p, sizeof p, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
-      H->diag_error(d, p, "unknown option (known: consumers, headers)");
+      H->diag_error(d, p, "unknown option (known: consumers, headers, client_provider_key)");
       bad = 1;
+    }
+  }
+  /* a client may bring its own provider key in a header, for the providers listed */
+  const aigw_json *cp = cfg ? H->json_get(cfg, "client_provider_key") : NULL;
+  if (cp) {
+    aigw_str hn;
+    if (H->json_type(cp) != AIGW_JSON_OBJECT || H->json_str(H->json_get(cp, "header"), &hn) != AIGW_OK || !hn.n ||
+        hn.n > 100 || !H->json_get(cp, "providers")) {
+      H->diag_error(d, "/client_provider_key",
+                    "must be {\"header\": \"<name>\", \"providers\": [\"<provider>\", ...]}: the header a client "
+                    "sends its own key in, and the providers it is used for");
+      bad = 1;
+    } else {
+      if (!(in->byok_header = dup_s(hn))) goto nomem;
+      for (char *c = in->byok_header; *c; c++)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+      if (!strcmp(in->byok_header, "authorization") || !strcmp(in->byok_header, "x-api-key")) {
+        H->diag_error(d, "/client_provider_key/header", "must differ from the headers the gateway's own keys come in");
+        bad = 1;
+      }
+      if (str_list(cp, "providers", &in->byok_providers, &in->nbyok_providers, d, "/client_provider_key/providers") < 0 ||
+          !in->nbyok_providers) {
+        if (!in->nbyok_providers) H->diag_error(d, "/client_provider_key/providers", "must name at least one provider");
+        bad = 1;
+      }
     }
   }
   /* where keys come from */
@@ -202,10 +244,10 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
       aigw_str key;
       H->json_key_at(c, k, &key);
       if (!str_is(key, "name") && !str_is(key, "keys") && !str_is(key, "team") && !str_is(key, "tier") &&
-          !str_is(key, "routes") && !str_is(key, "models") && !str_is(key, "metadata")) {
+          !str_is(key, "routes") && !str_is(key, "models") && !str_is(key, "metadata") && !str_is(key, "provider_keys")) {
         char q[300];
         snprintf(q, sizeof q, "%s/%.*s", p, (int)(key.n > 100 ? 100 : key.n), key.p);
-        H->diag_error(d, q, "unknown key (known: name, keys, team, tier, routes, models, metadata)");
+        H->diag_error(d, q, "unknown key (known: name, keys, team, tier, routes, models, metadata, provider_keys)");
         bad = 1;
       }
     }
@@ -253,6 +295,35 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
           }
           con->meta[con->nmeta++] = kz;
           if (!(con->meta[con->nmeta++] = dup_s(mv))) goto nomem;
+        }
+      }
+    }
+    const aigw_json *pk = H->json_get(c, "provider_keys");
+    if (pk) { /* {"<provider>": "<its key for this consumer>"}: never echoed in an error */
+      snprintf(q, sizeof q, "%s/provider_keys", p);
+      if (H->json_type(pk) != AIGW_JSON_OBJECT) {
+        H->diag_error(d, q, "must be an object: {\"<provider name>\": \"<the consumer's own key>\"} (use ${ENV} references)");
+        bad = 1;
+      } else {
+        con->pkeys = calloc(2 * H->json_len(pk) + 1, sizeof *con->pkeys);
+        if (!con->pkeys) goto nomem;
+        for (size_t k = 0; k < H->json_len(pk); k++) {
+          aigw_str pn, pv;
+          H->json_key_at(pk, k, &pn);
+          char *pz = dup_s(pn);
+          if (!pz) goto nomem;
+          int okv = H->json_str(H->json_get(pk, pz), &pv) == AIGW_OK && pv.n && pv.n <= 8192;
+          free(pz);
+          for (size_t z = 0; okv && z < pv.n; z++)
+            if ((unsigned char)pv.p[z] < 0x20 || pv.p[z] == 0x7f) okv = 0;
+          if (!okv || !pn.n || pn.n > 200) {
+            H->diag_error(d, q, "provider %.*s: the key must be a non-empty string without control characters",
+                          (int)(pn.n > 100 ? 100 : pn.n), pn.p);
+            bad = 1;
+            continue;
+          }
+          if (!(con->pkeys[con->npkeys++] = dup_s(pn))) goto nomem;
+          if (!(con->pkeys[con->npkeys++] = dup_s(pv))) goto nomem;
         }
       }
     }
@@ -321,7 +392,13 @@ static int glob_ok(char **pats, size_t n, aigw_str v) {
   return 0;
 }
 
-static aigw_status admit(aigw_req *r, ka_inst *in, const ka_consumer *c);
+/* One request's state (request memory). */
+typedef struct ka_req {
+  ka_inst *in;
+  int byok; /* the client sent its own provider key (set_credential done) */
+} ka_req;
+
+static aigw_status admit(aigw_req *r, ka_req *q, const ka_consumer *c);
 static void lookup_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud);
 
 static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
@@ -343,6 +420,25 @@ static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
   }
   if (from && strcmp(from, "authorization") && strcmp(from, "x-api-key")) /* the core drops those two itself */
     H->set_header(r, AIGW_CLIENT_REQUEST, (aigw_str){from, strlen(from)}, (aigw_str){NULL, 0});
+  ka_req *q = H->req_alloc(r, sizeof *q);
+  if (!q) return AIGW_ERROR;
+  q->in = in;
+  q->byok = 0;
+  if (in->byok_header) { /* the client's own provider key: for the providers listed, never forwarded */
+    aigw_str hn = {in->byok_header, strlen(in->byok_header)}, v;
+    if (H->header(r, AIGW_CLIENT_REQUEST, hn, &v) == AIGW_OK && v.n) {
+      int st = AIGW_OK;
+      for (size_t i = 0; i < in->nbyok_providers && st == AIGW_OK; i++)
+        st = H->set_credential(r, (aigw_str){in->byok_providers[i], strlen(in->byok_providers[i])}, v);
+      H->set_header(r, AIGW_CLIENT_REQUEST, hn, (aigw_str){NULL, 0});
+      if (st != AIGW_OK) {
+        H->respond_error(r, 400, "invalid_request_error",
+                         "the provider key header holds an invalid value (control characters, or over 8 KiB)");
+        return AIGW_STOP;
+      }
+      q->byok = 1;
+    }
+  }
   if (!key.n) {
     H->respond_error(r, 401, "authentication_error",
                      "an API key is required (Authorization: Bearer <key>, or x-api-key: <key>)");
@@ -364,18 +460,18 @@ static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
     for (int i = 0; i < 32; i++) kk[12 + 2 * i] = hx[h[i] >> 4], kk[13 + 2 * i] = hx[h[i] & 15];
     kk[76] = 0;
     OPENSSL_cleanse(h, sizeof h);
-    if (!H->store_get(r, (aigw_str){kk, 76}, lookup_done, in)) {
+    if (!H->store_get(r, (aigw_str){kk, 76}, lookup_done, q)) {
       H->respond_error(r, 503, "server_error", "the key store is unavailable");
       return AIGW_STOP;
     }
     return AIGW_PAUSE;
   }
   OPENSSL_cleanse(h, sizeof h);
-  return admit(r, in, &in->c[ci]);
+  return admit(r, q, &in->c[ci]);
 }
 
-static aigw_status admit(aigw_req *r, ka_inst *in, const ka_consumer *c) {
-  (void)in;
+static aigw_status admit(aigw_req *r, ka_req *q, const ka_consumer *c) {
+  const ka_inst *in = q->in;
   aigw_str route = {0}, model = {0};
   H->meta_get(r, "aigw.route", &route);
   if (!glob_ok(c->routes, c->nroutes, route)) {
@@ -391,6 +487,14 @@ static aigw_status admit(aigw_req *r, ka_inst *in, const ka_consumer *c) {
       H->respond_error(r, 403, "permission_error", msg);
       return AIGW_STOP;
     }
+  }
+  /* the consumer's own provider keys, except where the client brought its own */
+  for (size_t i = 0; i + 1 < c->npkeys; i += 2) {
+    int client_has = 0;
+    for (size_t j = 0; q->byok && j < in->nbyok_providers; j++)
+      if (!strcmp(in->byok_providers[j], c->pkeys[i])) client_has = 1;
+    if (!client_has)
+      H->set_credential(r, (aigw_str){c->pkeys[i], strlen(c->pkeys[i])}, (aigw_str){c->pkeys[i + 1], strlen(c->pkeys[i + 1])});
   }
   H->meta_set(r, "consumer", (aigw_str){c->name, strlen(c->name)});
   if (c->team) H->meta_set(r, "team", (aigw_str){c->team, strlen(c->team)});
@@ -412,13 +516,14 @@ static aigw_status admit(aigw_req *r, ka_inst *in, const ka_consumer *c) {
 
 /* The store's answer for a key the config does not know: its consumer's name, or nothing. */
 static void lookup_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud) {
-  ka_inst *in = ud;
   if (st == AIGW_CALL_CANCELLED) return;
+  ka_req *q = ud;
+  ka_inst *in = q->in;
   aigw_str b = {0};
   if (st == AIGW_CALL_OK && H->call_body(call, &b) == AIGW_OK && b.n) {
     for (size_t i = 0; i < in->nc; i++)
       if (in->c[i].name && strlen(in->c[i].name) == b.n && !memcmp(in->c[i].name, b.p, b.n)) {
-        H->resume(r, admit(r, in, &in->c[i]));
+        H->resume(r, admit(r, q, &in->c[i]));
         return;
       }
     H->log(r, AIGW_LOG_WARN, "keyauth: a stored key names consumer '%.*s', which this route's keyauth does not define",

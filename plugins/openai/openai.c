@@ -534,6 +534,25 @@ static aigw_status oa_anth_error(aigw_req *r, int status, const char *msg) {
   return oa_anth_respond(r, status, xl_error_to_anth(status, msg));
 }
 
+/* The auth header's value for this request: the request's own key when a plugin set one for this
+ * provider (bring your own key), else the configured one; {NULL, 0} for none. */
+static aigw_str oa_auth(const oa_inst *in, aigw_req *r) {
+  aigw_str own = pc_credential(H, r);
+  if (!own.n) return in->auth ? (aigw_str){in->auth, strlen(in->auth)} : (aigw_str){NULL, 0};
+  if (in->auth_api_key) return own;
+  char *v = H->req_alloc(r, own.n + 7);
+  if (!v) return (aigw_str){NULL, 0};
+  memcpy(v, "Bearer ", 7);
+  memcpy(v + 7, own.p, own.n);
+  return (aigw_str){v, own.n + 7};
+}
+
+static void oa_set_auth(const oa_inst *in, aigw_req *r) {
+  aigw_str v = oa_auth(in, r);
+  if (v.n)
+    H->set_header(r, AIGW_UPSTREAM_REQUEST, in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("Authorization"), v);
+}
+
 /* Anthropic count_tokens through OpenAI's input-token counting API: Anthropic request -> hub ->
  * a Responses input_tokens request (xlate_count.h) -> POST {base_url}/responses/input_tokens with
  * our credentials; the answer becomes {"input_tokens": N} in oa_count_response. */
@@ -573,9 +592,7 @@ static aigw_status oa_prepare_count(oa_inst *in, aigw_req *r, void **rctx) {
     H->set_header(r, AIGW_UPSTREAM_REQUEST, (aigw_str){drop[i], strlen(drop[i])}, (aigw_str){NULL, 0});
   H->set_header(r, AIGW_UPSTREAM_REQUEST, AIGW_STR("content-type"), AIGW_STR("application/json"));
   for (size_t i = 0; i < in->nhdrs; i++) H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
-  if (in->auth)
-    H->set_header(r, AIGW_UPSTREAM_REQUEST, in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("Authorization"),
-                  (aigw_str){in->auth, strlen(in->auth)});
+  oa_set_auth(in, r);
   oa_rctx *ctx = H->req_alloc(r, sizeof *ctx);
   if (!ctx) return AIGW_ERROR;
   memset(ctx, 0, sizeof *ctx);
@@ -631,9 +648,7 @@ static aigw_status oa_prepare_passthrough(oa_inst *in, aigw_req *r, void **rctx)
   url[in->base_len + p.n] = 0;
   if (H->set_upstream_url(r, (aigw_str){url, in->base_len + p.n}) != AIGW_OK) return AIGW_ERROR;
   for (size_t i = 0; i < in->nhdrs; i++) H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
-  if (in->auth)
-    H->set_header(r, AIGW_UPSTREAM_REQUEST, in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("Authorization"),
-                  (aigw_str){in->auth, strlen(in->auth)});
+  oa_set_auth(in, r);
   return AIGW_CONTINUE;
 }
 
@@ -657,7 +672,8 @@ static int oa_start_count(oa_inst *in, aigw_req *r, oa_rctx *ctx, const cJSON *h
   hv[nh++] = AIGW_STR("content-type");
   hv[nh++] = AIGW_STR("application/json");
   for (size_t i = 0; i < in->nhdrs && nh + 2 <= 2 * 8 + 2; i++) hv[nh++] = in->hdrs[2 * i], hv[nh++] = in->hdrs[2 * i + 1];
-  if (in->auth) hv[nh++] = AIGW_STR("authorization"), hv[nh++] = (aigw_str){in->auth, strlen(in->auth)};
+  aigw_str auth = oa_auth(in, r);
+  if (auth.n) hv[nh++] = in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("authorization"), hv[nh++] = auth;
   aigw_call *c = NULL;
   if (url) {
     memcpy(url, in->base_url, in->base_len);
@@ -861,9 +877,7 @@ static aigw_status oa_prepare(void *vi, aigw_req *r, void **rctx) {
 
   for (size_t i = 0; i < in->nhdrs; i++)
     H->set_header(r, AIGW_UPSTREAM_REQUEST, in->hdrs[2 * i], in->hdrs[2 * i + 1]);
-  if (in->auth)
-    H->set_header(r, AIGW_UPSTREAM_REQUEST, in->auth_api_key ? AIGW_STR("api-key") : AIGW_STR("Authorization"),
-                  (aigw_str){in->auth, strlen(in->auth)});
+  oa_set_auth(in, r);
 
   if (api == AIGW_API_MESSAGES) return oa_prepare_translated(in, r, rctx);
 

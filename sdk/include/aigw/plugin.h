@@ -65,7 +65,7 @@ extern "C" {
 /* 1.1 appended: host body_member, provider_emit, body_member_raw; provider on_stream_data,
  * on_stream_end. 1.2: host usage, price, store_reserve. A plugin that uses them on an older host
  * must check h->abi_minor (or struct_size). */
-#define AIGW_ABI_MINOR 2
+#define AIGW_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define AIGW_EXPORT __attribute__((visibility("default")))
@@ -476,6 +476,19 @@ struct aigw_host {
   int (*usage)(aigw_req *r, aigw_usage *out);
   int (*price)(aigw_req *r, aigw_str model, const aigw_usage *u, double *usd);
   aigw_call *(*store_reserve)(aigw_req *r, aigw_str key, int64_t by, int64_t limit, uint64_t window_ms, aigw_done_fn done, void *ud);
+
+  /* --- 1.3: per-request provider credentials, "bring your own key" (worker thread) ---
+   * set_credential: from a request hook (before the upstream request is made; AIGW_E_PHASE
+   *   after): the secret (an API key) the adapter of provider `provider` (its name under
+   *   "providers") uses for THIS request instead of its configured key; other providers (a
+   *   fallback elsewhere) keep their own keys, so a secret never reaches another vendor. Both
+   *   are copied into the request's memory, never logged, and wiped when the request ends. An
+   *   empty secret removes it. AIGW_E_INVAL for control characters or more than 8 KiB.
+   * credential: for provider adapters (in their hooks, for the attempt they serve): the secret
+   *   set for this provider. *out is borrowed, valid until the request ends.
+   *   AIGW_OK, AIGW_E_NOTFOUND (none: use the configured key), AIGW_E_PHASE (not an adapter). */
+  int (*set_credential)(aigw_req *r, aigw_str provider, aigw_str secret);
+  int (*credential)(aigw_req *r, aigw_str *out);
 };
 
 #ifdef __cplusplus
