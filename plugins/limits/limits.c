@@ -489,7 +489,7 @@ static aigw_status lim_on_request(void *vi, aigw_req *r, void **rctx) {
 }
 
 /* The real usage is known: add the difference to each token and cost counter. */
-static void settle(aigw_req *r, lim_ctx *x) {
+static void settle(aigw_req *r, lim_ctx *x, int broken) {
   if (!x || x->settled) return;
   x->settled = 1;
   aigw_usage u = {sizeof u, -1, -1, -1, -1, -1};
@@ -499,9 +499,13 @@ static void settle(aigw_req *r, lim_ctx *x) {
     lim_one *o = &x->one[i];
     if (!o->on || !o->admitted || l->measure == M_REQUESTS) continue;
     int64_t real;
-    if (u.input_tokens < 0 && u.output_tokens < 0) real = 0; /* nothing was generated (an error): give it back */
+    if (u.input_tokens < 0 && u.output_tokens < 0)
+      /* no usage: an error answer generated nothing (give it back); a stream that broke after it
+       * started delivered an unknown amount: keep the reservation (never count less than sent) */
+      real = broken ? o->reserved : 0;
     else real = amount(l, r, x, u.input_tokens > 0 ? u.input_tokens : 0, u.output_tokens > 0 ? u.output_tokens : 0);
     if (real < 0) real = o->reserved; /* cost no longer priceable: keep the reservation */
+    if (broken && u.output_tokens < 0 && real < o->reserved) real = o->reserved; /* output unknown */
     if (real != o->reserved)
       H->store_incr(r, (aigw_str){o->key, strlen(o->key)}, real - o->reserved, l->window_ms, noop_done, NULL);
   }
@@ -509,13 +513,14 @@ static void settle(aigw_req *r, lim_ctx *x) {
 
 static aigw_status lim_on_response(void *vi, aigw_req *r, void **rctx) {
   (void)vi;
-  if (!H->is_stream(r) || H->status(r, AIGW_CLIENT_RESPONSE) >= 400) settle(r, *rctx);
+  if (!H->is_stream(r) || H->status(r, AIGW_CLIENT_RESPONSE) >= 400) settle(r, *rctx, 0);
   return AIGW_CONTINUE;
 }
 
 static aigw_status lim_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
   (void)vi;
-  if (H->event_kind(ev) == AIGW_EV_DONE || H->event_kind(ev) == AIGW_EV_ERROR) settle(r, *rctx);
+  if (H->event_kind(ev) == AIGW_EV_DONE || H->event_kind(ev) == AIGW_EV_ERROR)
+    settle(r, *rctx, H->event_kind(ev) == AIGW_EV_ERROR && H->status(r, AIGW_CLIENT_RESPONSE) < 400);
   return AIGW_CONTINUE;
 }
 

@@ -86,6 +86,19 @@ function suite(label, opts) {
       assert.equal(admitted, Math.floor((100 - est) / real) + 1, `admitted ${admitted}, real ${real}, estimate ${est}`);
     });
 
+    test('a stream that breaks after it started keeps its reservation (what was sent is never counted as 0)', async () => {
+      const tok = { 'x-tok': `broken${Date.now()}` };
+      const msgs = [{ role: 'user', content: 'hi' }];
+      const est = (max) => Math.ceil(JSON.stringify(msgs).length / 4) + max;
+      const s = await client(tok).chat.completions.create({ model: 'gpt-4o-mini+fault-error-after-3', stream: true, max_tokens: 20, messages: msgs });
+      let chunks = 0;
+      await assert.rejects((async () => { for await (const c of s) { void c; chunks++; } })());
+      assert.ok(chunks > 0, 'content reached the client before the break');
+      const { response } = await ask(tok, { max_tokens: 5 });
+      // the broken stream's reservation (20 + prompt) stays; this request reserved its own estimate
+      assert.equal(Number(response.headers.get('x-ratelimit-remaining-tokens')), 100 - est(20) - est(5));
+    });
+
     test('64 concurrent requests against a limit of 10: exactly 10 get through', async () => {
       const h = { 'x-burst': `b${Date.now()}` };
       const res = await Promise.allSettled(Array.from({ length: 64 }, () => ask(h)));
