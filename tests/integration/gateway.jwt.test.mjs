@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import {
-  startGateway, startMock, skipUnlessGateway, accessLogFor, postJSON, freePort, sleep, MOCK_KEY, AIGW_BIN, AIGW_PLUGIN_DIR,
+  startGateway, startMock, skipUnlessGateway, accessLogFor, postJSON, freePort, sleep, until, MOCK_KEY, AIGW_BIN, AIGW_PLUGIN_DIR,
 } from './lib/harness.mjs';
 
 const skip = skipUnlessGateway();
@@ -62,11 +62,16 @@ const tokenFor = (k, extra = {}, header = {}) => sign(k.alg, k.privateKey, claim
 
 /** A JWKS endpoint on 127.0.0.1 (port 0: any free one). set(keys) changes what it serves. */
 async function startJwks(port = 0) {
-  const state = { keys: [], fetches: 0 };
+  const state = { keys: [], fetches: 0, delayMs: 0 };
   const server = http.createServer((req, res) => {
     state.fetches++;
-    res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
-    res.end(JSON.stringify({ keys: state.keys.map((k) => k.jwk) }));
+    const body = JSON.stringify({ keys: state.keys.map((k) => k.jwk) });
+    res.on('error', () => {});
+    setTimeout(() => {
+      if (res.destroyed) return;
+      res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
+      res.end(body);
+    }, state.delayMs);
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -76,6 +81,8 @@ async function startJwks(port = 0) {
     port: server.address().port,
     get fetches() { return state.fetches; },
     set(keys) { state.keys = keys; },
+    /** answer each fetch this much later */
+    delay(ms) { state.delayMs = ms; },
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }),
   };
 }
@@ -288,6 +295,29 @@ describe('jwt: bearer tokens verified against a JWKS URL and static keys', { ski
     assert.match(old.json.error.message, /no known key fits/);
     const sdk = await oai(tokenFor(rsa2)).chat.completions.create(chat);
     assert.ok(sdk.choices[0].message.content);
+  });
+
+  test('the fetching request\'s client goes away: its fetch is cancelled and a waiting request fetches instead', async () => {
+    const rsa3 = keypair('rsa', 'rsa-3');
+    jwks.set([rsa2, rsa3, ec1, ed1]);
+    jwks.delay(600);
+    await sleep(MIN_REFRESH_S * 1000 + 200);
+    const before = jwks.fetches;
+    const ac = new AbortController();
+    const first = fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST', signal: ac.signal,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenFor(rsa3, { sub: 'leaver' })}` },
+      body: JSON.stringify(chat),
+    }).catch((e) => e);
+    await until(() => jwks.fetches > before, 5000, 10); // its fetch reached the JWKS server
+    const second = raw(tokenFor(rsa3, { sub: 'stayer' })); // waits for that fetch
+    await sleep(150);
+    ac.abort(); // the fetcher's client leaves: its fetch is cancelled
+    const r = await second;
+    jwks.delay(0);
+    assert.equal((await first).name, 'AbortError');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(jwks.fetches, before + 2, 'the waiting request fetched again after the cancelled fetch');
   });
 
   test('periodic refresh (jwks_refresh_s): a key removed from the JWKS stops working without an unknown kid', async () => {
