@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { startGateway, startMock, startRedis, skipUnlessGateway, REDIS_SKIP, REPO_ROOT, until } from './lib/harness.mjs';
+import { startGateway, startMock, startRedis, skipUnlessGateway, REDIS_SKIP, REPO_ROOT, until, freePort } from './lib/harness.mjs';
 
 const skip = skipUnlessGateway() || REDIS_SKIP;
 const QUOTA = fs.readFileSync(path.join(REPO_ROOT, 'examples', 'lua', 'quota.lua'), 'utf8');
@@ -99,5 +99,39 @@ describe('keys made through one node\'s admin API work, and stop, on every node 
     assert.equal((await gwB.admin(`/keys/${id}`, { method: 'DELETE' })).status, 200);
     await assert.rejects(ask(gwA, key), (e) => e instanceof OpenAI.AuthenticationError);
     await assert.rejects(ask(gwB, key), (e) => e instanceof OpenAI.AuthenticationError);
+  });
+});
+
+describe('redis down when the gateway starts: it starts, the limits\' policy answers, and it connects once redis is up', { skip }, () => {
+  let redis, mock, gw, redisPort;
+  before(async () => {
+    redisPort = await freePort(); // nothing listens here yet
+    mock = await startMock();
+    gw = await startGateway({ mockPort: mock.port, config: (cfg) => {
+      cfg.store = { backend: 'redis', redis: { host: '127.0.0.1', port: redisPort, timeout_ms: 200, prefix: `d${process.pid}:` } };
+      cfg.routes[0].plugins = [{ name: 'limits', config: { limits: [
+        { name: 'closed', by: ['header:x-c'], requests: 2, window_s: 60, fail_open: false },
+        { name: 'open', by: ['header:x-o'], requests: 2, window_s: 60, fail_open: true },
+      ] } }];
+      return cfg;
+    } });
+  });
+  after(async () => { await gw?.stop(); await mock?.stop(); await redis?.stop(); });
+
+  const ask = (headers) => new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-client', maxRetries: 0, defaultHeaders: headers })
+    .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+
+  test('fail closed: 503; fail open: 200; then redis starts and the limit counts', async () => {
+    await assert.rejects(ask({ 'x-c': 'a' }), (e) => e instanceof OpenAI.APIError && e.status === 503);
+    assert.equal((await ask({ 'x-o': 'a' })).response.status, 200, 'fail open');
+    redis = await startRedis({ port: redisPort });
+    const who = { 'x-c': `c${Date.now()}` };
+    await until(async () => { try { await ask(who); return true; } catch { return false; } }, 10000, 100);
+    // counted on redis now: the limit of 2 holds (one or two got through while connecting)
+    let refused = false;
+    for (let i = 0; i < 3 && !refused; i++) {
+      try { await ask(who); } catch (e) { assert.ok(e instanceof OpenAI.RateLimitError, String(e)); refused = true; }
+    }
+    assert.ok(refused, 'the limit counts once redis is up');
   });
 });
