@@ -77,12 +77,44 @@ struct rpend {
   int64_t limit;
   char *cmd;             /* formatted (redisFormatCommandArgv), kept for MOVED/ASK; freed with the rpend */
   size_t cmdlen;
-  char key[1100];
   size_t klen;
-  uint32_t n;            /* calls in this command */
-  aigw_call *call[RS_BATCH_MAX]; /* NULL once that call ended */
-  int64_t by[RS_BATCH_MAX];
+  uint32_t n, cap;       /* calls in this command; room for */
+  aigw_call **call;      /* [cap], in this allocation; NULL once that call ended */
+  int64_t *by;           /* [cap], in this allocation */
+  char key[];            /* klen bytes (+ NUL), then call[], then by[] */
 };
+
+/* One allocation: the struct, the key, room for cap calls. NULL when out of memory. */
+static struct rpend *pend_alloc(const char *key, size_t klen, uint32_t cap) {
+  size_t koff = (klen + 1 + 7) & ~(size_t)7;
+  struct rpend *p = malloc(sizeof *p + koff + cap * (sizeof(aigw_call *) + sizeof(int64_t)));
+  if (!p) return NULL;
+  memset(p, 0, sizeof *p);
+  memcpy(p->key, key, klen);
+  p->key[klen] = 0;
+  p->klen = klen;
+  p->cap = cap;
+  p->call = (aigw_call **)(void *)(p->key + koff);
+  p->by = (int64_t *)(void *)(p->call + cap);
+  return p;
+}
+
+/* p with room for twice as many calls (its calls re-pointed); NULL when out of memory (p kept). */
+static struct rpend *pend_grow(struct rpend *p) {
+  struct rpend *q = pend_alloc(p->key, p->klen, p->cap * 2);
+  if (!q) return NULL;
+  struct aigw_call **call = q->call;
+  int64_t *by = q->by;
+  uint32_t cap = q->cap;
+  memcpy(q, p, sizeof *q);
+  q->call = call, q->by = by, q->cap = cap;
+  memcpy(q->call, p->call, p->n * sizeof *p->call);
+  memcpy(q->by, p->by, p->n * sizeof *p->by);
+  for (uint32_t i = 0; i < q->n; i++)
+    if (q->call[i]) q->call[i]->rpend = q;
+  free(p);
+  return q;
+}
 
 typedef struct rclient {
   worker *w;
@@ -630,6 +662,11 @@ int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, 
       struct rpend *p = cl->open[i];
       if (p->op == op && p->window_ms == window_ms && p->limit == limit && p->klen == (size_t)kn &&
           !memcmp(p->key, k, (size_t)kn)) {
+        if (p->n == p->cap) {
+          struct rpend *q = pend_grow(p);
+          if (!q) break; /* out of memory: this call goes on its own */
+          cl->open[i] = p = q;
+        }
         p->call[p->n] = c;
         p->by[p->n] = by;
         c->rpend = p;
@@ -642,7 +679,7 @@ int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, 
       }
     }
   }
-  struct rpend *p = calloc(1, sizeof *p);
+  struct rpend *p = pend_alloc(k, (size_t)kn, op == OP_INCR || op == OP_RESERVE ? 4 : 1);
   if (!p) {
     snprintf(c->errbuf, sizeof c->errbuf, "out of memory");
     return -1;
@@ -651,8 +688,6 @@ int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, 
   p->op = op;
   p->slot = slot;
   p->window_ms = window_ms;
-  memcpy(p->key, k, (size_t)kn);
-  p->klen = (size_t)kn;
   p->n = 1;
   p->call[0] = c;
   p->by[0] = by;
@@ -681,7 +716,7 @@ int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, 
     }
     if (n < 0) {
       c->rpend = NULL;
-      free(p);
+      pend_free(p);
       snprintf(c->errbuf, sizeof c->errbuf, "out of memory");
       return -1;
     }
