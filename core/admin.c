@@ -53,8 +53,9 @@ static int role_of(server *s, struct evhttp_request *req) {
 
 /* What an endpoint needs: keys are credentials (admin); reload changes the gateway (operator);
  * everything else reads. */
-static int role_needed(const char *path) {
+static int role_needed(const char *path, enum evhttp_cmd_type cmd) {
   if (!strncmp(path, "/keys", 5)) return ADMIN_ADMIN;
+  if (!strncmp(path, "/consumers/", 11)) return cmd == EVHTTP_REQ_GET ? ADMIN_VIEWER : ADMIN_ADMIN;
   return !strcmp(path, "/reload") ? ADMIN_OPERATOR : ADMIN_VIEWER;
 }
 
@@ -87,19 +88,22 @@ static void on_admin(struct evhttp_request *req, void *arg) {
           110);
     return;
   }
-  if (role < role_needed(path)) {
+  if (role < role_needed(path, cmd)) {
     jw_free(&w);
     static const char forbid[] =
-        "{\"error\":{\"message\":\"this admin token's role may not use this endpoint (reload needs operator or admin)\",\"type\":\"permission_error\"}}";
+        "{\"error\":{\"message\":\"this admin token's role may not use this endpoint (reload needs operator or admin; keys and consumer changes need admin)\",\"type\":\"permission_error\"}}";
     reply(req, 403, "application/json", forbid, sizeof forbid - 1);
     return;
   }
   cfg_gen *g = (cfg_gen *)atomic_load(&s->current);
-  if (!strncmp(path, "/keys", 5)) {
+  if (!strncmp(path, "/keys", 5) || !strncmp(path, "/consumers/", 11)) {
     struct evbuffer *ib = evhttp_request_get_input_buffer(req);
     size_t bl = evbuffer_get_length(ib);
     const char *bp = bl ? (const char *)evbuffer_pullup(ib, -1) : "";
-    const char *m = cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_DELETE ? "DELETE" : "GET";
+    const char *m = cmd == EVHTTP_REQ_POST     ? "POST"
+                    : cmd == EVHTTP_REQ_DELETE ? "DELETE"
+                    : cmd == EVHTTP_REQ_PUT    ? "PUT"
+                                               : "GET";
     int st = 500;
     char *txt = NULL;
     if (keyadmin_handle(g, m, path, bp, bl, &st, &txt)) {
@@ -214,7 +218,7 @@ int admin_start(server *s, cfg_gen *g) {
   s->admin = evhttp_new(s->main_base);
   if (!s->admin) return -1;
   evhttp_set_gencb(s->admin, on_admin, s);
-  evhttp_set_allowed_methods(s->admin, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE);
+  evhttp_set_allowed_methods(s->admin, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT);
   evhttp_set_max_body_size(s->admin, 65536);
   evhttp_set_timeout(s->admin, 30);
   if (!evhttp_bind_socket_with_handle(s->admin, g->admin.address, g->admin.port)) {

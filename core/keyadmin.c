@@ -9,7 +9,18 @@
  * "keyauth:key:<sha256 hex>" holds the consumer's name, "keyauth:id:<id>" the hash (id = the
  * hash's first 12 hex digits). Every worker (and, on Redis, every node) reads the same entries, so
  * a revocation takes effect on the next request everywhere. keyauth looks a key up there when its
- * config does not know it; the consumer must be one its config defines.
+ * config does not know it.
+ *
+ * Consumers too (GET: role viewer; PUT, DELETE: role admin):
+ *
+ *   PUT    /consumers/<name>   {"team", "tier", "routes", "models", "metadata", "limits"} -> 201
+ *                              created, 200 replaced; stored as "keyauth:consumer:<name>"
+ *   GET    /consumers/<name>   -> 200 {"name", "consumer": {...}}, 404
+ *   DELETE /consumers/<name>   -> 200; its keys stop at once (keyauth finds no consumer)
+ *
+ * A key's consumer is looked up in keyauth's config first, then in the store. "limits" holds the
+ * consumer's own values for the limits plugin's limits (metadata "limit.<name>"). Names: 1-200 of
+ * [A-Za-z0-9._@:-]. Provider keys (BYOK) are config-only: the store never holds a secret in clear.
  *
  * Main thread (the admin listener). With Redis the calls are blocking with the store's
  * timeout_ms: admin traffic is rare and never on a worker. */
@@ -229,10 +240,124 @@ static int id_ok(const char *s) {
   return 1;
 }
 
-/* Handles /keys...; fills status and a malloc'd JSON body. Returns 1 when the path was ours. */
+/* A consumer's name in an admin path: 1-200 of [A-Za-z0-9._@:-] (no escaping needed). */
+static int cname_ok(const char *s) {
+  size_t n = strlen(s);
+  if (!n || n > 200) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("._@:-", *s)))
+      return 0;
+  return 1;
+}
+
+/* The stored form of a consumer from an admin request's body, or NULL with err set. Known
+ * members only: team, tier (strings), routes, models (string arrays), metadata (strings),
+ * limits (numbers >= 0, per limit name of the limits plugin). */
+static cJSON *consumer_record(const char *body, size_t blen, char *err, size_t errlen) {
+  cJSON *j = blen ? cJSON_ParseWithLength(body, blen) : cJSON_CreateObject();
+  if (!cJSON_IsObject(j)) {
+    snprintf(err, errlen, "the body must be a JSON object: {\"team\", \"tier\", \"routes\", \"models\", \"metadata\", \"limits\"}");
+    cJSON_Delete(j);
+    return NULL;
+  }
+  for (const cJSON *m = j->child; m; m = m->next) {
+    const char *k = m->string;
+    int ok = 1;
+    if (!strcmp(k, "team") || !strcmp(k, "tier")) ok = cJSON_IsString(m) && name_ok(m->valuestring);
+    else if (!strcmp(k, "routes") || !strcmp(k, "models")) {
+      ok = cJSON_IsArray(m) && cJSON_GetArraySize(m) <= 256;
+      for (const cJSON *e = m->child; ok && e; e = e->next) ok = cJSON_IsString(e) && name_ok(e->valuestring);
+    } else if (!strcmp(k, "metadata")) {
+      ok = cJSON_IsObject(m) && cJSON_GetArraySize(m) <= 64;
+      for (const cJSON *e = m->child; ok && e; e = e->next) ok = cJSON_IsString(e) && name_ok(e->string) && strlen(e->valuestring) <= 1000;
+    } else if (!strcmp(k, "limits")) {
+      ok = cJSON_IsObject(m) && cJSON_GetArraySize(m) <= 16;
+      for (const cJSON *e = m->child; ok && e; e = e->next)
+        ok = cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 9e15 && strlen(e->string) <= 60;
+    } else {
+      snprintf(err, errlen, "unknown member '%.60s' (known: team, tier, routes, models, metadata, limits)", k);
+      cJSON_Delete(j);
+      return NULL;
+    }
+    if (!ok) {
+      snprintf(err, errlen, "'%s' must be %s", k,
+               !strcmp(k, "routes") || !strcmp(k, "models") ? "an array of names"
+               : !strcmp(k, "metadata")                    ? "an object of strings"
+               : !strcmp(k, "limits")                      ? "an object of numbers >= 0 (limit name: this consumer's value)"
+                                                           : "a name (1-200 characters, no quotes or control characters)");
+      cJSON_Delete(j);
+      return NULL;
+    }
+  }
+  return j;
+}
+
+/* /consumers/<name>: GET, PUT (create or replace), DELETE. Consumers in keyauth's config are
+ * not in the store; a config consumer of the same name wins. */
+static int consumers_handle(kstore *k, const char *method, const char *name, const char *body, size_t blen, cJSON *res,
+                            int *status, char *err, size_t errlen) {
+  char ck[256];
+  snprintf(ck, sizeof ck, "keyauth:consumer:%s", name);
+  int gerr = 0;
+  char *cur = ks_get(k, ck, &gerr);
+  if (gerr) {
+    *status = 503;
+    snprintf(err, errlen, "the store is unavailable");
+    free(cur);
+    return -1;
+  }
+  if (!strcmp(method, "GET") || !strcmp(method, "DELETE")) {
+    if (!cur) {
+      *status = 404;
+      snprintf(err, errlen, "no consumer '%s' in the store", name);
+      return -1;
+    }
+    cJSON *rec = cJSON_Parse(cur);
+    free(cur);
+    if (!strcmp(method, "DELETE") && ks_del(k, ck) < 0) {
+      cJSON_Delete(rec);
+      *status = 503;
+      snprintf(err, errlen, "the store could not delete consumer '%s'", name);
+      return -1;
+    }
+    cJSON_AddStringToObject(res, "name", name);
+    if (rec) cJSON_AddItemToObject(res, "consumer", rec);
+    if (!strcmp(method, "DELETE")) {
+      cJSON_AddBoolToObject(res, "deleted", 1);
+      log_msg(AIGW_LOG_INFO, "admin: consumer %s deleted (its keys no longer work)", name);
+    }
+    *status = 200;
+    return 0;
+  }
+  int existed = cur != NULL;
+  free(cur);
+  cJSON *rec = consumer_record(body, blen, err, errlen);
+  if (!rec) {
+    *status = 400;
+    return -1;
+  }
+  char *txt = cJSON_PrintUnformatted(rec);
+  if (!txt || ks_set(k, ck, txt) < 0) {
+    free(txt);
+    cJSON_Delete(rec);
+    *status = 503;
+    snprintf(err, errlen, "the store could not keep consumer '%s'", name);
+    return -1;
+  }
+  free(txt);
+  cJSON_AddStringToObject(res, "name", name);
+  cJSON_AddItemToObject(res, "consumer", rec);
+  log_msg(AIGW_LOG_INFO, "admin: consumer %s %s", name, existed ? "replaced" : "created");
+  *status = existed ? 200 : 201;
+  return 0;
+}
+
+/* Handles /keys... and /consumers/...; fills status and a malloc'd JSON body. Returns 1 when the
+ * path was ours. */
 int keyadmin_handle(const cfg_gen *g, const char *method, const char *path, const char *body, size_t blen, int *status,
                     char **out) {
-  if (strncmp(path, "/keys", 5) || (path[5] && path[5] != '/')) return 0;
+  int consumers = !strncmp(path, "/consumers/", 11);
+  if (!consumers && (strncmp(path, "/keys", 5) || (path[5] && path[5] != '/'))) return 0;
   char err[200] = "";
   cJSON *res = cJSON_CreateObject();
   kstore k;
@@ -241,6 +366,18 @@ int keyadmin_handle(const cfg_gen *g, const char *method, const char *path, cons
   if (ks_open(&k, g, err, sizeof err) < 0) {
     *status = 503;
     goto fail;
+  }
+  if (consumers) {
+    if (!cname_ok(path + 11) || (strcmp(method, "GET") && strcmp(method, "PUT") && strcmp(method, "DELETE"))) {
+      *status = cname_ok(path + 11) ? 405 : 404;
+      snprintf(err, sizeof err, "use GET, PUT or DELETE /consumers/<name> (a name of letters, digits and ._@:-)");
+      goto fail;
+    }
+    if (consumers_handle(&k, method, path + 11, body, blen, res, status, err, sizeof err) < 0) goto fail;
+    ks_close(&k);
+    *out = cJSON_PrintUnformatted(res);
+    cJSON_Delete(res);
+    return 1;
   }
   const char *rest = path[5] ? path + 6 : "";
   char id[64] = "";
@@ -318,7 +455,9 @@ fail:
   cJSON *e = res ? cJSON_AddObjectToObject(res, "error") : NULL;
   if (e) {
     cJSON_AddStringToObject(e, "message", err[0] ? err : "internal error");
-    cJSON_AddStringToObject(e, "type", *status == 400 ? "invalid_request_error" : *status == 404 ? "not_found_error" : "server_error");
+    cJSON_AddStringToObject(e, "type", *status == 400 || *status == 405 ? "invalid_request_error"
+                                       : *status == 404                 ? "not_found_error"
+                                                                        : "server_error");
   }
   *out = res ? cJSON_PrintUnformatted(res) : NULL;
   cJSON_Delete(res);

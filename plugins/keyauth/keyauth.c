@@ -22,6 +22,7 @@
  * for binary search. Threads: any worker; nothing is written after create. */
 #include <aigw/plugin.h>
 
+#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ typedef struct ka_consumer {
   char **models; size_t nmodels;  /* NULL: every model */
   char **meta; size_t nmeta;      /* key, value pairs */
   char **pkeys; size_t npkeys;    /* provider name, secret pairs: its own provider keys (BYOK) */
+  char **limits; size_t nlimits;  /* limit name, value (number text) pairs: metadata "limit.<name>" */
 } ka_consumer;
 
 typedef struct ka_key {
@@ -81,19 +83,22 @@ static void free_secrets(char **v, size_t n) {
   free_list(v, n);
 }
 
+static void consumer_clear(ka_consumer *c) {
+  free(c->name);
+  free(c->team);
+  free(c->tier);
+  free_list(c->routes, c->nroutes);
+  free_list(c->models, c->nmodels);
+  free_list(c->meta, c->nmeta);
+  free_secrets(c->pkeys, c->npkeys);
+  free_list(c->limits, c->nlimits);
+  memset(c, 0, sizeof *c);
+}
+
 static void ka_destroy(void *vi) {
   ka_inst *in = vi;
   if (!in) return;
-  for (size_t i = 0; i < in->nc; i++) {
-    ka_consumer *c = &in->c[i];
-    free(c->name);
-    free(c->team);
-    free(c->tier);
-    free_list(c->routes, c->nroutes);
-    free_list(c->models, c->nmodels);
-    free_list(c->meta, c->nmeta);
-    free_secrets(c->pkeys, c->npkeys);
-  }
+  for (size_t i = 0; i < in->nc; i++) consumer_clear(&in->c[i]);
   free(in->byok_header);
   free_list(in->byok_providers, in->nbyok_providers);
   free(in->c);
@@ -244,10 +249,11 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
       aigw_str key;
       H->json_key_at(c, k, &key);
       if (!str_is(key, "name") && !str_is(key, "keys") && !str_is(key, "team") && !str_is(key, "tier") &&
-          !str_is(key, "routes") && !str_is(key, "models") && !str_is(key, "metadata") && !str_is(key, "provider_keys")) {
+          !str_is(key, "routes") && !str_is(key, "models") && !str_is(key, "metadata") && !str_is(key, "provider_keys") &&
+          !str_is(key, "limits")) {
         char q[300];
         snprintf(q, sizeof q, "%s/%.*s", p, (int)(key.n > 100 ? 100 : key.n), key.p);
-        H->diag_error(d, q, "unknown key (known: name, keys, team, tier, routes, models, metadata, provider_keys)");
+        H->diag_error(d, q, "unknown key (known: name, keys, team, tier, routes, models, metadata, provider_keys, limits)");
         bad = 1;
       }
     }
@@ -295,6 +301,34 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
           }
           con->meta[con->nmeta++] = kz;
           if (!(con->meta[con->nmeta++] = dup_s(mv))) goto nomem;
+        }
+      }
+    }
+    const aigw_json *lm = H->json_get(c, "limits");
+    if (lm) { /* {"<limit name>": <its value for this consumer>} */
+      snprintf(q, sizeof q, "%s/limits", p);
+      if (H->json_type(lm) != AIGW_JSON_OBJECT) {
+        H->diag_error(d, q, "must be an object: {\"<limit name>\": <this consumer's value>} (the limits plugin's limits)");
+        bad = 1;
+      } else {
+        con->limits = calloc(2 * H->json_len(lm) + 1, sizeof *con->limits);
+        if (!con->limits) goto nomem;
+        for (size_t k = 0; k < H->json_len(lm); k++) {
+          aigw_str ln;
+          double v;
+          H->json_key_at(lm, k, &ln);
+          char *lz = dup_s(ln);
+          if (!lz) goto nomem;
+          if (H->json_num(H->json_get(lm, lz), &v) != AIGW_OK || !(v >= 0) || v >= 9e15 || ln.n > 60) {
+            H->diag_error(d, q, "limit %s: must be a number >= 0", lz);
+            free(lz);
+            bad = 1;
+            continue;
+          }
+          char nb[40];
+          snprintf(nb, sizeof nb, "%.17g", v);
+          con->limits[con->nlimits++] = lz;
+          if (!(con->limits[con->nlimits++] = strdup(nb))) goto nomem;
         }
       }
     }
@@ -395,11 +429,13 @@ static int glob_ok(char **pats, size_t n, aigw_str v) {
 /* One request's state (request memory). */
 typedef struct ka_req {
   ka_inst *in;
-  int byok; /* the client sent its own provider key (set_credential done) */
+  int byok;      /* the client sent its own provider key (set_credential done) */
+  aigw_str cname; /* a stored key's consumer, while its record is looked up (request memory) */
 } ka_req;
 
 static aigw_status admit(aigw_req *r, ka_req *q, const ka_consumer *c);
 static void lookup_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud);
+static void consumer_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud);
 
 static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
   (void)rctx;
@@ -496,6 +532,11 @@ static aigw_status admit(aigw_req *r, ka_req *q, const ka_consumer *c) {
     if (!client_has)
       H->set_credential(r, (aigw_str){c->pkeys[i], strlen(c->pkeys[i])}, (aigw_str){c->pkeys[i + 1], strlen(c->pkeys[i + 1])});
   }
+  for (size_t i = 0; i + 1 < c->nlimits; i += 2) {
+    char k[80];
+    snprintf(k, sizeof k, "limit.%s", c->limits[i]);
+    H->meta_set(r, k, (aigw_str){c->limits[i + 1], strlen(c->limits[i + 1])});
+  }
   H->meta_set(r, "consumer", (aigw_str){c->name, strlen(c->name)});
   if (c->team) H->meta_set(r, "team", (aigw_str){c->team, strlen(c->team)});
   if (c->tier) H->meta_set(r, "tier", (aigw_str){c->tier, strlen(c->tier)});
@@ -514,6 +555,76 @@ static aigw_status admit(aigw_req *r, ka_req *q, const ka_consumer *c) {
   return AIGW_CONTINUE;
 }
 
+/* A consumer record from the store (keyadmin.c writes it: {"team", "tier", "routes", "models",
+ * "metadata", "limits"}) into c (malloc'd copies; consumer_clear frees). 0, or -1 malformed. */
+static int consumer_from_json(const char *name, size_t nn, const char *txt, size_t tn, ka_consumer *c) {
+  memset(c, 0, sizeof *c);
+  cJSON *j = cJSON_ParseWithLength(txt, tn);
+  if (!cJSON_IsObject(j) || !(c->name = dup_s((aigw_str){name, nn}))) goto bad;
+  const cJSON *v;
+  if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "team")) && !(c->team = strdup(v->valuestring))) goto bad;
+  if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "tier")) && !(c->tier = strdup(v->valuestring))) goto bad;
+  static const char *const lists[] = {"routes", "models"};
+  for (int li = 0; li < 2; li++) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, lists[li]);
+    if (!cJSON_IsArray(a)) continue;
+    char ***dst = li ? &c->models : &c->routes;
+    size_t *dn = li ? &c->nmodels : &c->nroutes;
+    if (!(*dst = calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof **dst))) goto bad;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) if (cJSON_IsString(e) && !((*dst)[(*dn)++] = strdup(e->valuestring))) goto bad;
+  }
+  static const char *const maps[] = {"metadata", "limits"};
+  for (int mi = 0; mi < 2; mi++) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, maps[mi]);
+    if (!cJSON_IsObject(o)) continue;
+    char ***dst = mi ? &c->limits : &c->meta;
+    size_t *dn = mi ? &c->nlimits : &c->nmeta;
+    if (!(*dst = calloc(2 * (size_t)cJSON_GetArraySize(o) + 1, sizeof **dst))) goto bad;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, o) {
+      char nb[40];
+      const char *val = NULL;
+      if (!mi && cJSON_IsString(e)) val = e->valuestring;
+      else if (mi && cJSON_IsNumber(e) && e->valuedouble >= 0) val = (snprintf(nb, sizeof nb, "%.17g", e->valuedouble), nb);
+      if (!val) continue;
+      if (!((*dst)[(*dn)++] = strdup(e->string)) || !((*dst)[(*dn)++] = strdup(val))) goto bad;
+    }
+  }
+  cJSON_Delete(j);
+  return 0;
+bad:
+  cJSON_Delete(j);
+  consumer_clear(c);
+  return -1;
+}
+
+/* The store's answer for a consumer the config does not define (made through the admin API). */
+static void consumer_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud) {
+  if (st == AIGW_CALL_CANCELLED) return;
+  ka_req *q = ud;
+  aigw_str b = {0};
+  if (st == AIGW_CALL_OK && H->call_body(call, &b) == AIGW_OK && b.n) {
+    ka_consumer c;
+    if (consumer_from_json(q->cname.p, q->cname.n, b.p, b.n, &c) == 0) {
+      aigw_status rs = admit(r, q, &c);
+      consumer_clear(&c);
+      H->resume(r, rs);
+      return;
+    }
+    H->log(r, AIGW_LOG_WARN, "keyauth: the stored record of consumer '%.*s' is malformed", (int)q->cname.n, q->cname.p);
+  } else if (st != AIGW_CALL_OK && H->call_status_code(call) != 404) {
+    H->respond_error(r, 503, "server_error", "the key store is unavailable");
+    H->resume(r, AIGW_STOP);
+    return;
+  } else {
+    H->log(r, AIGW_LOG_WARN, "keyauth: a stored key names consumer '%.*s', which is neither in this route's keyauth config nor in the store",
+           (int)(q->cname.n > 100 ? 100 : q->cname.n), q->cname.p);
+  }
+  H->respond_error(r, 401, "authentication_error", "invalid API key");
+  H->resume(r, AIGW_STOP);
+}
+
 /* The store's answer for a key the config does not know: its consumer's name, or nothing. */
 static void lookup_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud) {
   if (st == AIGW_CALL_CANCELLED) return;
@@ -526,8 +637,19 @@ static void lookup_done(aigw_req *r, aigw_call *call, aigw_call_status st, void 
         H->resume(r, admit(r, q, &in->c[i]));
         return;
       }
-    H->log(r, AIGW_LOG_WARN, "keyauth: a stored key names consumer '%.*s', which this route's keyauth does not define",
-           (int)(b.n > 100 ? 100 : b.n), b.p);
+    /* not in the config: a consumer made through the admin API (PUT /consumers/<name>) */
+    char *cn = b.n <= 200 ? H->req_alloc(r, b.n) : NULL;
+    if (cn) {
+      memcpy(cn, b.p, b.n);
+      q->cname = (aigw_str){cn, b.n};
+      char ck[17 + 201];
+      memcpy(ck, "keyauth:consumer:", 17);
+      memcpy(ck + 17, b.p, b.n);
+      if (H->store_get(r, (aigw_str){ck, 17 + b.n}, consumer_done, q)) return; /* resumes from there */
+    }
+    H->respond_error(r, 503, "server_error", "the key store is unavailable");
+    H->resume(r, AIGW_STOP);
+    return;
   } else if (H->call_status_code(call) != 404) {
     H->respond_error(r, 503, "server_error", "the key store is unavailable");
     H->resume(r, AIGW_STOP);

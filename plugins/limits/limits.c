@@ -24,6 +24,10 @@
  * of each kind); a limit with "soft" (a fraction) adds x-aigw-limit-warning and a log field once
  * its total passes that share.
  *
+ * A request's identity may carry its own value for a limit: metadata "limit.<name>" (a number; USD
+ * for cost), set by keyauth from a consumer's "limits", by jwt from a claim, or by a script; it
+ * replaces the configured value for that request (the counter stays the same).
+ *
  * Store trouble: "fail_open" (default true) lets the request through; false answers 503.
  * Instance immutable after create; per-request state in rctx (request memory). */
 #include <aigw/plugin.h>
@@ -63,6 +67,7 @@ typedef struct lim_one {
   int on;              /* applies to this request */
   char key[240];
   int64_t reserved;
+  int64_t limit;       /* the limit for this request: the config's, or the identity's override */
   int admitted;        /* the reservation went in */
   int64_t total;       /* the counter after it */
 } lim_one;
@@ -279,7 +284,7 @@ static void set_headers(aigw_req *r, lim_ctx *x) {
     const lim *l = &in->l[i];
     if (!x->one[i].on || !x->one[i].admitted || l->measure == M_COST) continue;
     int kind = l->measure == M_REQUESTS ? 0 : 1;
-    int64_t left = l->limit - x->one[i].total;
+    int64_t left = x->one[i].limit - x->one[i].total;
     if (left < 0) left = 0;
     if (best[kind] < 0 || left < rem[kind]) best[kind] = (int)i, rem[kind] = left;
   }
@@ -288,7 +293,7 @@ static void set_headers(aigw_req *r, lim_ctx *x) {
     const lim *l = &in->l[best[kind]];
     char v[32], name[48];
     const char *suf = kind ? "tokens" : "requests";
-    snprintf(v, sizeof v, "%lld", (long long)l->limit);
+    snprintf(v, sizeof v, "%lld", (long long)x->one[best[kind]].limit);
     snprintf(name, sizeof name, "x-ratelimit-limit-%s", suf);
     H->set_header(r, AIGW_CLIENT_RESPONSE, (aigw_str){name, strlen(name)}, (aigw_str){v, strlen(v)});
     snprintf(v, sizeof v, "%lld", (long long)rem[kind]);
@@ -301,9 +306,9 @@ static void set_headers(aigw_req *r, lim_ctx *x) {
   for (size_t i = 0; i < in->n; i++) {
     const lim *l = &in->l[i];
     if (!x->one[i].on || !x->one[i].admitted || !(l->soft > 0)) continue;
-    if ((double)x->one[i].total >= l->soft * (double)l->limit) {
+    if ((double)x->one[i].total >= l->soft * (double)x->one[i].limit) {
       char w[160];
-      int pct = (int)(100.0 * (double)x->one[i].total / (double)l->limit);
+      int pct = x->one[i].limit > 0 ? (int)(100.0 * (double)x->one[i].total / (double)x->one[i].limit) : 100;
       snprintf(w, sizeof w, "%s at %d%% of its limit", l->name, pct);
       H->set_header(r, AIGW_CLIENT_RESPONSE, AIGW_STR("x-aigw-limit-warning"), (aigw_str){w, strlen(w)});
       char j[200];
@@ -355,14 +360,15 @@ static void reserve_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *u
     refund_all(r, x);
     const lim *l = &x->in->l[x->refused];
     char amt[64], used[64], msg[400];
-    fmt_amount(amt, sizeof amt, l, l->limit);
+    int64_t lv = x->one[x->refused].limit;
+    fmt_amount(amt, sizeof amt, l, lv);
     fmt_amount(used, sizeof used, l, x->one[x->refused].total);
     uint64_t win_s = (l->window_ms + 999) / 1000;
     snprintf(msg, sizeof msg, "limit '%s' reached: %s per %llu s (used %s); it frees up as the window slides, fully within %llu s",
              l->name, amt, (unsigned long long)win_s, used, (unsigned long long)win_s);
     char ra[24];
-    snprintf(ra, sizeof ra, "%llu", (unsigned long long)(l->measure == M_REQUESTS && x->one[x->refused].total > 0
-                                                             ? (win_s + (uint64_t)l->limit - 1) / (uint64_t)l->limit
+    snprintf(ra, sizeof ra, "%llu", (unsigned long long)(l->measure == M_REQUESTS && x->one[x->refused].total > 0 && lv > 0
+                                                             ? (win_s + (uint64_t)lv - 1) / (uint64_t)lv
                                                              : win_s));
     H->set_header(r, AIGW_CLIENT_RESPONSE, AIGW_STR("retry-after"), (aigw_str){ra, strlen(ra)});
     char j[120];
@@ -466,12 +472,29 @@ static aigw_status lim_on_request(void *vi, aigw_req *r, void **rctx) {
     }
     o->on = 1;
     o->reserved = a;
+    o->limit = l->limit;
+    /* the identity may carry its own value for this limit: metadata "limit.<name>" (keyauth's
+     * consumer "limits", a jwt claim, a script) */
+    char mk[80];
+    aigw_str mv;
+    snprintf(mk, sizeof mk, "limit.%s", l->name);
+    if (H->meta_get(r, mk, &mv) == AIGW_OK && mv.n && mv.n < 32) {
+      char nb[32];
+      memcpy(nb, mv.p, mv.n);
+      nb[mv.n] = 0;
+      char *end;
+      double v = strtod(nb, &end);
+      if (end != nb && !*end && v >= 0 && v < 9e15)
+        o->limit = l->measure == M_COST ? (int64_t)llround(v * 1e6) : (int64_t)v;
+      else
+        H->log(r, AIGW_LOG_WARN, "limits: %s: metadata %s is not a number >= 0; the configured limit applies", l->name, mk);
+    }
   }
   for (size_t i = 0; i < in->n; i++) {
     lim_one *o = &x->one[i];
     if (!o->on) continue;
     x->pending++;
-    if (!H->store_reserve(r, (aigw_str){o->key, strlen(o->key)}, o->reserved, in->l[i].limit, in->l[i].window_ms,
+    if (!H->store_reserve(r, (aigw_str){o->key, strlen(o->key)}, o->reserved, o->limit, in->l[i].window_ms,
                           reserve_done, o)) {
       x->pending--;
       o->on = 0;

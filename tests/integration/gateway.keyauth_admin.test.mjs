@@ -79,3 +79,68 @@ describe('keyauth: keys created, rotated and revoked through the admin API', { s
     await ask('sk-config-key-for-alice-000');
   });
 });
+
+describe('consumers managed through the admin API (PUT/GET/DELETE /consumers/<name>), with their own limits', { skip }, () => {
+  let mock, gw;
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      mockPort: mock.port,
+      config: (cfg) => {
+        cfg.admin.tokens = [{ token: VIEWER, role: 'viewer' }];
+        cfg.routes[0].plugins = [
+          { name: 'keyauth', config: { consumers: [
+            { name: 'alice', keys: [hash('sk-config-key-for-alice-000')], limits: { rpm: 1 } },
+          ] } },
+          { name: 'limits', config: { limits: [{ name: 'rpm', by: ['consumer'], requests: 5, window_s: 600 }] } },
+        ];
+        return cfg;
+      },
+    });
+  });
+  after(async () => { await gw?.stop(); await mock?.stop(); });
+
+  const admin = (method, p, body, token = ADMIN_TOKEN) => gw.admin(p, { method, token, body: body === undefined ? undefined : JSON.stringify(body) });
+  const ask = (key, model = 'gpt-4o-mini') => new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0, httpAgent: new http.Agent({ keepAlive: false }) })
+    .chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+
+  test('a consumer made through the admin API: its keys work, its models and its own limit apply; deleted, its keys stop', async () => {
+    const rec = { team: 'ops', tier: 'gold', models: ['gpt-4o*'], limits: { rpm: 2 }, metadata: { cost_center: '7' } };
+    assert.equal((await admin('PUT', '/consumers/dave', rec, VIEWER)).status, 403, 'viewers read, admins write');
+    const put = await admin('PUT', '/consumers/dave', rec);
+    assert.equal(put.status, 201, await put.clone().text());
+    assert.equal((await admin('PUT', '/consumers/dave', rec)).status, 200, 'replaced');
+    const got = await admin('GET', '/consumers/dave', undefined, VIEWER);
+    assert.equal(got.status, 200);
+    assert.deepEqual((await got.json()).consumer, rec);
+    const { key } = await (await admin('POST', '/keys', { consumer: 'dave' })).json();
+    // its own limit (2), not the route's (5); the counter is per consumer as configured
+    const { response } = await ask(key);
+    assert.equal(response.headers.get('x-ratelimit-limit-requests'), '2');
+    await ask(key);
+    await assert.rejects(ask(key), (e) => e instanceof OpenAI.RateLimitError && /limit 'rpm' reached: 2 requests/.test(e.message));
+    // its model allow-list
+    await assert.rejects(ask(key, 'o1-mini'), (e) => e instanceof OpenAI.PermissionDeniedError);
+    // deleted: its keys are refused at once
+    assert.equal((await admin('DELETE', '/consumers/dave')).status, 200);
+    assert.equal((await admin('GET', '/consumers/dave')).status, 404);
+    await assert.rejects(ask(key), (e) => e instanceof OpenAI.AuthenticationError);
+  });
+
+  test('a config consumer\'s own limit replaces the route\'s', async () => {
+    await ask('sk-config-key-for-alice-000');
+    await assert.rejects(ask('sk-config-key-for-alice-000'), (e) => e instanceof OpenAI.RateLimitError && /1 requests/.test(e.message));
+  });
+
+  test('bad consumer records and names are refused with a reason', async () => {
+    const bad = async (p, body, re, status = 400) => {
+      const r = await admin('PUT', p, body);
+      assert.equal(r.status, status);
+      assert.match((await r.json()).error.message, re);
+    };
+    await bad('/consumers/eve', { teem: 'x' }, /unknown member 'teem'/);
+    await bad('/consumers/eve', { limits: { rpm: -1 } }, /limits' must be an object of numbers >= 0/);
+    await bad('/consumers/eve', { models: 'gpt-4o' }, /models' must be an array of names/);
+    await bad('/consumers/e%20ve', {}, /letters, digits/, 404);
+  });
+});
