@@ -447,7 +447,7 @@ static void on_store_deadline(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   aigw_call *c = arg;
-  rstore_detach(c);
+  rstore_timed_out(c);
   snprintf(c->errbuf, sizeof c->errbuf, "redis did not answer within timeout_ms=%u", c->r->gen->redis_timeout_ms);
   call_complete(c, AIGW_CALL_ERROR);
 }

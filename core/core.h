@@ -519,6 +519,7 @@ void call_store_complete(aigw_call *c, aigw_call_status st); /* a store call's a
 int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, uint64_t window_ms, const char *val,
                 size_t vlen, uint64_t ttl_ms);
 void rstore_detach(aigw_call *c);
+void rstore_timed_out(aigw_call *c); /* its deadline passed: detach, and count it for the node's breaker */
 void rstore_shutdown(worker *w);
 void calls_move(struct aigw_req *from, struct aigw_req *to); /* a hedge's calls go to its parent */
 void req_registry_add(struct aigw_req *r);    /* req_new: h->post may find it from any thread */

@@ -50,6 +50,7 @@
 #define RS_BATCH_MAX 64   /* calls per script run */
 #define RS_MAX_OPEN 32    /* batches being gathered per loop turn */
 #define RS_REDIRECTS 5
+#define RS_BREAK_AFTER 5  /* commands in a row a node let time out: then it counts as down */
 #define RS_SLOTS 16384
 
 enum { OP_INCR = 0, OP_GET = 1, OP_SET = 2, OP_RESERVE = 3 };
@@ -63,6 +64,7 @@ typedef struct rnode {
   uint64_t started_ms;   /* connect started */
   uint64_t down_until;   /* back-off: no connect before */
   uint32_t backoff_ms;
+  uint32_t timeouts;     /* commands in a row that got no answer within timeout_ms */
   uint16_t port;
   char host[256];
 } rnode;
@@ -72,6 +74,7 @@ struct rpend {
   int op;
   int redirects;
   int sent;              /* 0 while the batch is being gathered */
+  rnode *node;           /* where it went last (the client outlives it) */
   uint16_t slot;
   uint64_t window_ms;
   int64_t limit;
@@ -462,7 +465,9 @@ static int pend_send(struct rpend *p, rnode *nd, int ask) {
   redisAsyncContext *ac = node_ac(nd);
   if (!ac) return -1;
   if (ask && redisAsyncCommand(ac, NULL, NULL, "ASKING") != REDIS_OK) return -1;
-  return redisAsyncFormattedCommand(ac, on_reply, p, p->cmd, p->cmdlen) == REDIS_OK ? 0 : -1;
+  if (redisAsyncFormattedCommand(ac, on_reply, p, p->cmd, p->cmdlen) != REDIS_OK) return -1;
+  p->node = nd;
+  return 0;
 }
 
 /* Formats p's command (the batch is complete). 0 ok, -1 out of memory. */
@@ -552,6 +557,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
     fail_pend(p, "redis: the connection closed before the answer");
     return;
   }
+  if (p->node) p->node->timeouts = 0; /* it answers */
   if (rep->type == REDIS_REPLY_ERROR) {
     if (p->cl->cluster && redirect(p, rep)) return;
     if (!strncmp(rep->str, "NOSCRIPT", 8)) redisAsyncDisconnect(ac); /* scripts flushed: reconnect, reload */
@@ -736,6 +742,24 @@ int rstore_send(aigw_call *c, int op, const char *key, size_t klen, int64_t by, 
     return -1;
   }
   return 0;
+}
+
+/* The call's deadline passed (calls.c; it then completes the call with an error). The circuit
+ * breaker: a node that lets RS_BREAK_AFTER commands in a row time out counts as down: its
+ * connection is dropped (what waits on it fails at once) and no command goes to it for the
+ * back-off (250 ms doubling to 4 s), after which the next command reconnects and probes it. */
+void rstore_timed_out(aigw_call *c) {
+  struct rpend *p = c->rpend;
+  rnode *nd = p && p->sent ? p->node : NULL;
+  rstore_detach(c);
+  if (!nd || ++nd->timeouts < RS_BREAK_AFTER || !nd->ac) return;
+  log_msg(AIGW_LOG_WARN, "store: redis at %s:%u did not answer %u commands in a row within timeout_ms=%u; "
+          "treated as down for %u ms", nd->host, nd->port, nd->timeouts, nd->cl->timeout_ms, nd->backoff_ms);
+  nd->timeouts = 0;
+  node_drop(nd);
+  nd->down_until = now_ms() + nd->backoff_ms;
+  nd->backoff_ms = nd->backoff_ms < 4000 ? nd->backoff_ms * 2 : 4000;
+  if (nd->cl->cluster) ask_slots(nd->cl, 0);
 }
 
 /* The call ended without its reply (deadline, cancel): the reply, when it comes, is dropped; a

@@ -135,3 +135,42 @@ describe('redis down when the gateway starts: it starts, the limits\' policy ans
     assert.ok(refused, 'the limit counts once redis is up');
   });
 });
+
+describe('a redis that stops answering (frozen): commands time out, then the breaker treats it as down; it recovers', { skip }, () => {
+  let redis, mock, gw;
+  before(async () => {
+    redis = await startRedis();
+    mock = await startMock();
+    gw = await startGateway({ mockPort: mock.port, config: (cfg) => {
+      cfg.workers = 1;
+      cfg.store = { backend: 'redis', redis: { host: '127.0.0.1', port: redis.port, timeout_ms: 150, prefix: `f${process.pid}:` } };
+      cfg.routes[0].plugins = [{ name: 'limits', config: { limits: [
+        { name: 'open', by: ['header:x-o'], requests: 100, window_s: 60, fail_open: true },
+        { name: 'closed', by: ['header:x-c'], requests: 100, window_s: 60, fail_open: false },
+      ] } }];
+      return cfg;
+    } });
+  });
+  after(async () => {
+    if (redis?.child?.exitCode === null) redis.child.kill('SIGCONT');
+    await gw?.stop(); await mock?.stop(); await redis?.stop();
+  });
+
+  const ask = (headers) => new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-client', maxRetries: 0, defaultHeaders: headers })
+    .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+
+  test('frozen: fail open answers, fail closed 503s; after 5 timeouts in a row the node is dropped; thawed, counting resumes', async () => {
+    const { response } = await ask({ 'x-o': 'u' });
+    assert.equal(response.headers.get('x-ratelimit-remaining-requests'), '99', 'counted on redis');
+    redis.child.kill('SIGSTOP');
+    for (let i = 0; i < 5; i++) assert.equal((await ask({ 'x-o': 'u' })).response.status, 200, 'fail open');
+    await until(() => /did not answer 5 commands in a row within timeout_ms=150; treated as down/.test(gw.stderr), 3000, 50);
+    await assert.rejects(ask({ 'x-c': 'u' }), (e) => e instanceof OpenAI.APIError && e.status === 503);
+    redis.child.kill('SIGCONT');
+    // back: the gateway reconnects after its back-off and counts again
+    const ok = await until(async () => {
+      try { const r = await ask({ 'x-c': 'v' }); return r.response.headers.get('x-ratelimit-remaining-requests') !== null; } catch { return false; }
+    }, 10000, 100);
+    assert.ok(ok, 'counting resumed');
+  });
+});
