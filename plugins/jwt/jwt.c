@@ -71,6 +71,8 @@ typedef struct jwt_inst {
   char *consumer_claim, *team_claim, *tier_claim; /* team/tier may be NULL */
   char **meta;                                    /* pairs: metadata name, claim */
   size_t nmeta;
+  char **limits;                                  /* pairs: limit name, claim (metadata limit.<name>) */
+  size_t nlimits;
   scope_models *sm;
   size_t nsm;
   uint32_t m_fetch; /* aigw_plugin_jwt_jwks_fetches_total{result} */
@@ -166,6 +168,7 @@ static void jwt_destroy(void *vi) {
   free(in->team_claim);
   free(in->tier_claim);
   free_list(in->meta, in->nmeta);
+  free_list(in->limits, in->nlimits);
   for (size_t i = 0; i < in->nsm; i++) {
     free(in->sm[i].scope);
     free_list(in->sm[i].models, in->sm[i].n);
@@ -366,7 +369,8 @@ static int parse_static_key(const aigw_json *e, const char *ptr, jw_key *k, aigw
 static const char *const KNOWN[] = {"issuer", "audience", "algorithms", "keys", "jwks", "jwks_url", "jwks_refresh_s",
                                     "jwks_min_refresh_s", "jwks_timeout_ms", "headers", "max_token_bytes",
                                     "clock_skew_s", "require_exp", "max_age_s", "required_scopes",
-                                    "consumer_claim", "team_claim", "tier_claim", "metadata_claims", "scope_models"};
+                                    "consumer_claim", "team_claim", "tier_claim", "metadata_claims", "limit_claims",
+                                    "scope_models"};
 
 static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   (void)h;
@@ -561,29 +565,36 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
   if (str_opt(cfg, "consumer_claim", &in->consumer_claim, d) < 0) bad = 1;
   if (str_opt(cfg, "team_claim", &in->team_claim, d) < 0) bad = 1;
   if (str_opt(cfg, "tier_claim", &in->tier_claim, d) < 0) bad = 1;
-  const aigw_json *mc = H->json_get(cfg, "metadata_claims");
-  if (mc) {
+  static const char *const maps[] = {"metadata_claims", "limit_claims"};
+  for (int mi = 0; mi < 2; mi++) {
+    const aigw_json *mc = H->json_get(cfg, maps[mi]);
+    if (!mc) continue;
+    char ***list = mi ? &in->limits : &in->meta;
+    size_t *nlist = mi ? &in->nlimits : &in->nmeta;
+    char p[160];
     if (H->json_type(mc) != AIGW_JSON_OBJECT) {
-      H->diag_error(d, "/metadata_claims", "must be an object: {\"<metadata name>\": \"<claim>\"}");
+      snprintf(p, sizeof p, "/%s", maps[mi]);
+      H->diag_error(d, p, mi ? "must be an object: {\"<limit name>\": \"<claim holding this token's value>\"}"
+                             : "must be an object: {\"<metadata name>\": \"<claim>\"}");
       bad = 1;
-    } else {
-      if (!(in->meta = calloc(2 * H->json_len(mc) + 1, sizeof *in->meta))) goto nomem;
-      for (size_t i = 0; i < H->json_len(mc); i++) {
-        aigw_str mk, mv;
-        H->json_key_at(mc, i, &mk);
-        char *kz = dup_s(mk);
-        if (!kz) goto nomem;
-        if (!mk.n || mk.n > 100 || H->json_str(H->json_get(mc, kz), &mv) != AIGW_OK || !mv.n) {
-          char p[160];
-          snprintf(p, sizeof p, "/metadata_claims/%s", kz);
-          H->diag_error(d, p, "must be a claim name (a non-empty string) under a non-empty metadata name");
-          free(kz);
-          bad = 1;
-          continue;
-        }
-        in->meta[in->nmeta++] = kz;
-        if (!(in->meta[in->nmeta++] = dup_s(mv))) goto nomem;
+      continue;
+    }
+    if (!(*list = calloc(2 * H->json_len(mc) + 1, sizeof **list))) goto nomem;
+    for (size_t i = 0; i < H->json_len(mc); i++) {
+      aigw_str mk, mv;
+      H->json_key_at(mc, i, &mk);
+      char *kz = dup_s(mk);
+      if (!kz) goto nomem;
+      if (!mk.n || mk.n > (mi ? 60u : 100u) || H->json_str(H->json_get(mc, kz), &mv) != AIGW_OK || !mv.n) {
+        snprintf(p, sizeof p, "/%s/%s", maps[mi], kz);
+        H->diag_error(d, p, mi ? "must be a claim name (a non-empty string) under a limit name (1-60 bytes)"
+                               : "must be a claim name (a non-empty string) under a non-empty metadata name");
+        free(kz);
+        bad = 1;
+        continue;
       }
+      (*list)[(*nlist)++] = kz;
+      if (!((*list)[(*nlist)++] = dup_s(mv))) goto nomem;
     }
   }
   const aigw_json *sm = H->json_get(cfg, "scope_models");
@@ -736,6 +747,11 @@ static aigw_status admit(jwt_inst *in, aigw_req *r, const cJSON *p) {
     char k[256];
     snprintf(k, sizeof k, "consumer.%s", in->meta[i]);
     if (claim_value(p, in->meta[i + 1], nb, sizeof nb, &v) == 0) H->meta_set(r, k, v);
+  }
+  for (size_t i = 0; i + 1 < in->nlimits; i += 2) { /* this token's own value of a limit (the limits plugin) */
+    char k[80];
+    snprintf(k, sizeof k, "limit.%s", in->limits[i]);
+    if (claim_value(p, in->limits[i + 1], nb, sizeof nb, &v) == 0) H->meta_set(r, k, v);
   }
   char sc[1024];
   size_t sn = jw_scopes_join(p, sc, sizeof sc);

@@ -136,6 +136,9 @@ describe('jwt: bearer tokens verified against a JWKS URL and static keys', { ski
             plugins: [jwtPlugin(jwks.port, { headers: ['x-id-token'], consumer_claim: 'azp', required_scopes: ['llm'] })] },
           { name: 'limited', match: { methods: ['POST'], path: '/limited/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
             plugins: [jwtPlugin(jwks.port), { name: 'limits', config: { limits: [{ name: 'team-rpm', by: ['team'], requests: 2, window_s: 600 }] } }] },
+          { name: 'own-limit', match: { methods: ['POST'], path: '/own/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
+            plugins: [jwtPlugin(jwks.port, { limit_claims: { rpm: 'rpm_limit' } }),
+              { name: 'limits', config: { limits: [{ name: 'rpm', by: ['consumer'], requests: 5, window_s: 600 }] } }] },
           { name: 'scoped', match: { methods: ['POST'], path: '/scoped/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
             plugins: [jwtPlugin(jwks.port, { scope_models: { premium: ['gpt-4o*'], basic: ['gpt-4o-mini'] } })] },
         ];
@@ -271,6 +274,21 @@ describe('jwt: bearer tokens verified against a JWKS URL and static keys', { ski
     const d = await raw(tokenFor(ed1, { sub: 'u4', team: 'another-team' }), p);
     assert.deepEqual([a.status, b.status, c.status, d.status], [200, 200, 429, 200]);
     assert.match(c.json.error.message, /team-rpm/);
+  });
+
+  test('a token\'s own limit value (limit_claims) replaces the configured one for its requests', async () => {
+    const p = '/own/v1/chat/completions';
+    const one = tokenFor(rsa1, { sub: `lim-${Date.now()}`, rpm_limit: 1 });
+    const a = await raw(one, p);
+    assert.equal(a.status, 200, a.text);
+    const b = await raw(one, p);
+    assert.equal(b.status, 429);
+    assert.match(b.json.error.message, /limit 'rpm' reached: 1 requests/);
+    // without the claim: the configured 5
+    const plain = tokenFor(rsa1, { sub: `plain-${Date.now()}` });
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await raw(plain, p)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
   });
 
   test('models per scope: premium may use gpt-4o, basic only gpt-4o-mini', async () => {
