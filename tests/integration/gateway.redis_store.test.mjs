@@ -174,3 +174,61 @@ describe('a redis that stops answering (frozen): commands time out, then the bre
     assert.ok(ok, 'counting resumed');
   });
 });
+
+describe('two gateways share token limits and cost budgets through redis (the limits plugin)', { skip }, () => {
+  let redis, mock, gwA, gwB;
+  const config = (cfg) => {
+    cfg.model_catalog = path.join(REPO_ROOT, 'conf', 'models.json');
+    cfg.store = { backend: 'redis', redis: { host: '127.0.0.1', port: redis.port, timeout_ms: 300, prefix: `b${process.pid}:` } };
+    cfg.routes[0].plugins = [{ name: 'limits', config: { limits: [
+      { name: 'budget', by: ['header:x-spender'], cost_usd: 0.0001, window_s: 3600 },
+      { name: 'tokens', by: ['header:x-tok'], total_tokens: 120, window_s: 600 },
+    ] } }];
+    return cfg;
+  };
+  before(async () => {
+    redis = await startRedis();
+    mock = await startMock();
+    gwA = await startGateway({ mockPort: mock.port, config });
+    gwB = await startGateway({ mockPort: mock.port, config });
+  });
+  after(async () => { await gwA?.stop(); await gwB?.stop(); await mock?.stop(); await redis?.stop(); });
+
+  const ask = (gw, headers, stream = false) => {
+    const c = new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-client', maxRetries: 0, defaultHeaders: headers });
+    const body = { model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] };
+    if (!stream) return c.chat.completions.create(body);
+    return (async () => {
+      const s = await c.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+      for await (const ch of s) void ch;
+    })();
+  };
+  // requests admitted, alternating over the gateways given, until the first 429
+  const admitted = async (gws, headers, stream) => {
+    for (let n = 0; n < 200; n++) {
+      try { await ask(gws[n % gws.length], headers, stream && n % 2 === 1); } catch (e) {
+        assert.ok(e instanceof OpenAI.RateLimitError, String(e));
+        return n;
+      }
+    }
+    assert.fail('never limited');
+  };
+
+  test('a cost budget: alternating over two gateways admits exactly what one gateway admits, then both refuse', async () => {
+    const t = Date.now();
+    const one = await admitted([gwA], { 'x-spender': `one-${t}` });
+    const two = await admitted([gwA, gwB], { 'x-spender': `two-${t}` });
+    assert.ok(one >= 2, `the budget admits several requests (${one})`);
+    assert.equal(two, one, 'the two gateways spend from one budget');
+    await assert.rejects(ask(gwA, { 'x-spender': `two-${t}` }), (e) => e instanceof OpenAI.RateLimitError);
+    await assert.rejects(ask(gwB, { 'x-spender': `two-${t}` }), (e) => e instanceof OpenAI.RateLimitError);
+  });
+
+  test('a token limit settled from real usage, streamed and not, across two gateways: the same count as one gateway', async () => {
+    const t = Date.now();
+    const one = await admitted([gwB], { 'x-tok': `one-${t}` }, true);
+    const two = await admitted([gwA, gwB], { 'x-tok': `two-${t}` }, true);
+    assert.ok(one >= 3, `several requests fit (${one})`);
+    assert.equal(two, one);
+  });
+});
