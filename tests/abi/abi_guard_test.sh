@@ -70,7 +70,8 @@ case_ 1 type-removed "does not compile" -e 's/aigw_metric_kind/aigw_metric_type/
 case_ 1 uncovered-constant "does not cover" -e 's/^  AIGW_E_STATE = -5 .*$/&,\n  AIGW_E_BUSY = -6/'
 
 echo "--- compatible edits (must be accepted)"
-case_ 0 host-append "aigw_host.new_fn" -e 's/^  aigw_call \*(\*store_reserve)(\(.*\));$/&\n  int (*new_fn)(aigw_req *r, aigw_str *out);/' -e 's/#define AIGW_ABI_MINOR 2/#define AIGW_ABI_MINOR 3/'
+# (anchored on the host table's LAST member and the current minor: update both when the ABI grows)
+case_ 0 host-append "aigw_host.new_fn" -e 's/^  int (\*credential)(aigw_req \*r, aigw_str \*out);$/&\n  int (*new_fn)(aigw_req *r, aigw_str *out);/' -e 's/#define AIGW_ABI_MINOR 3/#define AIGW_ABI_MINOR 4/'
 case_ 0 descriptor-append "aigw_plugin.on_reload" -e 's/^  const aigw_provider \*provider; .*$/&\n  void (*on_reload)(void *inst);/'
 case_ 0 provider-append "aigw_provider.on_x" -e 's/^  aigw_status (\*on_stream_end)(void \*inst, aigw_req \*r, void \*\*rctx);$/&\n  aigw_status (*on_x)(void *inst, aigw_req *r);/'
 case_ 0 usage-append "aigw_usage.audio_tokens" -e 's/^  int64_t reasoning_tokens;$/&\n  int64_t audio_tokens;/'
