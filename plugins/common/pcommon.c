@@ -94,3 +94,71 @@ aigw_str pc_credential(const aigw_host *H, aigw_req *r) {
     return (aigw_str){NULL, 0};
   return s;
 }
+
+char *pc_strndup(const char *p, size_t n) {
+  char *s = malloc(n + 1);
+  if (s) {
+    memcpy(s, p, n);
+    s[n] = 0;
+  }
+  return s;
+}
+
+/* A borrowed host JSON node -> a new cJSON tree, at most 16 levels deep. */
+static cJSON *to_cjson_d(const aigw_host *H, const aigw_json *j, int depth) {
+  if (depth > 16) return NULL;
+  aigw_str s;
+  double d;
+  switch (H->json_type(j)) {
+  case AIGW_JSON_NULL: return cJSON_CreateNull();
+  case AIGW_JSON_TRUE: return cJSON_CreateTrue();
+  case AIGW_JSON_FALSE: return cJSON_CreateFalse();
+  case AIGW_JSON_NUMBER: return H->json_num(j, &d) == AIGW_OK ? cJSON_CreateNumber(d) : NULL;
+  case AIGW_JSON_STRING: {
+    if (H->json_str(j, &s) != AIGW_OK) return NULL;
+    char *t = pc_strndup(s.p, s.n);
+    cJSON *o = t ? cJSON_CreateString(t) : NULL;
+    free(t);
+    return o;
+  }
+  case AIGW_JSON_ARRAY: {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < H->json_len(j); i++) {
+      cJSON *c = to_cjson_d(H, H->json_at(j, i), depth + 1);
+      if (!c || !cJSON_AddItemToArray(a, c)) {
+        cJSON_Delete(c);
+        cJSON_Delete(a);
+        return NULL;
+      }
+    }
+    return a;
+  }
+  case AIGW_JSON_OBJECT: {
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i < H->json_len(j); i++) {
+      aigw_str k;
+      char *kn = H->json_key_at(j, i, &k) == AIGW_OK ? pc_strndup(k.p, k.n) : NULL;
+      const aigw_json *v = kn ? H->json_get(j, kn) : NULL; /* json_at is for arrays only */
+      cJSON *c = v ? to_cjson_d(H, v, depth + 1) : NULL;
+      if (!c || !cJSON_AddItemToObject(o, kn, c)) {
+        free(kn);
+        cJSON_Delete(c);
+        cJSON_Delete(o);
+        return NULL;
+      }
+      free(kn);
+    }
+    return o;
+  }
+  default: return NULL;
+  }
+}
+
+cJSON *pc_to_cjson(const aigw_host *H, const aigw_json *j) { return to_cjson_d(H, j, 0); }
+
+char *pc_dup(aigw_str s) { return pc_strndup(s.p ? s.p : "", s.n); }
+
+void pc_free_list(char **v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) free(v[i]);
+  free(v);
+}

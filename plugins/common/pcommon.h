@@ -43,11 +43,17 @@ void pc_buf_free(pc_buf *b);
  *     *name (may be NULL) gets the member name, borrowed. NULL past the end or for names of 256
  *     bytes or more. */
 int pc_str_eq(aigw_str s, const char *lit);
+char *pc_strndup(const char *p, size_t n); /* malloc'd, NUL-terminated; NULL when out of memory */
+char *pc_dup(aigw_str s);                  /* the same for a string view */
+void pc_free_list(char **v, size_t n);     /* frees v[0..n) and v (v may be NULL) */
 int pc_has_ctl(aigw_str s);
 /* The request's own key for the provider adapter being called ("bring your own key": a request
  * plugin set it with h->set_credential; ABI 1.3), or an empty string: use the configured key.
  * Borrowed, valid until the request ends. */
 aigw_str pc_credential(const aigw_host *H, aigw_req *r);
+/* A borrowed host JSON node (a plugin's config) as a new cJSON tree (caller frees), at most 16
+ * levels deep. NULL on failure (out of memory, too deep). */
+cJSON *pc_to_cjson(const aigw_host *H, const aigw_json *j);
 const aigw_json *pc_member_at(const aigw_host *H, const aigw_json *obj, size_t i, aigw_str *name);
 
 /* A translation failure the client should see: HTTP status (400 when the request cannot be

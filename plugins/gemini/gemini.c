@@ -137,55 +137,6 @@ static int is_http_url(aigw_str s) {
          !memchr(s.p, ' ', s.n) && !memchr(s.p, '?', s.n) && !memchr(s.p, '#', s.n);
 }
 
-/* A borrowed host JSON node -> a new cJSON tree (inline credentials). NULL on failure. */
-static cJSON *to_cjson(const aigw_json *j, int depth) {
-  if (depth > 16) return NULL;
-  aigw_str s;
-  double d;
-  switch (H->json_type(j)) {
-  case AIGW_JSON_NULL: return cJSON_CreateNull();
-  case AIGW_JSON_TRUE: return cJSON_CreateTrue();
-  case AIGW_JSON_FALSE: return cJSON_CreateFalse();
-  case AIGW_JSON_NUMBER: return H->json_num(j, &d) == AIGW_OK ? cJSON_CreateNumber(d) : NULL;
-  case AIGW_JSON_STRING: {
-    if (H->json_str(j, &s) != AIGW_OK) return NULL;
-    char *t = dup_n(s.p, s.n);
-    cJSON *o = t ? cJSON_CreateString(t) : NULL;
-    free(t);
-    return o;
-  }
-  case AIGW_JSON_ARRAY: {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < H->json_len(j); i++) {
-      cJSON *c = to_cjson(H->json_at(j, i), depth + 1);
-      if (!c || !cJSON_AddItemToArray(a, c)) {
-        cJSON_Delete(c);
-        cJSON_Delete(a);
-        return NULL;
-      }
-    }
-    return a;
-  }
-  case AIGW_JSON_OBJECT: {
-    cJSON *o = cJSON_CreateObject();
-    for (size_t i = 0; o && i < H->json_len(j); i++) {
-      aigw_str k;
-      char *kn = H->json_key_at(j, i, &k) == AIGW_OK ? dup_n(k.p, k.n) : NULL;
-      const aigw_json *v = kn ? H->json_get(j, kn) : NULL; /* json_at is for arrays only */
-      cJSON *c = v ? to_cjson(v, depth + 1) : NULL;
-      if (!c || !cJSON_AddItemToObject(o, kn, c)) {
-        free(kn);
-        cJSON_Delete(c);
-        cJSON_Delete(o);
-        return NULL;
-      }
-      free(kn);
-    }
-    return o;
-  }
-  default: return NULL;
-  }
-}
 
 
 /* Reads a whole (small) file. Returns malloc'd bytes or NULL with a reason in why. */
@@ -283,7 +234,7 @@ static int load_key(gm_inst *in, const aigw_json *cfg, aigw_str token_uri, aigw_
   if (cj) {
     aigw_str s;
     if (H->json_type(cj) == AIGW_JSON_OBJECT) {
-      cJSON *o = to_cjson(cj, 0);
+      cJSON *o = pc_to_cjson(H, cj);
       text = o ? cJSON_PrintUnformatted(o) : NULL;
       cJSON_Delete(o);
       if (!text) {

@@ -35,6 +35,7 @@
 #include <aigw/plugin.h>
 
 #include "jwt_core.h"
+#include "pcommon.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -106,25 +107,6 @@ static double mono(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int str_is(aigw_str s, const char *lit) {
-  size_t n = strlen(lit);
-  return s.n == n && !memcmp(s.p, lit, n);
-}
-
-static char *dup_s(aigw_str s) {
-  char *p = malloc(s.n + 1);
-  if (p) {
-    memcpy(p, s.p, s.n);
-    p[s.n] = 0;
-  }
-  return p;
-}
-
-static void free_list(char **v, size_t n) {
-  for (size_t i = 0; v && i < n; i++) free(v[i]);
-  free(v);
-}
-
 /* ---- key-set snapshots ------------------------------------------------------------------- */
 
 typedef struct snap {
@@ -157,9 +139,9 @@ static void ks_release(jwt_inst *in, jw_keyset *ks) {
 static void jwt_destroy(void *vi) {
   jwt_inst *in = vi;
   if (!in) return;
-  free_list(in->claims.issuers, in->claims.nissuers);
-  free_list(in->claims.audiences, in->claims.naudiences);
-  free_list(in->claims.scopes, in->claims.nscopes);
+  pc_free_list(in->claims.issuers, in->claims.nissuers);
+  pc_free_list(in->claims.audiences, in->claims.naudiences);
+  pc_free_list(in->claims.scopes, in->claims.nscopes);
   jw_keyset_free(in->statics);
   jw_keyset_free(in->jwks); /* every request has ended: this is the last reference */
   free(in->jwks_url);
@@ -167,65 +149,15 @@ static void jwt_destroy(void *vi) {
   free(in->consumer_claim);
   free(in->team_claim);
   free(in->tier_claim);
-  free_list(in->meta, in->nmeta);
-  free_list(in->limits, in->nlimits);
+  pc_free_list(in->meta, in->nmeta);
+  pc_free_list(in->limits, in->nlimits);
   for (size_t i = 0; i < in->nsm; i++) {
     free(in->sm[i].scope);
-    free_list(in->sm[i].models, in->sm[i].n);
+    pc_free_list(in->sm[i].models, in->sm[i].n);
   }
   free(in->sm);
   if (in->mu_ok) pthread_mutex_destroy(&in->mu);
   free(in);
-}
-
-/* The config's JSON (host handles) as a cJSON tree, for the JWK code shared with fetched sets. */
-static cJSON *to_cjson(const aigw_json *j, int depth) {
-  if (!j || depth > 16) return NULL;
-  aigw_str s;
-  double d;
-  switch (H->json_type(j)) {
-  case AIGW_JSON_NULL: return cJSON_CreateNull();
-  case AIGW_JSON_FALSE: return cJSON_CreateFalse();
-  case AIGW_JSON_TRUE: return cJSON_CreateTrue();
-  case AIGW_JSON_NUMBER: return H->json_num(j, &d) == AIGW_OK ? cJSON_CreateNumber(d) : NULL;
-  case AIGW_JSON_STRING: {
-    if (H->json_str(j, &s) != AIGW_OK) return NULL;
-    char *z = dup_s(s);
-    cJSON *o = z ? cJSON_CreateString(z) : NULL;
-    free(z);
-    return o;
-  }
-  case AIGW_JSON_ARRAY: {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < H->json_len(j); i++) {
-      cJSON *e = to_cjson(H->json_at(j, i), depth + 1);
-      if (!e || !cJSON_AddItemToArray(a, e)) {
-        cJSON_Delete(e);
-        cJSON_Delete(a);
-        return NULL;
-      }
-    }
-    return a;
-  }
-  case AIGW_JSON_OBJECT: {
-    cJSON *o = cJSON_CreateObject();
-    for (size_t i = 0; o && i < H->json_len(j); i++) {
-      aigw_str k;
-      char *kz = H->json_key_at(j, i, &k) == AIGW_OK ? dup_s(k) : NULL;
-      cJSON *e = kz ? to_cjson(H->json_get(j, kz), depth + 1) : NULL;
-      if (!e || !cJSON_AddItemToObject(o, kz, e)) {
-        free(kz);
-        cJSON_Delete(e);
-        cJSON_Delete(o);
-        return NULL;
-      }
-      free(kz);
-    }
-    return o;
-  }
-  default:
-    return NULL;
-  }
 }
 
 /* A string or an array of 1..64 non-empty strings at cfg[key]. Absent: 0 with *n = 0. */
@@ -251,7 +183,7 @@ static int str_or_list(const aigw_json *cfg, const char *key, char ***out, size_
       H->diag_error(d, H->json_type(v) == AIGW_JSON_ARRAY ? p : ptr, "must be a non-empty string (%s)", what);
       return -1;
     }
-    if (!((*out)[(*n)++] = dup_s(s))) return -1;
+    if (!((*out)[(*n)++] = pc_dup(s))) return -1;
   }
   return 0;
 }
@@ -283,7 +215,7 @@ static int str_opt(const aigw_json *cfg, const char *key, char **out, aigw_diag 
     return -1;
   }
   free(*out);
-  return (*out = dup_s(s)) ? 0 : -1;
+  return (*out = pc_dup(s)) ? 0 : -1;
 }
 
 /* Append one key to a growing key set. */
@@ -308,7 +240,7 @@ static int parse_static_key(const aigw_json *e, const char *ptr, jw_key *k, aigw
     return -1;
   }
   if (H->json_get(e, "kty")) {
-    cJSON *j = to_cjson(e, 0);
+    cJSON *j = pc_to_cjson(H, e);
     int rc = j ? jw_key_from_jwk(j, k, err, sizeof err) : -1;
     cJSON_Delete(j);
     if (rc < 0) H->diag_error(d, ptr, "%s", err[0] ? err : "out of memory");
@@ -323,7 +255,7 @@ static int parse_static_key(const aigw_json *e, const char *ptr, jw_key *k, aigw
   for (size_t i = 0; i < H->json_len(e); i++) {
     aigw_str kn;
     if (H->json_key_at(e, i, &kn) != AIGW_OK) continue;
-    if (!str_is(kn, "pem") && !str_is(kn, "secret") && !str_is(kn, "kid") && !str_is(kn, "alg")) {
+    if (!pc_str_eq(kn, "pem") && !pc_str_eq(kn, "secret") && !pc_str_eq(kn, "kid") && !pc_str_eq(kn, "alg")) {
       char p[300];
       snprintf(p, sizeof p, "%s/%.*s", ptr, (int)(kn.n > 100 ? 100 : kn.n), kn.p);
       H->diag_error(d, p, "unknown key (known: pem or secret, kid, alg)");
@@ -332,13 +264,13 @@ static int parse_static_key(const aigw_json *e, const char *ptr, jw_key *k, aigw
   }
   char *kid = NULL, *alg = NULL;
   const aigw_json *kv = H->json_get(e, "kid"), *av = H->json_get(e, "alg");
-  if (kv && (H->json_str(kv, &s) != AIGW_OK || !s.n || !(kid = dup_s(s)))) {
+  if (kv && (H->json_str(kv, &s) != AIGW_OK || !s.n || !(kid = pc_dup(s)))) {
     char p[300];
     snprintf(p, sizeof p, "%s/kid", ptr);
     H->diag_error(d, p, "must be a non-empty string");
     bad = 1;
   }
-  if (av && (H->json_str(av, &s) != AIGW_OK || !(alg = dup_s(s)) || !jw_alg_parse(s.p, s.n))) {
+  if (av && (H->json_str(av, &s) != AIGW_OK || !(alg = pc_dup(s)) || !jw_alg_parse(s.p, s.n))) {
     char p[300];
     snprintf(p, sizeof p, "%s/alg", ptr);
     H->diag_error(d, p, "unknown alg (HS256, RS256, ES256 or EdDSA)");
@@ -393,7 +325,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
     aigw_str k;
     int known = 0;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
-    for (size_t j = 0; j < sizeof KNOWN / sizeof *KNOWN; j++) known |= str_is(k, KNOWN[j]);
+    for (size_t j = 0; j < sizeof KNOWN / sizeof *KNOWN; j++) known |= pc_str_eq(k, KNOWN[j]);
     if (!known) {
       char p[128];
       snprintf(p, sizeof p, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
@@ -498,7 +430,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
       char p[64], err[200] = "";
       jw_key k;
       snprintf(p, sizeof p, "/jwks/keys/%zu", i);
-      cJSON *j = to_cjson(H->json_at(jk, i), 0);
+      cJSON *j = pc_to_cjson(H, H->json_at(jk, i));
       int rc = j ? jw_key_from_jwk(j, &k, err, sizeof err) : -1;
       cJSON_Delete(j);
       if (rc < 0) {
@@ -523,7 +455,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
         memchr(s.p, 0, s.n)) {
       H->diag_error(d, "/jwks_url", "must be an http:// or https:// URL");
       bad = 1;
-    } else if (!(in->jwks_url = dup_s(s))) {
+    } else if (!(in->jwks_url = pc_dup(s))) {
       goto nomem;
     }
   }
@@ -548,7 +480,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
           bad = 1;
           break;
         }
-        char *n = dup_s(s);
+        char *n = pc_dup(s);
         if (!n) goto nomem;
         for (char *c = n; *c; c++)
           if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
@@ -583,7 +515,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
     for (size_t i = 0; i < H->json_len(mc); i++) {
       aigw_str mk, mv;
       H->json_key_at(mc, i, &mk);
-      char *kz = dup_s(mk);
+      char *kz = pc_dup(mk);
       if (!kz) goto nomem;
       if (!mk.n || mk.n > (mi ? 60u : 100u) || H->json_str(H->json_get(mc, kz), &mv) != AIGW_OK || !mv.n) {
         snprintf(p, sizeof p, "/%s/%s", maps[mi], kz);
@@ -594,7 +526,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
         continue;
       }
       (*list)[(*nlist)++] = kz;
-      if (!((*list)[(*nlist)++] = dup_s(mv))) goto nomem;
+      if (!((*list)[(*nlist)++] = pc_dup(mv))) goto nomem;
     }
   }
   const aigw_json *sm = H->json_get(cfg, "scope_models");
@@ -608,7 +540,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
         aigw_str sk, s;
         H->json_key_at(sm, i, &sk);
         scope_models *e = &in->sm[in->nsm++];
-        if (!(e->scope = dup_s(sk))) goto nomem;
+        if (!(e->scope = pc_dup(sk))) goto nomem;
         const aigw_json *l = H->json_get(sm, e->scope);
         char p[160];
         snprintf(p, sizeof p, "/scope_models/%.100s", e->scope);
@@ -626,7 +558,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
             bad = 1;
             continue;
           }
-          if (!(e->models[e->n++] = dup_s(s))) goto nomem;
+          if (!(e->models[e->n++] = pc_dup(s))) goto nomem;
         }
       }
     }
@@ -695,7 +627,7 @@ static void strip_header(aigw_req *r, const char *from) {
 static int glob_ok(char **pats, size_t n, aigw_str v) {
   for (size_t i = 0; i < n; i++) {
     size_t pl = strlen(pats[i]);
-    if (pl && pats[i][pl - 1] == '*' ? v.n >= pl - 1 && !memcmp(v.p, pats[i], pl - 1) : str_is(v, pats[i])) return 1;
+    if (pl && pats[i][pl - 1] == '*' ? v.n >= pl - 1 && !memcmp(v.p, pats[i], pl - 1) : pc_str_eq(v, pats[i])) return 1;
   }
   return 0;
 }

@@ -22,6 +22,8 @@
  * for binary search. Threads: any worker; nothing is written after create. */
 #include <aigw/plugin.h>
 
+#include "pcommon.h"
+
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -57,41 +59,22 @@ typedef struct ka_inst {
   char **byok_providers; size_t nbyok_providers; /* the providers it is for */
 } ka_inst;
 
-static int str_is(aigw_str s, const char *lit) {
-  size_t n = strlen(lit);
-  return s.n == n && !memcmp(s.p, lit, n);
-}
-
-static char *dup_s(aigw_str s) {
-  char *p = malloc(s.n + 1);
-  if (p) {
-    memcpy(p, s.p, s.n);
-    p[s.n] = 0;
-  }
-  return p;
-}
-
-static void free_list(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++) free(v[i]);
-  free(v);
-}
-
 /* provider name, secret pairs: the secrets are wiped before they are freed */
 static void free_secrets(char **v, size_t n) {
   for (size_t i = 1; i < n; i += 2)
     if (v[i]) OPENSSL_cleanse(v[i], strlen(v[i]));
-  free_list(v, n);
+  pc_free_list(v, n);
 }
 
 static void consumer_clear(ka_consumer *c) {
   free(c->name);
   free(c->team);
   free(c->tier);
-  free_list(c->routes, c->nroutes);
-  free_list(c->models, c->nmodels);
-  free_list(c->meta, c->nmeta);
+  pc_free_list(c->routes, c->nroutes);
+  pc_free_list(c->models, c->nmodels);
+  pc_free_list(c->meta, c->nmeta);
   free_secrets(c->pkeys, c->npkeys);
-  free_list(c->limits, c->nlimits);
+  pc_free_list(c->limits, c->nlimits);
   memset(c, 0, sizeof *c);
 }
 
@@ -100,7 +83,7 @@ static void ka_destroy(void *vi) {
   if (!in) return;
   for (size_t i = 0; i < in->nc; i++) consumer_clear(&in->c[i]);
   free(in->byok_header);
-  free_list(in->byok_providers, in->nbyok_providers);
+  pc_free_list(in->byok_providers, in->nbyok_providers);
   free(in->c);
   free(in->keys);
   EVP_MD_free(in->sha256);
@@ -146,7 +129,7 @@ static int str_list(const aigw_json *obj, const char *key, char ***out, size_t *
       H->diag_error(d, p, "must be a non-empty string");
       return -1;
     }
-    if (!((*out)[(*n)++] = dup_s(s))) return -1;
+    if (!((*out)[(*n)++] = pc_dup(s))) return -1;
   }
   return 0;
 }
@@ -164,7 +147,7 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   for (size_t i = 0; cfg && i < H->json_len(cfg); i++) {
     aigw_str k;
     if (H->json_key_at(cfg, i, &k) != AIGW_OK) continue;
-    if (!str_is(k, "consumers") && !str_is(k, "headers") && !str_is(k, "client_provider_key")) {
+    if (!pc_str_eq(k, "consumers") && !pc_str_eq(k, "headers") && !pc_str_eq(k, "client_provider_key")) {
       char p[128];
       snprintf(p, sizeof p, "/%.*s", (int)(k.n > 100 ? 100 : k.n), k.p);
       H->diag_error(d, p, "unknown option (known: consumers, headers, client_provider_key)");
@@ -182,7 +165,7 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
                     "sends its own key in, and the providers it is used for");
       bad = 1;
     } else {
-      if (!(in->byok_header = dup_s(hn))) goto nomem;
+      if (!(in->byok_header = pc_dup(hn))) goto nomem;
       for (char *c = in->byok_header; *c; c++)
         if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
       if (!strcmp(in->byok_header, "authorization") || !strcmp(in->byok_header, "x-api-key")) {
@@ -210,7 +193,7 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
           bad = 1;
           break;
         }
-        char *n = dup_s(s);
+        char *n = pc_dup(s);
         if (!n) goto nomem;
         for (char *c = n; *c; c++)
           if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
@@ -248,9 +231,9 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
     for (size_t k = 0; k < H->json_len(c); k++) {
       aigw_str key;
       H->json_key_at(c, k, &key);
-      if (!str_is(key, "name") && !str_is(key, "keys") && !str_is(key, "team") && !str_is(key, "tier") &&
-          !str_is(key, "routes") && !str_is(key, "models") && !str_is(key, "metadata") && !str_is(key, "provider_keys") &&
-          !str_is(key, "limits")) {
+      if (!pc_str_eq(key, "name") && !pc_str_eq(key, "keys") && !pc_str_eq(key, "team") && !pc_str_eq(key, "tier") &&
+          !pc_str_eq(key, "routes") && !pc_str_eq(key, "models") && !pc_str_eq(key, "metadata") && !pc_str_eq(key, "provider_keys") &&
+          !pc_str_eq(key, "limits")) {
         char q[300];
         snprintf(q, sizeof q, "%s/%.*s", p, (int)(key.n > 100 ? 100 : key.n), key.p);
         H->diag_error(d, q, "unknown key (known: name, keys, team, tier, routes, models, metadata, provider_keys, limits)");
@@ -264,7 +247,7 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
       snprintf(q, sizeof q, "%s/name", p);
       H->diag_error(d, q, "required: the consumer's name (1-200 bytes)");
       bad = 1;
-    } else if (!(con->name = dup_s(s))) {
+    } else if (!(con->name = pc_dup(s))) {
       goto nomem;
     }
     for (size_t j = 0; con->name && j + 1 < in->nc; j++)
@@ -273,8 +256,8 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
         H->diag_error(d, q, "consumer '%s' is defined twice", con->name);
         bad = 1;
       }
-    if (H->json_str(H->json_get(c, "team"), &s) == AIGW_OK && !(con->team = dup_s(s))) goto nomem;
-    if (H->json_str(H->json_get(c, "tier"), &s) == AIGW_OK && !(con->tier = dup_s(s))) goto nomem;
+    if (H->json_str(H->json_get(c, "team"), &s) == AIGW_OK && !(con->team = pc_dup(s))) goto nomem;
+    if (H->json_str(H->json_get(c, "tier"), &s) == AIGW_OK && !(con->tier = pc_dup(s))) goto nomem;
     snprintf(q, sizeof q, "%s/routes", p);
     if (str_list(c, "routes", &con->routes, &con->nroutes, d, q) < 0) bad = 1;
     snprintf(q, sizeof q, "%s/models", p);
@@ -291,7 +274,7 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
         for (size_t k = 0; k < H->json_len(md); k++) {
           aigw_str mk, mv;
           H->json_key_at(md, k, &mk);
-          char *kz = dup_s(mk);
+          char *kz = pc_dup(mk);
           if (!kz) goto nomem;
           if (H->json_str(H->json_get(md, kz), &mv) != AIGW_OK) {
             free(kz);
@@ -300,7 +283,7 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
             continue;
           }
           con->meta[con->nmeta++] = kz;
-          if (!(con->meta[con->nmeta++] = dup_s(mv))) goto nomem;
+          if (!(con->meta[con->nmeta++] = pc_dup(mv))) goto nomem;
         }
       }
     }
@@ -317,7 +300,7 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
           aigw_str ln;
           double v;
           H->json_key_at(lm, k, &ln);
-          char *lz = dup_s(ln);
+          char *lz = pc_dup(ln);
           if (!lz) goto nomem;
           if (H->json_num(H->json_get(lm, lz), &v) != AIGW_OK || !(v >= 0) || v >= 9e15 || ln.n > 60) {
             H->diag_error(d, q, "limit %s: must be a number >= 0", lz);
@@ -344,7 +327,7 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
         for (size_t k = 0; k < H->json_len(pk); k++) {
           aigw_str pn, pv;
           H->json_key_at(pk, k, &pn);
-          char *pz = dup_s(pn);
+          char *pz = pc_dup(pn);
           if (!pz) goto nomem;
           int okv = H->json_str(H->json_get(pk, pz), &pv) == AIGW_OK && pv.n && pv.n <= 8192;
           free(pz);
@@ -356,8 +339,8 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
             bad = 1;
             continue;
           }
-          if (!(con->pkeys[con->npkeys++] = dup_s(pn))) goto nomem;
-          if (!(con->pkeys[con->npkeys++] = dup_s(pv))) goto nomem;
+          if (!(con->pkeys[con->npkeys++] = pc_dup(pn))) goto nomem;
+          if (!(con->pkeys[con->npkeys++] = pc_dup(pv))) goto nomem;
         }
       }
     }
@@ -421,7 +404,7 @@ static int glob_ok(char **pats, size_t n, aigw_str v) {
   if (!pats) return 1;
   for (size_t i = 0; i < n; i++) {
     size_t pl = strlen(pats[i]);
-    if (pl && pats[i][pl - 1] == '*' ? v.n >= pl - 1 && !memcmp(v.p, pats[i], pl - 1) : str_is(v, pats[i])) return 1;
+    if (pl && pats[i][pl - 1] == '*' ? v.n >= pl - 1 && !memcmp(v.p, pats[i], pl - 1) : pc_str_eq(v, pats[i])) return 1;
   }
   return 0;
 }
@@ -560,7 +543,7 @@ static aigw_status admit(aigw_req *r, ka_req *q, const ka_consumer *c) {
 static int consumer_from_json(const char *name, size_t nn, const char *txt, size_t tn, ka_consumer *c) {
   memset(c, 0, sizeof *c);
   cJSON *j = cJSON_ParseWithLength(txt, tn);
-  if (!cJSON_IsObject(j) || !(c->name = dup_s((aigw_str){name, nn}))) goto bad;
+  if (!cJSON_IsObject(j) || !(c->name = pc_dup((aigw_str){name, nn}))) goto bad;
   const cJSON *v;
   if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "team")) && !(c->team = strdup(v->valuestring))) goto bad;
   if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "tier")) && !(c->tier = strdup(v->valuestring))) goto bad;
