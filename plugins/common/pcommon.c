@@ -162,3 +162,26 @@ void pc_free_list(char **v, size_t n) {
   for (size_t i = 0; v && i < n; i++) free(v[i]);
   free(v);
 }
+
+int pc_header_names(const aigw_host *H, const aigw_json *hs, char **out, size_t max, size_t *n, aigw_diag *d) {
+  *n = 0;
+  if (H->json_type(hs) != AIGW_JSON_ARRAY || !H->json_len(hs) || H->json_len(hs) > max) {
+    H->diag_error(d, "/headers", "must be an array of 1 to %zu header names", max);
+    return -1;
+  }
+  for (size_t i = 0; i < H->json_len(hs); i++) {
+    aigw_str s;
+    if (H->json_str(H->json_at(hs, i), &s) != AIGW_OK || !s.n || s.n > 100 || memchr(s.p, 0, s.n) || pc_has_ctl(s)) {
+      char p[64];
+      snprintf(p, sizeof p, "/headers/%zu", i);
+      H->diag_error(d, p, "must be a header name");
+      return -1;
+    }
+    char *h = pc_dup(s);
+    if (!h) return -2;
+    for (char *c = h; *c; c++)
+      if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    out[(*n)++] = h;
+  }
+  return 0;
+}

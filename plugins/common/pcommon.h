@@ -46,6 +46,9 @@ int pc_str_eq(aigw_str s, const char *lit);
 char *pc_strndup(const char *p, size_t n); /* malloc'd, NUL-terminated; NULL when out of memory */
 char *pc_dup(aigw_str s);                  /* the same for a string view */
 void pc_free_list(char **v, size_t n);     /* frees v[0..n) and v (v may be NULL) */
+/* A plugin's "headers" option hs: 1 to max header names, lower-cased, malloc'd into out[0..*n)
+ * (the caller frees them, also on failure). 0, -1 bad (reported at /headers), -2 out of memory. */
+int pc_header_names(const aigw_host *H, const aigw_json *hs, char **out, size_t max, size_t *n, aigw_diag *d);
 int pc_has_ctl(aigw_str s);
 /* The request's own key for the provider adapter being called ("bring your own key": a request
  * plugin set it with h->set_credential; ABI 1.3), or an empty string: use the configured key.

@@ -467,26 +467,9 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
   /* where tokens come from */
   const aigw_json *hs = H->json_get(cfg, "headers");
   if (hs) {
-    if (H->json_type(hs) != AIGW_JSON_ARRAY || !H->json_len(hs) || H->json_len(hs) > MAX_HEADERS) {
-      H->diag_error(d, "/headers", "must be an array of 1 to %d header names", MAX_HEADERS);
-      bad = 1;
-    } else {
-      for (size_t i = 0; i < H->json_len(hs); i++) {
-        aigw_str s;
-        if (H->json_str(H->json_at(hs, i), &s) != AIGW_OK || !s.n || s.n > 100 || memchr(s.p, 0, s.n)) {
-          char p[64];
-          snprintf(p, sizeof p, "/headers/%zu", i);
-          H->diag_error(d, p, "must be a header name");
-          bad = 1;
-          break;
-        }
-        char *n = pc_dup(s);
-        if (!n) goto nomem;
-        for (char *c = n; *c; c++)
-          if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
-        in->headers[in->nheaders++] = n;
-      }
-    }
+    int hr = pc_header_names(H, hs, in->headers, MAX_HEADERS, &in->nheaders, d);
+    if (hr == -2) goto nomem;
+    if (hr < 0) bad = 1;
   } else {
     if (!(in->headers[0] = strdup("authorization"))) goto nomem;
     in->nheaders = 1;

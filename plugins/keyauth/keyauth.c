@@ -182,24 +182,9 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   /* where keys come from */
   const aigw_json *hs = cfg ? H->json_get(cfg, "headers") : NULL;
   if (hs) {
-    if (H->json_type(hs) != AIGW_JSON_ARRAY || !H->json_len(hs) || H->json_len(hs) > MAX_HEADERS) {
-      H->diag_error(d, "/headers", "must be an array of 1 to %d header names", MAX_HEADERS);
-      bad = 1;
-    } else {
-      for (size_t i = 0; i < H->json_len(hs); i++) {
-        aigw_str s;
-        if (H->json_str(H->json_at(hs, i), &s) != AIGW_OK || !s.n || s.n > 100) {
-          H->diag_error(d, "/headers", "must be an array of header names");
-          bad = 1;
-          break;
-        }
-        char *n = pc_dup(s);
-        if (!n) goto nomem;
-        for (char *c = n; *c; c++)
-          if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
-        in->headers[in->nheaders++] = n;
-      }
-    }
+    int hr = pc_header_names(H, hs, in->headers, MAX_HEADERS, &in->nheaders, d);
+    if (hr == -2) goto nomem;
+    if (hr < 0) bad = 1;
   } else {
     if (!(in->headers[0] = strdup("authorization")) || !(in->headers[1] = strdup("x-api-key"))) goto nomem;
     in->nheaders = 2;
