@@ -304,6 +304,21 @@ static const char *const KNOWN[] = {"issuer", "audience", "algorithms", "keys", 
                                     "consumer_claim", "team_claim", "tier_claim", "metadata_claims", "limit_claims",
                                     "scope_models"};
 
+/* A static key into the instance's set (taking k), checked against "algorithms". 0, -1 not
+ * allowed (reported at p; kept, the config fails anyway), -2 out of memory (k freed). */
+static int add_static(jwt_inst *in, size_t *cap, jw_key *k, const char *p, aigw_diag *d) {
+  int rc = 0;
+  if (!(k->alg & in->algs)) {
+    H->diag_error(d, p, "this key verifies %s, which \"algorithms\" does not allow", jw_alg_name(k->alg));
+    rc = -1;
+  }
+  if (ks_push(in->statics, cap, k) < 0) {
+    jw_key_free(k);
+    return -2;
+  }
+  return rc;
+}
+
 static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
   (void)h;
   int bad = 0;
@@ -410,14 +425,9 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
       bad = 1;
       continue;
     }
-    if (!(k.alg & in->algs)) {
-      H->diag_error(d, p, "this key verifies %s, which \"algorithms\" does not allow", jw_alg_name(k.alg));
-      bad = 1;
-    }
-    if (ks_push(in->statics, &cap, &k) < 0) {
-      jw_key_free(&k);
-      goto nomem;
-    }
+    int ar = add_static(in, &cap, &k, p, d);
+    if (ar == -2) goto nomem;
+    if (ar < 0) bad = 1;
   }
   const aigw_json *jw = H->json_get(cfg, "jwks");
   if (jw) {
@@ -438,14 +448,9 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
         bad = 1;
         continue;
       }
-      if (!(k.alg & in->algs)) {
-        H->diag_error(d, p, "this key verifies %s, which \"algorithms\" does not allow", jw_alg_name(k.alg));
-        bad = 1;
-      }
-      if (ks_push(in->statics, &cap, &k) < 0) {
-        jw_key_free(&k);
-        goto nomem;
-      }
+      int ar = add_static(in, &cap, &k, p, d);
+      if (ar == -2) goto nomem;
+      if (ar < 0) bad = 1;
     }
   }
   const aigw_json *ju = H->json_get(cfg, "jwks_url");
