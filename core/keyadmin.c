@@ -1,8 +1,10 @@
 /* keyadmin.c - API keys managed through the admin API (role admin), for the keyauth plugin:
  *
- *   POST   /keys               {"consumer": "bob"}  -> 201 {"id", "key", "consumer"}  (the key is
- *                              shown this once; only its SHA-256 is stored)
- *   POST   /keys/<id>/rotate   -> 201 a new key for the same consumer; the old one stops at once
+ *   POST   /keys               {"consumer": "bob", "expires_in_s"?}  -> 201 {"id", "key", "consumer",
+ *                              "expires_at"?}  (the key is shown this once; only its SHA-256 is
+ *                              stored; with expires_in_s it stops by itself: the records expire)
+ *   POST   /keys/<id>/rotate   {"expires_in_s"?} -> 201 a new key for the same consumer; the old
+ *                              one stops at once
  *   DELETE /keys/<id>          -> 200; the key stops at once
  *
  * The keys live in the host store (store.h in-process, or Redis when configured): key
@@ -139,11 +141,14 @@ static int ks_name(const kstore *k, const char *key, char *out, size_t cap) {
   return n > 0 && (size_t)n < cap ? n : -1;
 }
 
-static int ks_set(kstore *k, const char *key, const char *val) {
-  if (!k->rc) return store_set(core_store(), key, strlen(key), val, strlen(val), 0, now_ms());
+/* ttl_ms 0: kept until deleted */
+static int ks_set(kstore *k, const char *key, const char *val, uint64_t ttl_ms) {
+  if (!k->rc) return store_set(core_store(), key, strlen(key), val, strlen(val), ttl_ms, now_ms());
   char name[300];
   if (ks_name(k, key, name, sizeof name) < 0) return -1;
-  redisReply *r = ks_cmd(k, "SET %s %s", name, val);
+  char px[24];
+  snprintf(px, sizeof px, "%llu", (unsigned long long)ttl_ms);
+  redisReply *r = ttl_ms ? ks_cmd(k, "SET %s %s PX %s", name, val, px) : ks_cmd(k, "SET %s %s", name, val);
   int ok = r && r->type == REDIS_REPLY_STATUS;
   freeReplyObject(r);
   return ok ? 0 : -1;
@@ -192,8 +197,10 @@ static int name_ok(const char *s) {
   return 1;
 }
 
-/* A new key for consumer: stored hashed; the key itself into key_out (shown once). */
-static int make_key(kstore *k, const char *consumer, char key_out[64], char id_out[ID_LEN + 1], char *err, size_t errlen) {
+/* A new key for consumer: stored hashed (expiring after ttl_ms, 0 never); the key itself into
+ * key_out (shown once). */
+static int make_key(kstore *k, const char *consumer, uint64_t ttl_ms, char key_out[64], char id_out[ID_LEN + 1], char *err,
+                    size_t errlen) {
   unsigned char rnd[24], h[32];
   unsigned int hl = 0;
   if (RAND_bytes(rnd, sizeof rnd) != 1) {
@@ -210,7 +217,7 @@ static int make_key(kstore *k, const char *consumer, char key_out[64], char id_o
   id_out[ID_LEN] = 0;
   snprintf(kk, sizeof kk, "keyauth:key:%s", hh);
   snprintf(ik, sizeof ik, "keyauth:id:%s", id_out);
-  if (ks_set(k, kk, consumer) < 0 || ks_set(k, ik, hh) < 0) {
+  if (ks_set(k, kk, consumer, ttl_ms) < 0 || ks_set(k, ik, hh, ttl_ms) < 0) {
     snprintf(err, errlen, "the store could not keep the key");
     return -1;
   }
@@ -337,7 +344,7 @@ static int consumers_handle(kstore *k, const char *method, const char *name, con
     return -1;
   }
   char *txt = cJSON_PrintUnformatted(rec);
-  if (!txt || ks_set(k, ck, txt) < 0) {
+  if (!txt || ks_set(k, ck, txt, 0) < 0) {
     free(txt);
     cJSON_Delete(rec);
     *status = 503;
@@ -350,6 +357,27 @@ static int consumers_handle(kstore *k, const char *method, const char *name, con
   log_msg(AIGW_LOG_INFO, "admin: consumer %s %s", name, existed ? "replaced" : "created");
   *status = existed ? 200 : 201;
   return 0;
+}
+
+/* The optional "expires_in_s" of a key request (1 s to 10 years): its ttl in ms into *ttl (0
+ * without one). 0, or -1 (err set). */
+static int key_ttl(const cJSON *j, uint64_t *ttl, char *err, size_t errlen) {
+  *ttl = 0;
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expires_in_s");
+  if (!e) return 0;
+  if (!cJSON_IsNumber(e) || e->valuedouble < 1 || e->valuedouble > 315360000 || e->valuedouble != (double)(long long)e->valuedouble) {
+    snprintf(err, errlen, "\"expires_in_s\" must be a whole number of seconds from 1 to 315360000 (10 years)");
+    return -1;
+  }
+  *ttl = (uint64_t)e->valuedouble * 1000;
+  return 0;
+}
+
+static void add_expiry(cJSON *res, uint64_t ttl_ms) {
+  if (!ttl_ms) return;
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  cJSON_AddNumberToObject(res, "expires_at", (double)((uint64_t)tv.tv_sec + ttl_ms / 1000));
 }
 
 /* Handles /keys... and /consumers/...; fills status and a malloc'd JSON body. Returns 1 when the
@@ -395,8 +423,14 @@ int keyadmin_handle(const cfg_gen *g, const char *method, const char *path, cons
       snprintf(err, sizeof err, "the body must be {\"consumer\": \"<name of a consumer in keyauth's config>\"}");
       goto fail;
     }
+    uint64_t ttl;
+    if (key_ttl(j, &ttl, err, sizeof err) < 0) {
+      cJSON_Delete(j);
+      *status = 400;
+      goto fail;
+    }
     char key[64], kid[ID_LEN + 1];
-    if (make_key(&k, c->valuestring, key, kid, err, sizeof err) < 0) {
+    if (make_key(&k, c->valuestring, ttl, key, kid, err, sizeof err) < 0) {
       cJSON_Delete(j);
       *status = 503;
       goto fail;
@@ -404,6 +438,7 @@ int keyadmin_handle(const cfg_gen *g, const char *method, const char *path, cons
     cJSON_AddStringToObject(res, "id", kid);
     cJSON_AddStringToObject(res, "key", key);
     cJSON_AddStringToObject(res, "consumer", c->valuestring);
+    add_expiry(res, ttl);
     cJSON_AddStringToObject(res, "note", "the key is shown this once; only its hash is kept");
     OPENSSL_cleanse(key, sizeof key);
     log_msg(AIGW_LOG_INFO, "admin: key %s created for consumer %s", kid, c->valuestring);
@@ -420,6 +455,15 @@ int keyadmin_handle(const cfg_gen *g, const char *method, const char *path, cons
     log_msg(AIGW_LOG_INFO, "admin: key %s revoked", id);
     *status = 200;
   } else if (!strcmp(method, "POST") && id_ok(id) && slash && !strcmp(slash, "/rotate")) {
+    uint64_t ttl = 0;
+    cJSON *j = blen ? cJSON_ParseWithLength(body, blen) : NULL;
+    int bad = (blen && !cJSON_IsObject(j)) || key_ttl(j, &ttl, err, sizeof err) < 0;
+    cJSON_Delete(j);
+    if (bad) {
+      if (!err[0]) snprintf(err, sizeof err, "the body must be empty or {\"expires_in_s\": N}");
+      *status = 400;
+      goto fail;
+    }
     char consumer[256] = "";
     int rc = revoke(&k, id, consumer, sizeof consumer);
     if (rc || !consumer[0]) {
@@ -428,13 +472,14 @@ int keyadmin_handle(const cfg_gen *g, const char *method, const char *path, cons
       goto fail;
     }
     char key[64], kid[ID_LEN + 1];
-    if (make_key(&k, consumer, key, kid, err, sizeof err) < 0) {
+    if (make_key(&k, consumer, ttl, key, kid, err, sizeof err) < 0) {
       *status = 503;
       goto fail;
     }
     cJSON_AddStringToObject(res, "id", kid);
     cJSON_AddStringToObject(res, "key", key);
     cJSON_AddStringToObject(res, "consumer", consumer);
+    add_expiry(res, ttl);
     cJSON_AddStringToObject(res, "replaced", id);
     OPENSSL_cleanse(key, sizeof key);
     log_msg(AIGW_LOG_INFO, "admin: key %s rotated to %s (consumer %s)", id, kid, consumer);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import OpenAI from 'openai';
-import { startGateway, startMock, skipUnlessGateway, ADMIN_TOKEN } from './lib/harness.mjs';
+import { startGateway, startMock, skipUnlessGateway, ADMIN_TOKEN, until } from './lib/harness.mjs';
 
 const skip = skipUnlessGateway();
 const hash = (k) => `sha256:${crypto.createHash('sha256').update(k).digest('hex')}`;
@@ -68,6 +68,21 @@ describe('keyauth: keys created, rotated and revoked through the admin API', { s
     assert.notEqual(second.key, first.key);
     await refused(ask(first.key));
     await ask(second.key);
+  });
+
+  test('a key made with expires_in_s stops by itself; a bad expiry is a 400', async () => {
+    const r = await admin('POST', '/keys', { consumer: 'bob', expires_in_s: 1 });
+    assert.equal(r.status, 201);
+    const { key, expires_at } = await r.json();
+    assert.ok(Math.abs(expires_at - (Date.now() / 1000 + 1)) < 30, `expires_at ${expires_at}`);
+    await ask(key);
+    const gone = await until(async () => { try { await ask(key); return false; } catch (e) { return e instanceof OpenAI.AuthenticationError; } }, 8000, 100);
+    assert.ok(gone, 'the key expired');
+    for (const bad of [0, -5, 1.5, 'soon', 400000000]) {
+      const b = await admin('POST', '/keys', { consumer: 'bob', expires_in_s: bad });
+      assert.equal(b.status, 400, `expires_in_s ${bad}`);
+      assert.match((await b.json()).error.message, /expires_in_s/);
+    }
   });
 
   test('only admins manage keys; a key for an unknown consumer is refused when used', async () => {

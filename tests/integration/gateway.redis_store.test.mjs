@@ -100,6 +100,14 @@ describe('keys made through one node\'s admin API work, and stop, on every node 
     await assert.rejects(ask(gwA, key), (e) => e instanceof OpenAI.AuthenticationError);
     await assert.rejects(ask(gwB, key), (e) => e instanceof OpenAI.AuthenticationError);
   });
+
+  test('a key with expires_in_s expires on redis too (both nodes)', async () => {
+    const { key } = await (await gwA.admin('/keys', { method: 'POST', body: JSON.stringify({ consumer: 'bob', expires_in_s: 1 }) })).json();
+    await ask(gwB, key);
+    const gone = await until(async () => { try { await ask(gwB, key); return false; } catch (e) { return e instanceof OpenAI.AuthenticationError; } }, 8000, 100);
+    assert.ok(gone, 'expired');
+    await assert.rejects(ask(gwA, key), (e) => e instanceof OpenAI.AuthenticationError);
+  });
 });
 
 describe('redis down when the gateway starts: it starts, the limits\' policy answers, and it connects once redis is up', { skip }, () => {
