@@ -549,6 +549,17 @@ static int l_set_meta(lua_State *L) {
   return 0;
 }
 
+/* aigw.set_credential(provider, key): the key that provider's adapter uses for this request
+ * (bring your own key, e.g. from a secrets service through aigw.http); "" removes it. */
+static int l_set_credential(lua_State *L) {
+  aigw_req *r = need_req(L, "aigw.set_credential");
+  aigw_str p, k;
+  p.p = luaL_checklstring(L, 1, &p.n);
+  k.p = luaL_checklstring(L, 2, &k.n);
+  check_rc(L, H->set_credential(r, p, k), "aigw.set_credential");
+  return 0;
+}
+
 static int l_request_id(lua_State *L) {
   aigw_str v = {"", 0};
   H->meta_get(need_req(L, "aigw.request_id"), "aigw.request_id", &v);
@@ -895,6 +906,7 @@ static const luaL_Reg aigw_funcs[] = {
     {"respond", l_respond},       {"deny", l_deny},         {"set_target", l_set_target},
     {"model", l_model},           {"set_model", l_set_model}, {"meta", l_meta},
     {"set_meta", l_set_meta},     {"request_id", l_request_id}, {"route", l_route},
+    {"set_credential", l_set_credential},
     {"api", l_api},               {"is_stream", l_is_stream}, {"phase", l_phase},
     {"now", l_now},               {"log", l_log},           {"log_field", l_log_field},
     {"metric", l_metric},         {"emit", l_emit},         {"end_stream", l_end_stream},

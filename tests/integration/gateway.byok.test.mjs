@@ -39,6 +39,14 @@ describe('bring your own key: per-consumer provider credentials', { skip }, () =
         cfg.routes.push(
           { name: 'msg', match: { methods: ['POST'], path: '/v1/messages' }, api: 'messages', targets: [{ provider: 'anth' }] },
           { name: 'carol', match: { methods: ['POST'], path: '/carol/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'carol_up' }] },
+          { name: 'lua', match: { methods: ['POST'], path: '/lua/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
+            plugins: [{ name: 'lua', config: { name: 'byok.lua', config: { keys: { research: ALICE_OAI } }, inline: `
+              function on_request(ctx)
+                local team = aigw.req.header('x-team')
+                local key = team and aigw.config.keys[team]
+                if not key then return aigw.deny(403, 'no provider key for this team') end
+                aigw.set_credential('up', key)
+              end` } }] },
         );
         cfg.plugins = [{ name: 'keyauth', config: {
           client_provider_key: { header: 'X-Provider-Key', providers: ['up', 'carol_up'] },
@@ -117,6 +125,14 @@ describe('bring your own key: per-consumer provider credentials', { skip }, () =
     assert.equal(res.status, 400);
     assert.match((await res.json()).error.message, /provider key header/);
     assert.equal((await oaiMock.requests()).length, before);
+  });
+
+  test('a Lua policy picks the provider key for the request (aigw.set_credential)', async () => {
+    const r = await oai(BOB, { 'x-team': 'research' }, `${root()}/lua/v1`).chat.completions.create(chat);
+    assert.ok(r.choices[0].message.content.length > 0);
+    assert.equal((await lastUp(oaiMock)).headers.authorization, `Bearer ${ALICE_OAI}`);
+    await assert.rejects(oai(BOB, { 'x-team': 'other' }, `${root()}/lua/v1`).chat.completions.create(chat),
+      (e) => e instanceof OpenAI.PermissionDeniedError);
   });
 
   test('no provider key, gateway key or client-brought key appears in the gateway\'s output', async () => {
