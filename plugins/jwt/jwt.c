@@ -63,7 +63,8 @@ typedef struct jwt_inst {
   jw_claims_cfg claims; /* lists owned */
   unsigned algs;        /* allowed jw_alg mask */
   jw_keyset *statics;   /* "keys" and "jwks"; never NULL after create */
-  char *jwks_url;       /* NULL: no remote keys */
+  char *jwks_url;       /* NULL: no JWKS URL given */
+  char *discovery_url;  /* OIDC discovery document (its jwks_uri is fetched); NULL: none */
   double refresh_s, min_refresh_s;
   uint32_t timeout_ms;
   char *headers[MAX_HEADERS]; /* lower-case; "authorization" means a Bearer credential */
@@ -88,6 +89,7 @@ typedef struct jwt_inst {
   double last_attempt;  /* monotonic seconds, when the last fetch ended */
   double last_ok;       /* monotonic seconds, when the current snapshot was installed */
   char last_error[160]; /* why the last fetch failed ("" after a success) */
+  char jwks_found[1024]; /* discovery: the document's jwks_uri ("" until known, or after a failure) */
   jwt_rq *waiters;      /* requests waiting for the fetch in flight */
 } jwt_inst;
 
@@ -99,7 +101,11 @@ struct jwt_rq {
   int queued;   /* under in->mu */
   uint64_t seen; /* in->completed when this request started waiting */
   int rounds;    /* fetches waited for (bounded) */
+  const char *url; /* what its fetch fetches (request memory), for the log */
 };
+
+/* Remote keys: a JWKS URL, or one found through OIDC discovery. */
+static int remote(const jwt_inst *in) { return in->jwks_url || in->discovery_url; }
 
 static double mono(void) {
   struct timespec ts;
@@ -145,6 +151,7 @@ static void jwt_destroy(void *vi) {
   jw_keyset_free(in->statics);
   jw_keyset_free(in->jwks); /* every request has ended: this is the last reference */
   free(in->jwks_url);
+  free(in->discovery_url);
   for (size_t i = 0; i < in->nheaders; i++) free(in->headers[i]);
   free(in->consumer_claim);
   free(in->team_claim);
@@ -298,7 +305,7 @@ static int parse_static_key(const aigw_json *e, const char *ptr, jw_key *k, aigw
   return bad ? -1 : 0;
 }
 
-static const char *const KNOWN[] = {"issuer", "audience", "algorithms", "keys", "jwks", "jwks_url", "jwks_refresh_s",
+static const char *const KNOWN[] = {"issuer", "audience", "algorithms", "keys", "jwks", "jwks_url", "discovery_url", "jwks_refresh_s",
                                     "jwks_min_refresh_s", "jwks_timeout_ms", "headers", "max_token_bytes",
                                     "clock_skew_s", "require_exp", "max_age_s", "required_scopes",
                                     "consumer_claim", "team_claim", "tier_claim", "metadata_claims", "limit_claims",
@@ -464,8 +471,22 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
       goto nomem;
     }
   }
-  if (!ks && !jw && !ju) {
-    H->diag_error(d, "", "no keys: give \"keys\", \"jwks\" or \"jwks_url\" (or several)");
+  const aigw_json *du = H->json_get(cfg, "discovery_url");
+  if (du) {
+    aigw_str s;
+    if (H->json_str(du, &s) != AIGW_OK || !(s.n > 7 && (!strncmp(s.p, "http://", 7) || (s.n > 8 && !strncmp(s.p, "https://", 8)))) ||
+        memchr(s.p, 0, s.n) || pc_has_ctl(s) || s.n > 1000) {
+      H->diag_error(d, "/discovery_url", "must be an http:// or https:// URL (the issuer's .well-known/openid-configuration)");
+      bad = 1;
+    } else if (ju) {
+      H->diag_error(d, "/discovery_url", "give \"jwks_url\" or \"discovery_url\", not both");
+      bad = 1;
+    } else if (!(in->discovery_url = pc_dup(s))) {
+      goto nomem;
+    }
+  }
+  if (!ks && !jw && !ju && !du) {
+    H->diag_error(d, "", "no keys: give \"keys\", \"jwks\", \"jwks_url\" or \"discovery_url\" (or several)");
     bad = 1;
   }
 
@@ -553,7 +574,7 @@ static void *jwt_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
   }
 
   static const char *const labels[] = {"result", NULL};
-  if (in->jwks_url &&
+  if (remote(in) &&
       (in->m_fetch = H->metric_define(d, AIGW_METRIC_COUNTER, "jwt_jwks_fetches_total",
                                       "JWKS fetches by the jwt plugin, by result (ok, error)", labels)) == UINT32_MAX)
     bad = 1;
@@ -690,6 +711,8 @@ static aigw_status admit(jwt_inst *in, aigw_req *r, const cJSON *p) {
 /* ---- the JWKS fetch ---------------------------------------------------------------------- */
 
 static void fetch_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud);
+static void discovery_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud);
+static int jwks_call(jwt_inst *in, aigw_req *r, jwt_rq *rq);
 static void wake(aigw_req *r, void *ud);
 
 /* A fetch ended. ks: the new set (NULL when it failed or was cancelled); err: why it failed (NULL
@@ -753,20 +776,43 @@ static int start_or_join(jwt_inst *in, aigw_req *r, jwt_rq *rq, int urgent) {
   in->fetching = 1;
   rq->seen = in->completed;
   rq->rounds++;
+  char *url = H->req_alloc(r, sizeof in->jwks_found);
+  if (url) snprintf(url, sizeof in->jwks_found, "%s", in->jwks_url ? in->jwks_url : in->jwks_found);
   pthread_mutex_unlock(&in->mu);
-  static const aigw_str hdrs[] = {AIGW_STR("accept"), AIGW_STR("application/jwk-set+json, application/json")};
-  aigw_http_spec spec = {.struct_size = sizeof spec,
-                         .method = "GET",
-                         .url = in->jwks_url,
-                         .headers = hdrs,
-                         .nheaders = 1,
-                         .timeout_ms = in->timeout_ms,
-                         .max_response_bytes = 1u << 20};
-  if (!H->http_call(r, &spec, fetch_done, rq)) {
+  if (!url) {
+    fetch_finish(in, NULL, "out of memory");
+    return 0;
+  }
+  if (!url[0]) { /* discovery first: its jwks_uri, then the JWKS (discovery_done) */
+    static const aigw_str dh[] = {AIGW_STR("accept"), AIGW_STR("application/json")};
+    rq->url = in->discovery_url;
+    aigw_http_spec spec = {.struct_size = sizeof spec, .method = "GET", .url = in->discovery_url, .headers = dh,
+                           .nheaders = 1, .timeout_ms = in->timeout_ms, .max_response_bytes = 1u << 20};
+    if (!H->http_call(r, &spec, discovery_done, rq)) {
+      fetch_finish(in, NULL, "the call-out could not start");
+      return 0;
+    }
+    return 1;
+  }
+  rq->url = url;
+  if (jwks_call(in, r, rq) < 0) {
     fetch_finish(in, NULL, "the call-out could not start");
     return 0;
   }
   return 1;
+}
+
+/* The JWKS request for rq->url; 0 started, -1 not. */
+static int jwks_call(jwt_inst *in, aigw_req *r, jwt_rq *rq) {
+  static const aigw_str hdrs[] = {AIGW_STR("accept"), AIGW_STR("application/jwk-set+json, application/json")};
+  aigw_http_spec spec = {.struct_size = sizeof spec,
+                         .method = "GET",
+                         .url = rq->url,
+                         .headers = hdrs,
+                         .nheaders = 1,
+                         .timeout_ms = in->timeout_ms,
+                         .max_response_bytes = 1u << 20};
+  return H->http_call(r, &spec, fetch_done, rq) ? 0 : -1;
 }
 
 static aigw_status evaluate(jwt_inst *in, aigw_req *r, jwt_rq *rq, int final);
@@ -795,15 +841,76 @@ static void fetch_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud)
     if (!err[0]) snprintf(err, sizeof err, "no body");
   }
   if (ks) {
-    H->log(r, AIGW_LOG_INFO, "jwt: JWKS from %s: %zu usable keys (%zu skipped)", in->jwks_url, ks->n, skipped);
+    H->log(r, AIGW_LOG_INFO, "jwt: JWKS from %s: %zu usable keys (%zu skipped)", rq->url, ks->n, skipped);
   } else {
-    H->log(r, AIGW_LOG_WARN, "jwt: JWKS from %s could not be used: %s", in->jwks_url, err);
+    H->log(r, AIGW_LOG_WARN, "jwt: JWKS from %s could not be used: %s", rq->url, err);
+    if (in->discovery_url) { /* the issuer may have moved its keys: discover again next time */
+      pthread_mutex_lock(&in->mu);
+      in->jwks_found[0] = 0;
+      pthread_mutex_unlock(&in->mu);
+    }
   }
   if (in->m_fetch != UINT32_MAX) {
     aigw_str lv = ks ? AIGW_STR("ok") : AIGW_STR("error");
     H->metric_add(in->m_fetch, &lv, 1);
   }
   fetch_finish(in, ks, ks ? NULL : err);
+  aigw_status s = evaluate(in, r, rq, 1);
+  if (s != AIGW_PAUSE) H->resume(r, s);
+}
+
+/* The discovery document's answer: its issuer must be one this config accepts (OpenID Connect
+ * Discovery 1.0, section 4.3); its jwks_uri is kept and fetched now, for the same waiting rq. */
+static void discovery_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *ud) {
+  jwt_rq *rq = ud;
+  jwt_inst *in = rq->in;
+  if (st == AIGW_CALL_CANCELLED) {
+    fetch_finish(in, NULL, NULL);
+    return;
+  }
+  char err[200] = "";
+  aigw_str b = {0}, e = {0};
+  cJSON *j = NULL;
+  if (st != AIGW_CALL_OK) {
+    H->call_error(c, &e);
+    snprintf(err, sizeof err, "discovery %s: %.*s", st == AIGW_CALL_TIMEOUT ? "timed out" : "failed",
+             (int)(e.n > 120 ? 120 : e.n), e.p ? e.p : "");
+  } else if (H->call_status_code(c) != 200) {
+    snprintf(err, sizeof err, "HTTP %ld from the discovery URL", (long)H->call_status_code(c));
+  } else if (H->call_body(c, &b) != AIGW_OK || !(j = cJSON_ParseWithLength(b.p, b.n)) || !cJSON_IsObject(j)) {
+    snprintf(err, sizeof err, "the discovery document is not a JSON object");
+  } else {
+    const cJSON *iss = cJSON_GetObjectItemCaseSensitive(j, "issuer");
+    const cJSON *ju = cJSON_GetObjectItemCaseSensitive(j, "jwks_uri");
+    int iss_ok = 0;
+    for (size_t i = 0; cJSON_IsString(iss) && i < in->claims.nissuers; i++)
+      if (!strcmp(in->claims.issuers[i], iss->valuestring)) iss_ok = 1;
+    if (!iss_ok)
+      snprintf(err, sizeof err, "the discovery document's issuer is not one this config accepts");
+    else if (!cJSON_IsString(ju) || strlen(ju->valuestring) >= sizeof in->jwks_found ||
+             (strncmp(ju->valuestring, "https://", 8) && strncmp(ju->valuestring, "http://", 7)) ||
+             pc_has_ctl((aigw_str){ju->valuestring, strlen(ju->valuestring)}))
+      snprintf(err, sizeof err, "the discovery document has no usable jwks_uri");
+    else {
+      pthread_mutex_lock(&in->mu);
+      snprintf(in->jwks_found, sizeof in->jwks_found, "%s", ju->valuestring);
+      pthread_mutex_unlock(&in->mu);
+      char *url = H->req_alloc(r, strlen(ju->valuestring) + 1);
+      if (url) {
+        memcpy(url, ju->valuestring, strlen(ju->valuestring) + 1);
+        rq->url = url;
+      }
+      if (!url || jwks_call(in, r, rq) < 0) snprintf(err, sizeof err, "the call-out could not start");
+    }
+  }
+  cJSON_Delete(j);
+  if (!err[0]) return; /* the JWKS fetch goes on (fetch_done) */
+  H->log(r, AIGW_LOG_WARN, "jwt: OIDC discovery at %s failed: %s", in->discovery_url, err);
+  if (in->m_fetch != UINT32_MAX) {
+    aigw_str lv = AIGW_STR("error");
+    H->metric_add(in->m_fetch, &lv, 1);
+  }
+  fetch_finish(in, NULL, err);
   aigw_status s = evaluate(in, r, rq, 1);
   if (s != AIGW_PAUSE) H->resume(r, s);
 }
@@ -860,7 +967,7 @@ static aigw_status evaluate(jwt_inst *in, aigw_req *r, jwt_rq *rq, int final) {
     st = denyf(r, 401, "invalid token: ", m);
     goto done;
   }
-  if (in->jwks_url) {
+  if (remote(in)) {
     sn = ks_acquire(in);
     int known = key_known(in->statics, &t) || key_known(sn.ks, &t);
     if (!final && rq->rounds < 4 && (!known || sn.stale) && start_or_join(in, r, rq, !known)) {
@@ -871,7 +978,7 @@ static aigw_status evaluate(jwt_inst *in, aigw_req *r, jwt_rq *rq, int final) {
   int fit = 0;
   if (!verify_with(in->statics, &t, &fit) && !verify_with(sn.ks, &t, &fit)) {
     strip_header(r, from);
-    if (!fit && in->jwks_url && !sn.ks) {
+    if (!fit && remote(in) && !sn.ks) {
       char m[260];
       pthread_mutex_lock(&in->mu);
       snprintf(m, sizeof m, "the signing keys are unavailable: the JWKS could not be fetched (%s)",

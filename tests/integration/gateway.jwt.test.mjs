@@ -62,8 +62,17 @@ const tokenFor = (k, extra = {}, header = {}) => sign(k.alg, k.privateKey, claim
 
 /** A JWKS endpoint on 127.0.0.1 (port 0: any free one). set(keys) changes what it serves. */
 async function startJwks(port = 0) {
-  const state = { keys: [], fetches: 0, delayMs: 0 };
+  const state = { keys: [], fetches: 0, delayMs: 0, discoveries: 0 };
   const server = http.createServer((req, res) => {
+    // OIDC discovery documents: /oidc/... names the issuer it claims and points at the JWKS
+    const m = /^\/oidc\/(good|evil)\/\.well-known\/openid-configuration$/.exec(req.url);
+    if (m) {
+      state.discoveries++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ issuer: m[1] === 'good' ? ISS : 'https://evil.test', jwks_uri: `http://127.0.0.1:${server.address().port}/.well-known/jwks.json`,
+        authorization_endpoint: 'https://issuer.test/authorize' }));
+      return;
+    }
     state.fetches++;
     const body = JSON.stringify({ keys: state.keys.map((k) => k.jwk) });
     res.on('error', () => {});
@@ -80,6 +89,7 @@ async function startJwks(port = 0) {
   return {
     port: server.address().port,
     get fetches() { return state.fetches; },
+    get discoveries() { return state.discoveries; },
     set(keys) { state.keys = keys; },
     /** answer each fetch this much later */
     delay(ms) { state.delayMs = ms; },
@@ -136,6 +146,10 @@ describe('jwt: bearer tokens verified against a JWKS URL and static keys', { ski
             plugins: [jwtPlugin(jwks.port, { headers: ['x-id-token'], consumer_claim: 'azp', required_scopes: ['llm'] })] },
           { name: 'limited', match: { methods: ['POST'], path: '/limited/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
             plugins: [jwtPlugin(jwks.port), { name: 'limits', config: { limits: [{ name: 'team-rpm', by: ['team'], requests: 2, window_s: 600 }] } }] },
+          { name: 'oidc', match: { methods: ['POST'], path: '/oidc/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
+            plugins: [jwtPlugin(jwks.port, { jwks_url: undefined, discovery_url: `http://127.0.0.1:${jwks.port}/oidc/good/.well-known/openid-configuration` })] },
+          { name: 'oidc-evil', match: { methods: ['POST'], path: '/oidc-evil/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
+            plugins: [jwtPlugin(jwks.port, { jwks_url: undefined, discovery_url: `http://127.0.0.1:${jwks.port}/oidc/evil/.well-known/openid-configuration` })] },
           { name: 'own-limit', match: { methods: ['POST'], path: '/own/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
             plugins: [jwtPlugin(jwks.port, { limit_claims: { rpm: 'rpm_limit' } }),
               { name: 'limits', config: { limits: [{ name: 'rpm', by: ['consumer'], requests: 5, window_s: 600 }] } }] },
@@ -289,6 +303,18 @@ describe('jwt: bearer tokens verified against a JWKS URL and static keys', { ski
     const statuses = [];
     for (let i = 0; i < 6; i++) statuses.push((await raw(plain, p)).status);
     assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+  });
+
+  test('OIDC discovery: the issuer\'s jwks_uri is found and used; a document naming another issuer is refused', async () => {
+    const d0 = jwks.discoveries;
+    const a = await raw(tokenFor(rsa1, { sub: 'oidc-user' }), '/oidc/v1/chat/completions');
+    assert.equal(a.status, 200, a.text);
+    assert.ok(jwks.discoveries > d0, 'the discovery document was fetched');
+    const b = await raw(tokenFor(ec1, { sub: 'oidc-user' }), '/oidc/v1/chat/completions');
+    assert.equal(b.status, 200, b.text);
+    const e = await raw(tokenFor(rsa1, { sub: 'x' }), '/oidc-evil/v1/chat/completions');
+    assert.equal(e.status, 503);
+    assert.match(e.json.error.message, /discovery document's issuer is not one this config accepts/);
   });
 
   test('models per scope: premium may use gpt-4o, basic only gpt-4o-mini', async () => {
