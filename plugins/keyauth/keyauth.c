@@ -57,6 +57,7 @@ typedef struct ka_inst {
   char *headers[MAX_HEADERS]; size_t nheaders; /* lower-case names; "authorization" means Bearer */
   char *byok_header;              /* lower-case; the client's own provider key, or NULL */
   char **byok_providers; size_t nbyok_providers; /* the providers it is for */
+  uint32_t m_refused;             /* aigw_plugin_keyauth_refused_total{reason} */
 } ka_inst;
 
 /* provider name, secret pairs: the secrets are wiped before they are freed */
@@ -64,6 +65,13 @@ static void free_secrets(char **v, size_t n) {
   for (size_t i = 1; i < n; i += 2)
     if (v[i]) OPENSSL_cleanse(v[i], strlen(v[i]));
   pc_free_list(v, n);
+}
+
+/* Answers the request with an error (in the client's format) and counts it by reason. */
+static void refuse(aigw_req *r, const ka_inst *in, int status, const char *type, const char *msg, const char *reason) {
+  aigw_str lv = {reason, strlen(reason)};
+  if (in->m_refused != UINT32_MAX) H->metric_add(in->m_refused, &lv, 1);
+  H->respond_error(r, status, type, msg);
 }
 
 static void consumer_clear(ka_consumer *c) {
@@ -359,6 +367,12 @@ static void *ka_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) {
         break;
       }
   }
+  static const char *const labels[] = {"reason", NULL};
+  if ((in->m_refused = H->metric_define(d, AIGW_METRIC_COUNTER, "keyauth_refused_total",
+                                        "Requests keyauth refused, by reason (missing_key, invalid_key, route, model, "
+                                        "bad_provider_key, store_unavailable)",
+                                        labels)) == UINT32_MAX)
+    bad = 1;
   if (bad) {
     ka_destroy(in);
     return NULL;
@@ -436,22 +450,23 @@ static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
         st = H->set_credential(r, (aigw_str){in->byok_providers[i], strlen(in->byok_providers[i])}, v);
       H->set_header(r, AIGW_CLIENT_REQUEST, hn, (aigw_str){NULL, 0});
       if (st != AIGW_OK) {
-        H->respond_error(r, 400, "invalid_request_error",
-                         "the provider key header holds an invalid value (control characters, or over 8 KiB)");
+        refuse(r, in, 400, "invalid_request_error",
+                         "the provider key header holds an invalid value (control characters, or over 8 KiB)",
+               "bad_provider_key");
         return AIGW_STOP;
       }
       q->byok = 1;
     }
   }
   if (!key.n) {
-    H->respond_error(r, 401, "authentication_error",
-                     "an API key is required (Authorization: Bearer <key>, or x-api-key: <key>)");
+    refuse(r, in, 401, "authentication_error", "an API key is required (Authorization: Bearer <key>, or x-api-key: <key>)",
+           "missing_key");
     return AIGW_STOP;
   }
   unsigned char h[32];
   unsigned int hl = 0;
   if (key.n > 4096 || !EVP_Digest(key.p, key.n, h, &hl, in->sha256, NULL) || hl != 32) {
-    H->respond_error(r, 401, "authentication_error", "invalid API key");
+    refuse(r, in, 401, "authentication_error", "invalid API key", "invalid_key");
     return AIGW_STOP;
   }
   long ci = find(in, h);
@@ -465,7 +480,7 @@ static aigw_status ka_on_request(void *vi, aigw_req *r, void **rctx) {
     kk[76] = 0;
     OPENSSL_cleanse(h, sizeof h);
     if (!H->store_get(r, (aigw_str){kk, 76}, lookup_done, q)) {
-      H->respond_error(r, 503, "server_error", "the key store is unavailable");
+      refuse(r, in, 503, "server_error", "the key store is unavailable", "store_unavailable");
       return AIGW_STOP;
     }
     return AIGW_PAUSE;
@@ -480,7 +495,7 @@ static aigw_status admit(aigw_req *r, ka_req *q, const ka_consumer *c) {
   H->meta_get(r, "aigw.route", &route);
   if (!glob_ok(c->routes, c->nroutes, route)) {
     H->log(r, AIGW_LOG_INFO, "keyauth: consumer %s may not use route %.*s", c->name, (int)route.n, route.p);
-    H->respond_error(r, 403, "permission_error", "this API key may not use this endpoint");
+    refuse(r, in, 403, "permission_error", "this API key may not use this endpoint", "route");
     return AIGW_STOP;
   }
   if (c->models) {
@@ -488,7 +503,7 @@ static aigw_status admit(aigw_req *r, ka_req *q, const ka_consumer *c) {
     if (!m || H->json_str(m, &model) != AIGW_OK || !glob_ok(c->models, c->nmodels, model)) {
       char msg[300];
       snprintf(msg, sizeof msg, "this API key may not use model '%.*s'", (int)(model.n > 200 ? 200 : model.n), model.p ? model.p : "");
-      H->respond_error(r, 403, "permission_error", msg);
+      refuse(r, in, 403, "permission_error", msg, "model");
       return AIGW_STOP;
     }
   }
@@ -571,6 +586,7 @@ bad:
 static void consumer_done(aigw_req *r, aigw_call *call, aigw_call_status st, void *ud) {
   if (st == AIGW_CALL_CANCELLED) return;
   ka_req *q = ud;
+  const ka_inst *in = q->in;
   aigw_str b = {0};
   if (st == AIGW_CALL_OK && H->call_body(call, &b) == AIGW_OK && b.n) {
     ka_consumer c;
@@ -582,14 +598,14 @@ static void consumer_done(aigw_req *r, aigw_call *call, aigw_call_status st, voi
     }
     H->log(r, AIGW_LOG_WARN, "keyauth: the stored record of consumer '%.*s' is malformed", (int)q->cname.n, q->cname.p);
   } else if (st != AIGW_CALL_OK && H->call_status_code(call) != 404) {
-    H->respond_error(r, 503, "server_error", "the key store is unavailable");
+    refuse(r, in, 503, "server_error", "the key store is unavailable", "store_unavailable");
     H->resume(r, AIGW_STOP);
     return;
   } else {
     H->log(r, AIGW_LOG_WARN, "keyauth: a stored key names consumer '%.*s', which is neither in this route's keyauth config nor in the store",
            (int)(q->cname.n > 100 ? 100 : q->cname.n), q->cname.p);
   }
-  H->respond_error(r, 401, "authentication_error", "invalid API key");
+  refuse(r, in, 401, "authentication_error", "invalid API key", "invalid_key");
   H->resume(r, AIGW_STOP);
 }
 
@@ -615,16 +631,16 @@ static void lookup_done(aigw_req *r, aigw_call *call, aigw_call_status st, void 
       memcpy(ck + 17, b.p, b.n);
       if (H->store_get(r, (aigw_str){ck, 17 + b.n}, consumer_done, q)) return; /* resumes from there */
     }
-    H->respond_error(r, 503, "server_error", "the key store is unavailable");
+    refuse(r, in, 503, "server_error", "the key store is unavailable", "store_unavailable");
     H->resume(r, AIGW_STOP);
     return;
   } else if (H->call_status_code(call) != 404) {
-    H->respond_error(r, 503, "server_error", "the key store is unavailable");
+    refuse(r, in, 503, "server_error", "the key store is unavailable", "store_unavailable");
     H->resume(r, AIGW_STOP);
     return;
   }
   H->log(r, AIGW_LOG_INFO, "keyauth: unknown API key");
-  H->respond_error(r, 401, "authentication_error", "invalid API key");
+  refuse(r, in, 401, "authentication_error", "invalid API key", "invalid_key");
   H->resume(r, AIGW_STOP);
 }
 

@@ -59,6 +59,7 @@ typedef struct lim {
 typedef struct lim_inst {
   lim l[MAX_LIMITS]; size_t n;
   int64_t default_output;
+  uint32_t m_refused, m_store_err, m_warn; /* aigw_plugin_limits_*_total{limit} */
 } lim_inst;
 
 struct lim_ctx;
@@ -229,6 +230,15 @@ static void *lim_create(const aigw_host *h, const aigw_json *cfg, aigw_diag *d) 
       }
     }
   }
+  static const char *const labels[] = {"limit", NULL};
+  if ((in->m_refused = H->metric_define(d, AIGW_METRIC_COUNTER, "limits_refused_total",
+                                        "Requests refused (429) by the limits plugin, by limit", labels)) == UINT32_MAX ||
+      (in->m_store_err = H->metric_define(d, AIGW_METRIC_COUNTER, "limits_store_errors_total",
+                                          "Store calls of the limits plugin that failed (then fail_open decides), by limit",
+                                          labels)) == UINT32_MAX ||
+      (in->m_warn = H->metric_define(d, AIGW_METRIC_COUNTER, "limits_warnings_total",
+                                     "Answers past a limit's soft share (x-aigw-limit-warning), by limit", labels)) == UINT32_MAX)
+    bad = 1;
   if (bad) {
     lim_destroy(in);
     return NULL;
@@ -314,6 +324,8 @@ static void set_headers(aigw_req *r, lim_ctx *x) {
       char j[200];
       int n = snprintf(j, sizeof j, "{\"limit\":\"%s\",\"percent\":%d}", l->name, pct);
       H->log_field(r, "limit_warning", (aigw_str){j, (size_t)n});
+      aigw_str lv = {l->name, strlen(l->name)};
+      H->metric_add(in->m_warn, &lv, 1);
     }
   }
 }
@@ -343,6 +355,8 @@ static void reserve_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *u
     H->call_error(c, &e);
     H->log(r, AIGW_LOG_WARN, "limits: %s: the store failed (%.*s); %s", x->in->l[o - x->one].name, (int)e.n, e.p,
            x->in->l[o - x->one].fail_open ? "let through" : "refused");
+    aigw_str lv = {x->in->l[o - x->one].name, strlen(x->in->l[o - x->one].name)};
+    H->metric_add(x->in->m_store_err, &lv, 1);
     o->on = 0;
   } else {
     o->total = H->call_int(c);
@@ -359,6 +373,8 @@ static void reserve_done(aigw_req *r, aigw_call *c, aigw_call_status st, void *u
   if (x->refused >= 0) {
     refund_all(r, x);
     const lim *l = &x->in->l[x->refused];
+    aigw_str ln = {l->name, strlen(l->name)};
+    H->metric_add(x->in->m_refused, &ln, 1);
     char amt[64], used[64], msg[400];
     int64_t lv = x->one[x->refused].limit;
     fmt_amount(amt, sizeof amt, l, lv);

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { startGateway, startMock, skipUnlessGateway, MOCK_KEY, AIGW_BIN, accessLogFor, postJSON } from './lib/harness.mjs';
+import { startGateway, startMock, skipUnlessGateway, MOCK_KEY, AIGW_BIN, accessLogFor, postJSON, metricValue } from './lib/harness.mjs';
 
 const skip = skipUnlessGateway();
 const hash = (k) => `sha256:${crypto.createHash('sha256').update(k).digest('hex')}`;
@@ -104,6 +104,13 @@ describe('keyauth: consumers and virtual keys', { skip }, () => {
     assert.equal(up.headers['x-team-key'], undefined, 'the key header is not forwarded');
     const bearer = await postJSON(`${gw.url}/custom/v1/chat/completions`, chat, { headers: { authorization: `Bearer ${CAROL}` } });
     assert.equal(bearer.status, 401);
+  });
+
+  test('refusals are counted by reason on /metrics (no key material in the labels)', async () => {
+    const text = await (await gw.admin('/metrics')).text();
+    for (const reason of ['missing_key', 'invalid_key', 'route', 'model'])
+      assert.ok(metricValue(text, 'aigw_plugin_keyauth_refused_total', { reason }) >= 1, `${reason} counted`);
+    for (const k of [ALICE, BOB]) assert.ok(!text.includes(k.slice(0, 12)), 'a key in the metrics');
   });
 
   test('no key, hash or part of one in the gateway\'s output', async () => {

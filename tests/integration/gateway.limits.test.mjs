@@ -5,7 +5,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { startGateway, startMock, startRedis, skipUnlessGateway, REDIS_SKIP, REPO_ROOT, accessLogFor } from './lib/harness.mjs';
+import { startGateway, startMock, startRedis, skipUnlessGateway, REDIS_SKIP, REPO_ROOT, accessLogFor, metricValue } from './lib/harness.mjs';
 
 const skip = skipUnlessGateway();
 const CATALOG = path.join(REPO_ROOT, 'conf', 'models.json');
@@ -101,8 +101,11 @@ function suite(label, opts) {
 
     test('64 concurrent requests against a limit of 10: exactly 10 get through', async () => {
       const h = { 'x-burst': `b${Date.now()}` };
+      const before = metricValue(await (await gw.admin('/metrics')).text(), 'aigw_plugin_limits_refused_total', { limit: 'burst' }) ?? 0;
       const res = await Promise.allSettled(Array.from({ length: 64 }, () => ask(h)));
       assert.equal(res.filter((r) => r.status === 'fulfilled').length, 10);
+      const after = metricValue(await (await gw.admin('/metrics')).text(), 'aigw_plugin_limits_refused_total', { limit: 'burst' });
+      assert.equal(after - before, 54, 'each refusal counted on /metrics under its limit');
       assert.ok(res.filter((r) => r.status === 'rejected').every((r) => r.reason instanceof OpenAI.RateLimitError));
     });
 
