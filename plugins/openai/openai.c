@@ -1030,19 +1030,55 @@ static int raw_is_null(aigw_str d, const char *v) {
   return v && (size_t)(d.p + d.n - v) >= 4 && !memcmp(v, "null", 4);
 }
 
-/* The common chunk (a text delta, nothing else) is classified from its bytes, without building a
- * tree: usage, errors, tool calls, finish reasons and unusual shapes take the full path. */
-static int plain_content_delta(aigw_str d) {
-  if (!d.n || d.p[0] != '{') return 0;
-  if (memmem(d.p, d.n, "\"error\"", 7) || memmem(d.p, d.n, "\"tool_calls\"", 12) ||
-      memmem(d.p, d.n, "\"function_call\"", 15))
-    return 0;
-  const char *u = raw_member(d, "\"usage\"", 7);
-  if (u && !raw_is_null(d, u)) return 0;
-  const char *f = raw_member(d, "\"finish_reason\"", 15);
-  if (f && !raw_is_null(d, f)) return 0;
-  const char *c = raw_member(d, "\"content\"", 9);
-  return c && *c == '"' && c + 1 < d.p + d.n && c[1] != '"';
+/* The common chunks are classified from their bytes, without building a tree: a text delta
+ * (DELTA), the opening role-only chunk or any chunk with nothing of interest (OTHER), and a finish
+ * without usage (STOP). Usage, errors, tool calls, several choices and unusual shapes take the full
+ * path (-1).
+ *
+ * One pass over the chunk's strings (memchr to each quote; escapes respected, so a string's
+ * content is never read as a member name): a string followed by blanks and a colon is a member
+ * name. (Six memmem scans of the whole chunk and a cJSON parse of every non-text chunk did this
+ * before: 30 % and 12 % of a proxied stream's instructions.) */
+static int raw_classify(aigw_str d) {
+  if (!d.n || d.p[0] != '{') return -1;
+  const char *p = d.p, *end = d.p + d.n, *content = NULL, *finish = NULL;
+  int nfinish = 0;
+  while (p < end && (p = memchr(p, '"', (size_t)(end - p)))) {
+    const char *s = ++p, *q = p; /* the string's first byte; find its closing quote */
+    for (;;) {
+      q = memchr(q, '"', (size_t)(end - q));
+      if (!q) return -1; /* unterminated: not a well-formed chunk */
+      size_t bs = 0;
+      while (q - bs > s && q[-1 - (ptrdiff_t)bs] == '\\') bs++;
+      if (!(bs & 1)) break;
+      q++;
+    }
+    size_t n = (size_t)(q - s);
+    p = q + 1;
+    const char *v = p;
+    while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')) v++;
+    if (v >= end || *v != ':') continue; /* a value, not a member name */
+    v++;
+    while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')) v++;
+#define NAME_IS(lit) (n == sizeof(lit) - 1 && !memcmp(s, lit, sizeof(lit) - 1))
+    if (NAME_IS("error") || NAME_IS("tool_calls") || NAME_IS("function_call")) return -1;
+    if (NAME_IS("usage") && !raw_is_null(d, v)) return -1;
+    if (NAME_IS("finish_reason")) {
+      if (++nfinish > 1) return -1; /* several choices: the full path looks at the first */
+      if (!raw_is_null(d, v)) finish = v;
+    }
+    if (NAME_IS("content")) {
+      if (content) return -1;
+      content = v;
+    }
+#undef NAME_IS
+  }
+  int text = content && content < end && *content == '"' && content + 1 < end && content[1] != '"';
+  int empty = !content || raw_is_null(d, content) || (content + 1 < end && content[0] == '"' && content[1] == '"');
+  if (text) return AIGW_EV_DELTA;
+  if (!empty) return -1; /* content that is neither text nor empty: let the full path judge */
+  if (finish) return *finish == '"' ? AIGW_EV_STOP : -1;
+  return AIGW_EV_OTHER;
 }
 
 static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *ev) {
@@ -1060,8 +1096,9 @@ static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
     return AIGW_CONTINUE;
   }
   H->event_name(ev, &name);
-  if (!name.n && H->api(r) == AIGW_API_CHAT && plain_content_delta(data)) {
-    H->event_set_kind(ev, AIGW_EV_DELTA);
+  int rk = !name.n && H->api(r) == AIGW_API_CHAT ? raw_classify(data) : -1;
+  if (rk >= 0) {
+    H->event_set_kind(ev, (aigw_event_kind)rk);
     return AIGW_CONTINUE;
   }
   aigw_json *j = H->event_json(ev);
