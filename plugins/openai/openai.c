@@ -1031,18 +1031,21 @@ static int raw_is_null(aigw_str d, const char *v) {
 }
 
 /* The common chunks are classified from their bytes, without building a tree: a text delta
- * (DELTA), the opening role-only chunk or any chunk with nothing of interest (OTHER), and a finish
- * without usage (STOP). Usage, errors, tool calls, several choices and unusual shapes take the full
+ * (DELTA), the opening role-only chunk or any chunk with nothing of interest (OTHER), a finish
+ * without usage (STOP), and the usage-only chunk ("choices": [], usage reported from its digits:
+ * USAGE). Usage, errors, tool calls, several choices and unusual shapes take the full
  * path (-1).
  *
  * One pass over the chunk's strings (memchr to each quote; escapes respected, so a string's
  * content is never read as a member name): a string followed by blanks and a colon is a member
  * name. (Six memmem scans of the whole chunk and a cJSON parse of every non-text chunk did this
  * before: 30 % and 12 % of a proxied stream's instructions.) */
-static int raw_classify(aigw_str d) {
+static int raw_classify(aigw_str d, const char **usage, int *no_choices) {
+  *usage = NULL;
+  *no_choices = 0;
   if (!d.n || d.p[0] != '{') return -1;
   const char *p = d.p, *end = d.p + d.n, *content = NULL, *finish = NULL;
-  int nfinish = 0;
+  int nfinish = 0, nusage = 0;
   while (p < end && (p = memchr(p, '"', (size_t)(end - p)))) {
     const char *s = ++p, *q = p; /* the string's first byte; find its closing quote */
     for (;;) {
@@ -1062,7 +1065,11 @@ static int raw_classify(aigw_str d) {
     while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')) v++;
 #define NAME_IS(lit) (n == sizeof(lit) - 1 && !memcmp(s, lit, sizeof(lit) - 1))
     if (NAME_IS("error") || NAME_IS("tool_calls") || NAME_IS("function_call")) return -1;
-    if (NAME_IS("usage") && !raw_is_null(d, v)) return -1;
+    if (NAME_IS("usage") && !raw_is_null(d, v)) {
+      if (++nusage > 1 || *v != '{') return -1;
+      *usage = v;
+    }
+    if (NAME_IS("choices") && end - v >= 2 && v[0] == '[' && v[1] == ']') *no_choices = 1;
     if (NAME_IS("finish_reason")) {
       if (++nfinish > 1) return -1; /* several choices: the full path looks at the first */
       if (!raw_is_null(d, v)) finish = v;
@@ -1075,6 +1082,7 @@ static int raw_classify(aigw_str d) {
   }
   int text = content && content < end && *content == '"' && content + 1 < end && content[1] != '"';
   int empty = !content || raw_is_null(d, content) || (content + 1 < end && content[0] == '"' && content[1] == '"');
+  if (*usage) return !content && !finish && *no_choices ? AIGW_EV_USAGE : -1; /* the usage-only chunk */
   if (text) return AIGW_EV_DELTA;
   if (!empty) return -1; /* content that is neither text nor empty: let the full path judge */
   if (finish) return *finish == '"' ? AIGW_EV_STOP : -1;
@@ -1096,9 +1104,14 @@ static aigw_status oa_on_event(void *vi, aigw_req *r, void **rctx, aigw_event *e
     return AIGW_CONTINUE;
   }
   H->event_name(ev, &name);
-  int rk = !name.n && H->api(r) == AIGW_API_CHAT ? raw_classify(data) : -1;
+  const char *ru = NULL;
+  int no_choices = 0;
+  int rk = !name.n && H->api(r) == AIGW_API_CHAT ? raw_classify(data, &ru, &no_choices) : -1;
+  if (rk == AIGW_EV_USAGE && !raw_usage(r, (aigw_str){ru, (size_t)(data.p + data.n - ru)}, AIGW_API_CHAT)) rk = -1;
   if (rk >= 0) {
     H->event_set_kind(ev, (aigw_event_kind)rk);
+    /* We asked for the usage chunk; the client did not: hide it (it has no choices) */
+    if (rk == AIGW_EV_USAGE && tctx && !tctx->client_usage) return AIGW_DROP;
     return AIGW_CONTINUE;
   }
   aigw_json *j = H->event_json(ev);

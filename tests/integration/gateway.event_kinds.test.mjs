@@ -38,14 +38,16 @@ describe('event kinds of a proxied OpenAI chat stream', { skip }, () => {
     const chunks = [];
     for await (const c of stream) chunks.push(c);
     const rec = await accessLogFor(gw, response.headers.get('x-request-id'));
-    return { seq: rec.kinds.split(',').filter(Boolean), chunks };
+    return { seq: rec.kinds.split(',').filter(Boolean), chunks, rec };
   };
   const squash = (seq) => seq.filter((k, i) => k !== seq[i - 1]);
 
-  test('text: the role chunk is other, text chunks delta, the finish stop, [DONE] done', async () => {
-    const { seq, chunks } = await kinds({});
+  test('text: the role chunk is other, text chunks delta, the finish stop, [DONE] done; the usage the gateway asked for is counted, not shown', async () => {
+    const { seq, chunks, rec } = await kinds({});
     assert.deepEqual(squash(seq), ['other', 'delta', 'stop', 'done'], seq.join(','));
     assert.ok(chunks.some((c) => c.choices[0]?.delta?.content));
+    assert.ok(!chunks.some((c) => c.usage), 'the client did not ask for usage');
+    assert.ok(rec.tokens_in > 0 && rec.tokens_out > 0, `usage from the hidden chunk: ${rec.tokens_in}/${rec.tokens_out}`);
   });
 
   test('with usage asked for: the usage chunk is usage, and it reaches the client', async () => {
