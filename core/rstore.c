@@ -124,6 +124,7 @@ typedef struct rclient {
   int cluster;
   int closing;           /* being freed: replies only free their rpend */
   char sig[512];         /* the settings it was made for (a reload that changes them makes a new client) */
+  uint64_t gen_id;       /* the config generation last found to have these settings */
   rnode *node[RS_MAX_NODES];
   size_t nnodes;         /* node[0..nseeds) are the configured seeds */
   size_t nseeds;
@@ -380,14 +381,18 @@ static void settings_sig(const cfg_gen *g, char *out, size_t cap) {
 static void client_free(rclient *cl);
 
 static rclient *client_get(worker *w, const cfg_gen *g) {
+  rclient *cl = w->rstore;
+  if (cl && cl->gen_id == g->id) return cl; /* checked for this generation already */
   char sig[512];
   settings_sig(g, sig, sizeof sig);
-  rclient *cl = w->rstore;
   if (cl && strcmp(cl->sig, sig)) { /* a reload moved the store: pending replies fail, callbacks run */
     client_free(cl);
     cl = w->rstore = NULL;
   }
-  if (cl) return cl;
+  if (cl) {
+    cl->gen_id = g->id;
+    return cl;
+  }
   pthread_once(&rs_once, rs_init);
   cl = calloc(1, sizeof *cl);
   if (!cl) return NULL;
@@ -395,6 +400,7 @@ static rclient *client_get(worker *w, const cfg_gen *g) {
   cl->cluster = g->redis_cluster;
   cl->timeout_ms = g->redis_timeout_ms;
   snprintf(cl->sig, sizeof cl->sig, "%s", sig);
+  cl->gen_id = g->id;
   if (g->redis_password && !(cl->password = strdup(g->redis_password))) {
     free(cl);
     return NULL;
