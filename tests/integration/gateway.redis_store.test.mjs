@@ -240,3 +240,39 @@ describe('two gateways share token limits and cost budgets through redis (the li
     assert.equal(two, one);
   });
 });
+
+describe('a reload that moves the store to another redis: counting goes on there', { skip }, () => {
+  let redisA, redisB, mock, gw;
+  before(async () => {
+    redisA = await startRedis();
+    redisB = await startRedis();
+    mock = await startMock();
+    gw = await startGateway({ mockPort: mock.port, config: (cfg) => {
+      cfg.store = { backend: 'redis', redis: { host: '127.0.0.1', port: redisA.port, timeout_ms: 300, prefix: `m${process.pid}:` } };
+      cfg.routes[0].plugins = [{ name: 'limits', config: { limits: [{ name: 'rpm', by: ['header:x-u'], requests: 10, window_s: 600, fail_open: false }] } }];
+      return cfg;
+    } });
+  });
+  after(async () => { await gw?.stop(); await mock?.stop(); await redisA?.stop(); await redisB?.stop(); });
+
+  const left = async () => {
+    const { response } = await new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-client', maxRetries: 0, defaultHeaders: { 'x-u': 'same' } })
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    return Number(response.headers.get('x-ratelimit-remaining-requests'));
+  };
+
+  test('3 counted on A; after the reload every worker counts on B from zero, and A is not used any more', async () => {
+    for (const want of [9, 8, 7]) assert.equal(await left(), want);
+    const cfg = JSON.parse(fs.readFileSync(gw.configPath, 'utf8'));
+    cfg.store.redis.port = redisB.port;
+    fs.writeFileSync(gw.configPath, JSON.stringify(cfg));
+    const r = await gw.admin('/reload', { method: 'POST' });
+    assert.equal(r.status, 200, await r.text());
+    // both workers now count on B (fresh), none on A
+    const seen = [];
+    for (let i = 0; i < 4; i++) seen.push(await left());
+    assert.deepEqual(seen, [9, 8, 7, 6]);
+    await redisA.stop();
+    assert.equal(await left(), 5, 'A is not used any more');
+  });
+});
