@@ -642,8 +642,35 @@ static int glob_ok(char **pats, size_t n, aigw_str v) {
 }
 
 /* A claim as a metadata value: a string, or a number / boolean as its JSON text. 0 or -1. */
-static int claim_value(const cJSON *p, const char *claim, char *buf, size_t cap, aigw_str *out) {
+/* The claim named `claim`: a top-level member of that exact name (names may hold dots, e.g. URL
+ * claims), else a dotted path into nested objects ("realm_access.roles"), at most 8 deep. */
+static const cJSON *claim_node(const cJSON *p, const char *claim) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, claim);
+  if (v || !strchr(claim, '.')) return v;
+  char seg[128];
+  const char *c = claim;
+  for (int depth = 0; depth < 8 && cJSON_IsObject(p); depth++) {
+    const char *dot = strchr(c, '.');
+    size_t n = dot ? (size_t)(dot - c) : strlen(c);
+    if (!n || n >= sizeof seg) return NULL;
+    memcpy(seg, c, n);
+    seg[n] = 0;
+    p = cJSON_GetObjectItemCaseSensitive(p, seg);
+    if (!dot) return p;
+    c = dot + 1;
+  }
+  return NULL;
+}
+
+/* A claim's value as text: a string, a number, a boolean, or an array's first string (groups,
+ * roles). 0, or -1 when there is no usable value. */
+static int claim_value(const cJSON *p, const char *claim, char *buf, size_t cap, aigw_str *out) {
+  const cJSON *v = claim_node(p, claim);
+  if (cJSON_IsArray(v)) {
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) if (cJSON_IsString(e) && e->valuestring[0]) break;
+    v = e;
+  }
   if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) <= MAX_CLAIM_VALUE) {
     *out = (aigw_str){v->valuestring, strlen(v->valuestring)};
     return 0;

@@ -150,6 +150,9 @@ describe('jwt: bearer tokens verified against a JWKS URL and static keys', { ski
             plugins: [jwtPlugin(jwks.port, { jwks_url: undefined, discovery_url: `http://127.0.0.1:${jwks.port}/oidc/good/.well-known/openid-configuration` })] },
           { name: 'oidc-evil', match: { methods: ['POST'], path: '/oidc-evil/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
             plugins: [jwtPlugin(jwks.port, { jwks_url: undefined, discovery_url: `http://127.0.0.1:${jwks.port}/oidc/evil/.well-known/openid-configuration` })] },
+          { name: 'nested', match: { methods: ['POST'], path: '/nested/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
+            plugins: [jwtPlugin(jwks.port, { consumer_claim: 'https://aigw.test/user', team_claim: 'org.team', tier_claim: 'realm_access.roles' }),
+              { name: 'limits', config: { limits: [{ name: 'per-team', by: ['team', 'tier'], requests: 1, window_s: 600 }] } }] },
           { name: 'own-limit', match: { methods: ['POST'], path: '/own/v1/chat/completions' }, api: 'chat', targets: [{ provider: 'up' }],
             plugins: [jwtPlugin(jwks.port, { limit_claims: { rpm: 'rpm_limit' } }),
               { name: 'limits', config: { limits: [{ name: 'rpm', by: ['consumer'], requests: 5, window_s: 600 }] } }] },
@@ -303,6 +306,21 @@ describe('jwt: bearer tokens verified against a JWKS URL and static keys', { ski
     const statuses = [];
     for (let i = 0; i < 6; i++) statuses.push((await raw(plain, p)).status);
     assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+  });
+
+  test('claims by dotted path and from arrays (Keycloak-style roles), and URL-named claims', async () => {
+    const p = '/nested/v1/chat/completions';
+    const t = (team, roles, user = 'u-nested') => tokenFor(rsa1, { 'https://aigw.test/user': user, org: { team }, realm_access: { roles } });
+    const a = await raw(t('blue', ['', 'gold', 'x']), p);
+    assert.equal(a.status, 200, a.text);
+    assert.equal((await accessLogFor(gw, a.headers.get('x-request-id'))).consumer, 'u-nested');
+    const b = await raw(t('blue', ['gold']), p);
+    assert.equal(b.status, 429, 'team blue + tier gold (first non-empty role) counted once already');
+    assert.match(b.json.error.message, /per-team/);
+    assert.equal((await raw(t('blue', ['silver']), p)).status, 200, 'another tier');
+    assert.equal((await raw(t('green', ['gold']), p)).status, 200, 'another team');
+    const none = await raw(tokenFor(rsa1, { sub: 'x', org: { team: 'blue' } }), p);
+    assert.equal(none.status, 401, 'no consumer claim at that name');
   });
 
   test('OIDC discovery: the issuer\'s jwks_uri is found and used; a document naming another issuer is refused', async () => {
