@@ -150,6 +150,10 @@ typedef struct msg_t {
   struct cJSON *json;
   int json_tried, dirty;
   int status;
+  /* body_member_raw's index of the top-level members (arena), for the body bytes it was made of */
+  struct jscan_ent *idx;
+  const char *idx_body; size_t idx_len; /* the bytes indexed; another body means a new index */
+  int idx_n;                            /* members indexed; -1: not a JSON object */
 } msg_t;
 
 struct aigw_req {

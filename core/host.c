@@ -831,9 +831,36 @@ static int h_body_member_raw(aigw_req *r, aigw_which which, const char *key, aig
   msg_t *m;
   if (!req_rd(r) || !(m = msg_of(r, which)) || !key || !out) return AIGW_E_INVAL;
   if (m->json || m->dirty) return AIGW_E_STATE;
+  const char *body = m->body ? m->body : "";
+  /* The client's request (read by several plugins, several members each): the first lookup on
+   * its bytes indexes every top-level member in one scan, the next ones look them up there. Its
+   * bytes change only to new request memory (set_body) or through the JSON tree (E_STATE above),
+   * so the pointer and length identify them. Other sides: one scan per lookup. */
+  if (which == AIGW_CLIENT_REQUEST && (!m->idx || m->idx_body != body || m->idx_len != m->body_len)) {
+    enum { IDX_MAX = 32 };
+    jscan_ent *e = m->idx ? m->idx : arena_alloc(&r->pool, IDX_MAX * sizeof *e);
+    if (e) {
+      size_t cnt = 0;
+      int rc = jscan_index(body, m->body_len, e, IDX_MAX, &cnt);
+      m->idx = e;
+      m->idx_body = body;
+      m->idx_len = m->body_len;
+      m->idx_n = rc < 0 ? -1 : rc == 0 ? -2 : (int)cnt; /* -2: more members than it holds */
+    }
+  }
+  if (which == AIGW_CLIENT_REQUEST && m->idx && m->idx_body == body && m->idx_len == m->body_len && m->idx_n != -2) {
+    if (m->idx_n < 0) return AIGW_E_INVAL;
+    size_t kl = strlen(key);
+    for (int i = 0; i < m->idx_n; i++) /* the first of duplicate names, as jscan_member and cJSON */
+      if (m->idx[i].klen == kl && !memcmp(m->idx[i].key, key, kl)) {
+        *out = (aigw_str){m->idx[i].val, m->idx[i].vlen};
+        return AIGW_OK;
+      }
+    return AIGW_E_NOTFOUND;
+  }
   const char *vs;
   size_t vn;
-  int rc = jscan_member(m->body ? m->body : "", m->body_len, key, &vs, &vn);
+  int rc = jscan_member(body, m->body_len, key, &vs, &vn);
   if (rc < 0) return AIGW_E_INVAL;
   if (rc == 0) return AIGW_E_NOTFOUND;
   *out = (aigw_str){vs, vn};

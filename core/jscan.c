@@ -150,6 +150,51 @@ static int skip_value(cur *c, int depth) {
   return skip_scalar(c);
 }
 
+int jscan_index(const char *text, size_t n, jscan_ent *out, size_t max, size_t *count) {
+  cur c = {text, text + n};
+  size_t k = 0;
+  int over = 0;
+  ws(&c);
+  if (c.p >= c.end || *c.p != '{') return -1;
+  c.p++;
+  ws(&c);
+  if (c.p < c.end && *c.p == '}') {
+    c.p++;
+    goto tail;
+  }
+  for (;;) {
+    ws(&c);
+    if (c.p >= c.end || *c.p != '"') return -1;
+    const char *ks = c.p + 1;
+    if (skip_string(&c) < 0) return -1;
+    const char *ke = c.p - 1;
+    ws(&c);
+    if (c.p >= c.end || *c.p != ':') return -1;
+    c.p++;
+    ws(&c);
+    const char *vs = c.p;
+    if (skip_value(&c, 1) < 0) return -1;
+    if (k < max) out[k++] = (jscan_ent){ks, (size_t)(ke - ks), vs, (size_t)(c.p - vs)};
+    else over = 1;
+    ws(&c);
+    if (c.p >= c.end) return -1;
+    if (*c.p == ',') {
+      c.p++;
+      continue;
+    }
+    if (*c.p == '}') {
+      c.p++;
+      break;
+    }
+    return -1;
+  }
+tail:
+  ws(&c);
+  if (c.p != c.end) return -1;
+  *count = k;
+  return over ? 0 : 1;
+}
+
 int jscan_member(const char *text, size_t n, const char *key, const char **vstart, size_t *vlen) {
   cur c = {text, text + n};
   size_t klen = strlen(key);

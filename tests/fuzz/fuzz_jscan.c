@@ -1,4 +1,5 @@
-/* fuzz_jscan: jscan_member must agree with cJSON on every input: same verdict on "is a JSON
+/* fuzz_jscan: jscan_member must agree with cJSON on every input, and jscan_index with
+ * jscan_member: same verdict on "is a JSON
  * object" (for inputs cJSON accepts as an object, jscan must too; jscan may reject a few inputs
  * cJSON accepts loosely, but never accept what cJSON rejects), and the member it finds must parse
  * to the same JSON as cJSON's first member of that name. */
@@ -34,6 +35,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
   }
   int is_obj = root && cJSON_IsObject(root);
+  /* jscan_index (one scan, every member) must agree with jscan_member (one scan per member) */
+  jscan_ent ents[8];
+  size_t nents = 0;
+  int irc = jscan_index(t, size, ents, 8, &nents);
+  for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+    const char *v = NULL;
+    size_t vn = 0;
+    int rc = jscan_member(t, size, keys[k], &v, &vn);
+    if ((irc < 0) != (rc < 0)) abort();
+    if (irc != 1) continue; /* not an object, or more members than the index holds */
+    const jscan_ent *hit = NULL;
+    for (size_t i = 0; i < nents && !hit; i++)
+      if (ents[i].klen == strlen(keys[k]) && !memcmp(ents[i].key, keys[k], ents[i].klen)) hit = &ents[i];
+    if ((hit != NULL) != (rc == 1)) abort();
+    if (hit && (hit->val != v || hit->vlen != vn)) abort();
+  }
   for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
     const char *v = NULL;
     size_t vn = 0;
