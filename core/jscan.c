@@ -150,10 +150,10 @@ static int skip_value(cur *c, int depth) {
   return skip_scalar(c);
 }
 
-int jscan_index(const char *text, size_t n, jscan_ent *out, size_t max, size_t *count) {
+/* Walks the JSON object text[0..n), checking its structure, and calls visit for each top-level
+ * member in order. 0, or -1 when the text is not a JSON object. */
+static int walk(const char *text, size_t n, void (*visit)(void *ud, const jscan_ent *e), void *ud) {
   cur c = {text, text + n};
-  size_t k = 0;
-  int over = 0;
   ws(&c);
   if (c.p >= c.end || *c.p != '{') return -1;
   c.p++;
@@ -174,8 +174,7 @@ int jscan_index(const char *text, size_t n, jscan_ent *out, size_t max, size_t *
     ws(&c);
     const char *vs = c.p;
     if (skip_value(&c, 1) < 0) return -1;
-    if (k < max) out[k++] = (jscan_ent){ks, (size_t)(ke - ks), vs, (size_t)(c.p - vs)};
-    else over = 1;
+    visit(ud, &(jscan_ent){ks, (size_t)(ke - ks), vs, (size_t)(c.p - vs)});
     ws(&c);
     if (c.p >= c.end) return -1;
     if (*c.p == ',') {
@@ -190,56 +189,50 @@ int jscan_index(const char *text, size_t n, jscan_ent *out, size_t max, size_t *
   }
 tail:
   ws(&c);
-  if (c.p != c.end) return -1;
-  *count = k;
-  return over ? 0 : 1;
+  return c.p == c.end ? 0 : -1; /* trailing garbage: not a JSON object */
+}
+
+typedef struct {
+  jscan_ent *out;
+  size_t max, k;
+  int over;
+} index_ud;
+
+static void index_visit(void *ud, const jscan_ent *e) {
+  index_ud *x = ud;
+  if (x->k < x->max) x->out[x->k++] = *e;
+  else x->over = 1;
+}
+
+int jscan_index(const char *text, size_t n, jscan_ent *out, size_t max, size_t *count) {
+  index_ud x = {out, max, 0, 0};
+  if (walk(text, n, index_visit, &x) < 0) return -1;
+  *count = x.k;
+  return x.over ? 0 : 1;
+}
+
+typedef struct {
+  const char *key;
+  size_t klen;
+  int found;
+  jscan_ent hit;
+} member_ud;
+
+/* keys with escapes never match (none of the keys we look up need them); of duplicate names the
+ * first wins, as in cJSON's lookup */
+static void member_visit(void *ud, const jscan_ent *e) {
+  member_ud *x = ud;
+  if (!x->found && e->klen == x->klen && !memcmp(e->key, x->key, x->klen)) {
+    x->found = 1;
+    x->hit = *e;
+  }
 }
 
 int jscan_member(const char *text, size_t n, const char *key, const char **vstart, size_t *vlen) {
-  cur c = {text, text + n};
-  size_t klen = strlen(key);
-  int found = 0;
-  ws(&c);
-  if (c.p >= c.end || *c.p != '{') return -1;
-  c.p++;
-  ws(&c);
-  if (c.p < c.end && *c.p == '}') {
-    c.p++;
-    goto tail;
-  }
-  for (;;) {
-    ws(&c);
-    if (c.p >= c.end || *c.p != '"') return -1;
-    const char *ks = c.p + 1;
-    if (skip_string(&c) < 0) return -1;
-    const char *ke = c.p - 1;
-    ws(&c);
-    if (c.p >= c.end || *c.p != ':') return -1;
-    c.p++;
-    ws(&c);
-    const char *vs = c.p;
-    if (skip_value(&c, 1) < 0) return -1;
-    /* keys with escapes never match (none of the keys we look up need them); the last duplicate
-     * wins, as in cJSON's lookup order... cJSON returns the first: keep the first */
-    if (!found && (size_t)(ke - ks) == klen && !memcmp(ks, key, klen)) {
-      found = 1;
-      if (vstart) *vstart = vs;
-      if (vlen) *vlen = (size_t)(c.p - vs);
-    }
-    ws(&c);
-    if (c.p >= c.end) return -1;
-    if (*c.p == ',') {
-      c.p++;
-      continue;
-    }
-    if (*c.p == '}') {
-      c.p++;
-      break;
-    }
-    return -1;
-  }
-tail:
-  ws(&c);
-  if (c.p != c.end) return -1; /* trailing garbage: not a JSON object */
-  return found;
+  member_ud x = {key, strlen(key), 0, {0}};
+  if (walk(text, n, member_visit, &x) < 0) return -1;
+  if (!x.found) return 0;
+  if (vstart) *vstart = x.hit.val;
+  if (vlen) *vlen = x.hit.vlen;
+  return 1;
 }
